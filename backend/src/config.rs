@@ -1,0 +1,72 @@
+//! The service's settings, read once from environment variables.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub bind_addr: String,
+    pub tests_root: PathBuf,
+    pub max_parallel_runs: usize,
+    pub run_timeout: Duration,
+    pub lease_secs: i64,
+    pub upload_max_bytes: u64,
+    pub log_max_bytes: usize,
+    pub python: String,
+    pub instance_id: String,
+    /// How long a cancelled or timed-out test gets after SIGINT and after
+    /// SIGTERM before the next, harsher signal.
+    pub kill_grace: Duration,
+    /// How long running tests may go on after SIGTERM to the service.
+    pub shutdown_grace: Duration,
+    /// How often the scheduler looks for work it was not woken for.
+    pub tick: Duration,
+    pub db_pool_size: u32,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            match var(name) {
+                Some(raw) => raw
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("{name} must be a whole number, not {raw:?}")),
+                None => Ok(default),
+            }
+        };
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+        let lease_secs = number("LEASE_SECS", 30)?.max(1);
+        Ok(Config {
+            database_url: var("DATABASE_URL")
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:54329/test_executor".into()),
+            bind_addr: var("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            tests_root: PathBuf::from(var("TESTS_ROOT").unwrap_or_else(|| "sample-tests".into())),
+            max_parallel_runs: number("MAX_PARALLEL_RUNS", cpus)?.max(1) as usize,
+            run_timeout: Duration::from_secs(number("RUN_TIMEOUT_SECS", 1800)?.max(1)),
+            lease_secs: lease_secs as i64,
+            upload_max_bytes: number("UPLOAD_MAX_BYTES", 1024 * 1024)?,
+            log_max_bytes: number("LOG_MAX_BYTES", 16 * 1024 * 1024)?.max(4096) as usize,
+            python: var("PYTHON").unwrap_or_else(|| "python3".into()),
+            instance_id: var("INSTANCE_ID").unwrap_or_else(default_instance_id),
+            kill_grace: Duration::from_millis(number("KILL_GRACE_MS", 3000)?),
+            shutdown_grace: Duration::from_secs(number("SHUTDOWN_GRACE_SECS", 30)?),
+            tick: Duration::from_millis(number("SCHEDULER_TICK_MS", 1000)?.max(10)),
+            db_pool_size: number("DB_POOL_SIZE", 16)?.clamp(2, 200) as u32,
+        })
+    }
+
+    /// The lease as a duration on the local clock.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs as u64)
+    }
+}
+
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}-{}", std::process::id())
+}

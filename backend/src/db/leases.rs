@@ -1,0 +1,354 @@
+//! The busy row of each environment as a lease: claim, renew, finish and
+//! reclaim. Every write about a running run names the fence it was started
+//! under, so a holder that lost its lease changes nothing.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+
+use super::logs::MAX_CHUNK_BYTES;
+use super::models::{EnvironmentRow, NewCaseRow, RunRow};
+use super::schema::{environment_locks, run_cases, run_log_chunks, test_runs};
+use shared::{CaseResult, RunStatus, RunSummary};
+
+/// A run this instance has claimed, with what it needs to start it.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub run: RunRow,
+    pub environment: EnvironmentRow,
+    pub fence: i64,
+}
+
+#[derive(QueryableByName)]
+struct Candidate {
+    #[diesel(sql_type = Integer)]
+    environment_id: i32,
+}
+
+/// Environments with queued runs and no holder, the one whose oldest queued
+/// run is oldest first, so that no environment starves under the cap.
+pub fn candidates(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<i32>> {
+    let rows: Vec<Candidate> = diesel::sql_query(
+        "SELECT q.environment_id FROM test_runs q \
+         WHERE q.status = 'queued' \
+           AND NOT EXISTS (SELECT 1 FROM environment_locks l WHERE l.environment_id = q.environment_id) \
+         GROUP BY q.environment_id ORDER BY min(q.id) LIMIT $1",
+    )
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|c| c.environment_id).collect())
+}
+
+#[derive(QueryableByName)]
+struct Fence {
+    #[diesel(sql_type = BigInt)]
+    fence: i64,
+}
+
+/// In one transaction: take the busy row of the environment if it is free,
+/// and mark its oldest queued run running under a new fence.
+pub fn claim(
+    conn: &mut PgConnection,
+    environment_id: i32,
+    holder: &str,
+    lease_secs: i64,
+) -> QueryResult<Option<Claim>> {
+    conn.transaction(|conn| {
+        let oldest: Option<i64> = test_runs::table
+            .filter(test_runs::environment_id.eq(environment_id))
+            .filter(test_runs::status.eq("queued"))
+            .order(test_runs::id)
+            .select(test_runs::id)
+            .first(conn)
+            .optional()?;
+        let Some(run_id) = oldest else {
+            return Ok(None);
+        };
+        let fence: Option<Fence> = diesel::sql_query(
+            "INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
+             VALUES ($1, $2, $3, nextval('lease_fences'), now() + make_interval(secs => $4)) \
+             ON CONFLICT (environment_id) DO NOTHING RETURNING fence",
+        )
+        .bind::<Integer, _>(environment_id)
+        .bind::<BigInt, _>(run_id)
+        .bind::<Text, _>(holder)
+        .bind::<BigInt, _>(lease_secs)
+        .get_result(conn)
+        .optional()?;
+        let Some(Fence { fence }) = fence else {
+            return Ok(None);
+        };
+        // Still queued? A cancel may have come first; then try again later.
+        let started: Option<RunRow> = diesel::update(
+            test_runs::table
+                .find(run_id)
+                .filter(test_runs::status.eq("queued")),
+        )
+        .set((
+            test_runs::status.eq("running"),
+            test_runs::started_at.eq(diesel::dsl::now),
+            test_runs::fence.eq(fence),
+            test_runs::instance_id.eq(holder),
+        ))
+        .returning(RunRow::as_returning())
+        .get_result(conn)
+        .optional()?;
+        let Some(run) = started else {
+            return Err(diesel::result::Error::RollbackTransaction);
+        };
+        let environment = super::environments::find(conn, environment_id)
+            .map_err(|_| diesel::result::Error::RollbackTransaction)?;
+        Ok(Some(Claim {
+            run,
+            environment,
+            fence,
+        }))
+    })
+    .or_else(|error| match error {
+        diesel::result::Error::RollbackTransaction => Ok(None),
+        other => Err(other),
+    })
+}
+
+/// Pushes the lease's expiry forward. False: the lease is no longer ours.
+pub fn renew(
+    conn: &mut PgConnection,
+    environment_id: i32,
+    fence: i64,
+    lease_secs: i64,
+) -> QueryResult<bool> {
+    let renewed = diesel::sql_query(
+        "UPDATE environment_locks SET expires_at = now() + make_interval(secs => $3) \
+         WHERE environment_id = $1 AND fence = $2",
+    )
+    .bind::<Integer, _>(environment_id)
+    .bind::<BigInt, _>(fence)
+    .bind::<BigInt, _>(lease_secs)
+    .execute(conn)?;
+    Ok(renewed == 1)
+}
+
+pub fn record_pgid(
+    conn: &mut PgConnection,
+    environment_id: i32,
+    fence: i64,
+    pgid: i32,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        environment_locks::table
+            .find(environment_id)
+            .filter(environment_locks::fence.eq(fence)),
+    )
+    .set(environment_locks::pgid.eq(Some(pgid)))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Whether someone asked to cancel this run (on any instance).
+pub fn cancel_requested(conn: &mut PgConnection, run_id: i64) -> QueryResult<bool> {
+    test_runs::table
+        .find(run_id)
+        .select(test_runs::cancel_requested)
+        .first(conn)
+}
+
+/// Appends to a running run's log and records its progress, if the fence
+/// still holds. False: the run is no longer ours.
+pub fn append_log(
+    conn: &mut PgConnection,
+    run_id: i64,
+    fence: i64,
+    start_offset: i64,
+    content: &str,
+    progress: &RunSummary,
+) -> QueryResult<bool> {
+    conn.transaction(|conn| {
+        let end = start_offset + content.len() as i64;
+        let updated = diesel::update(
+            test_runs::table
+                .find(run_id)
+                .filter(test_runs::fence.eq(fence))
+                .filter(test_runs::status.eq("running")),
+        )
+        .set((
+            test_runs::log_bytes.eq(end),
+            test_runs::total.eq(progress.total),
+            test_runs::passed.eq(progress.passed),
+            test_runs::failed.eq(progress.failed),
+            test_runs::skipped.eq(progress.skipped),
+            test_runs::errors.eq(progress.errors),
+            test_runs::xfailed.eq(progress.xfailed),
+            test_runs::xpassed.eq(progress.xpassed),
+        ))
+        .execute(conn)?;
+        if updated == 0 {
+            return Ok(false);
+        }
+        if !content.is_empty() {
+            diesel::insert_into(run_log_chunks::table)
+                .values((
+                    run_log_chunks::run_id.eq(run_id),
+                    run_log_chunks::start_offset.eq(start_offset),
+                    run_log_chunks::content.eq(content),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)?;
+        }
+        Ok(true)
+    })
+}
+
+/// How a run ended, as the runner saw it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: RunStatus,
+    pub reason: Option<String>,
+    pub exit_code: Option<i32>,
+    pub summary: RunSummary,
+    pub cases: Vec<CaseResult>,
+    /// The rest of the log, written at `log_offset`.
+    pub log_tail: String,
+    pub log_offset: i64,
+}
+
+/// Writes the final status, cases and the rest of the log and releases the
+/// environment, all or nothing, if the fence still holds.
+pub fn finish(
+    conn: &mut PgConnection,
+    run_id: i64,
+    environment_id: i32,
+    fence: i64,
+    outcome: &Outcome,
+) -> QueryResult<bool> {
+    conn.transaction(|conn| {
+        let log_end = outcome.log_offset + outcome.log_tail.len() as i64;
+        let updated = diesel::update(
+            test_runs::table
+                .find(run_id)
+                .filter(test_runs::fence.eq(fence))
+                .filter(test_runs::status.eq("running")),
+        )
+        .set((
+            test_runs::status.eq(outcome.status.as_str()),
+            test_runs::status_reason.eq(&outcome.reason),
+            test_runs::exit_code.eq(outcome.exit_code),
+            test_runs::finished_at.eq(diesel::dsl::now),
+            test_runs::log_bytes.eq(log_end),
+            test_runs::total.eq(outcome.summary.total),
+            test_runs::passed.eq(outcome.summary.passed),
+            test_runs::failed.eq(outcome.summary.failed),
+            test_runs::skipped.eq(outcome.summary.skipped),
+            test_runs::errors.eq(outcome.summary.errors),
+            test_runs::xfailed.eq(outcome.summary.xfailed),
+            test_runs::xpassed.eq(outcome.summary.xpassed),
+        ))
+        .execute(conn)?;
+        if updated == 0 {
+            release(conn, environment_id, fence)?;
+            return Ok(false);
+        }
+        let mut offset = outcome.log_offset;
+        for piece in crate::runner::log::pieces(&outcome.log_tail, MAX_CHUNK_BYTES as usize) {
+            diesel::insert_into(run_log_chunks::table)
+                .values((
+                    run_log_chunks::run_id.eq(run_id),
+                    run_log_chunks::start_offset.eq(offset),
+                    run_log_chunks::content.eq(piece),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)?;
+            offset += piece.len() as i64;
+        }
+        let rows: Vec<NewCaseRow> = outcome
+            .cases
+            .iter()
+            .map(|case| NewCaseRow {
+                run_id,
+                nodeid: &case.nodeid,
+                outcome: case.outcome.as_str(),
+                duration_ms: case.duration_ms,
+                message: case.message.as_deref(),
+            })
+            .collect();
+        // Postgres takes at most 65535 binds per statement.
+        for batch in rows.chunks(5000) {
+            diesel::insert_into(run_cases::table)
+                .values(batch)
+                .execute(conn)?;
+        }
+        release(conn, environment_id, fence)?;
+        Ok(true)
+    })
+}
+
+fn release(conn: &mut PgConnection, environment_id: i32, fence: i64) -> QueryResult<usize> {
+    diesel::delete(
+        environment_locks::table
+            .find(environment_id)
+            .filter(environment_locks::fence.eq(fence)),
+    )
+    .execute(conn)
+}
+
+/// A lease taken back from a holder that is gone.
+#[derive(Debug, QueryableByName)]
+pub struct Reclaimed {
+    #[diesel(sql_type = Integer)]
+    pub environment_id: i32,
+    #[diesel(sql_type = BigInt)]
+    pub run_id: i64,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub pgid: Option<i32>,
+}
+
+/// Deletes expired leases (or, with `holder`, every lease of that holder)
+/// and finishes their runs as `error`. Each row is deleted by exactly one
+/// sweeper, so each run is finished exactly once.
+pub fn reclaim(
+    conn: &mut PgConnection,
+    holder: Option<&str>,
+    reason: &str,
+) -> QueryResult<Vec<Reclaimed>> {
+    conn.transaction(|conn| {
+        let reclaimed: Vec<Reclaimed> = match holder {
+            None => diesel::sql_query(
+                "DELETE FROM environment_locks WHERE environment_id IN \
+                   (SELECT environment_id FROM environment_locks WHERE expires_at < now() \
+                    FOR UPDATE SKIP LOCKED) \
+                 RETURNING environment_id, run_id, pgid",
+            )
+            .load(conn)?,
+            Some(holder) => diesel::sql_query(
+                "DELETE FROM environment_locks WHERE holder = $1 \
+                 RETURNING environment_id, run_id, pgid",
+            )
+            .bind::<Text, _>(holder)
+            .load(conn)?,
+        };
+        for lease in &reclaimed {
+            diesel::update(
+                test_runs::table
+                    .find(lease.run_id)
+                    .filter(test_runs::status.eq("running")),
+            )
+            .set((
+                test_runs::status.eq("error"),
+                test_runs::status_reason.eq(reason),
+                test_runs::finished_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
+        }
+        Ok(reclaimed)
+    })
+}
+
+/// Runs marked running without any lease: left by a crash between
+/// statements that cannot happen inside one transaction, but cheap to heal.
+pub fn finish_orphans(conn: &mut PgConnection, reason: &str) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE test_runs SET status = 'error', status_reason = $1, finished_at = now() \
+         WHERE status = 'running' AND NOT EXISTS \
+           (SELECT 1 FROM environment_locks l WHERE l.run_id = test_runs.id)",
+    )
+    .bind::<Text, _>(reason)
+    .execute(conn)
+}

@@ -1,0 +1,62 @@
+//! Reading a run's log by byte offset.
+
+use diesel::prelude::*;
+use shared::LogChunk;
+
+use super::schema::run_log_chunks;
+use crate::error::ApiError;
+
+/// The most log one answer carries; clients follow `next_offset`.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// No stored chunk is longer than this, so a chunk covering an offset
+/// starts at most this far before it.
+pub const MAX_CHUNK_BYTES: i64 = 256 * 1024;
+
+/// The log from `offset` on, at most [`MAX_ANSWER_BYTES`] (more only when a
+/// single chunk is larger).
+pub fn read_from(conn: &mut PgConnection, run_id: i64, offset: i64) -> Result<LogChunk, ApiError> {
+    let run = super::runs::find(conn, run_id)?;
+    // The status is read first: once finished, every chunk is in place.
+    let finished = run.status().is_finished();
+    let offset = offset.max(0);
+    let chunks: Vec<(i64, String)> = run_log_chunks::table
+        .filter(run_log_chunks::run_id.eq(run_id))
+        .filter(run_log_chunks::start_offset.gt(offset - MAX_CHUNK_BYTES))
+        .filter(run_log_chunks::start_offset.lt(offset + MAX_ANSWER_BYTES as i64))
+        .order(run_log_chunks::start_offset)
+        .select((run_log_chunks::start_offset, run_log_chunks::content))
+        .load(conn)?;
+    let mut content = String::new();
+    let mut next_offset = offset;
+    for (start, text) in chunks {
+        let end = start + text.len() as i64;
+        if end <= next_offset {
+            continue;
+        }
+        if start > next_offset || (!content.is_empty() && content.len() + text.len() > MAX_ANSWER_BYTES) {
+            break;
+        }
+        let skip = (next_offset - start) as usize;
+        let from = (skip..=text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(text.len());
+        content.push_str(&text[from..]);
+        next_offset = end;
+    }
+    Ok(LogChunk {
+        offset,
+        next_offset,
+        complete: finished && next_offset >= run.log_bytes,
+        content,
+    })
+}
+
+pub fn read_all(conn: &mut PgConnection, run_id: i64) -> Result<String, ApiError> {
+    super::runs::find(conn, run_id)?;
+    let chunks: Vec<String> = run_log_chunks::table
+        .filter(run_log_chunks::run_id.eq(run_id))
+        .order(run_log_chunks::start_offset)
+        .select(run_log_chunks::content)
+        .load(conn)?;
+    Ok(chunks.concat())
+}

@@ -1,0 +1,204 @@
+//! Queries about runs: create, read, list, cancel, and their cases.
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt};
+use shared::{CaseResult, Run, RunListQuery, RunStatus};
+use std::collections::HashMap;
+
+use super::models::{CaseRow, NewRunRow, RunRow};
+use super::schema::{environments, run_cases, test_runs};
+use crate::error::ApiError;
+
+/// Inserts a queued run. The environment row is locked for the insert, so
+/// that runs of one environment commit in id order and the queue stays FIFO
+/// by id even when many are created at once.
+pub fn create(conn: &mut PgConnection, new: NewRunRow) -> Result<Run, ApiError> {
+    conn.transaction(|conn| {
+        let environment: Option<i32> = environments::table
+            .find(new.environment_id)
+            .select(environments::id)
+            .for_no_key_update()
+            .first(conn)
+            .optional()?;
+        if environment.is_none() {
+            return Err(ApiError::field(
+                "environment_id",
+                format!("environment {} does not exist", new.environment_id),
+            ));
+        }
+        let row: RunRow = diesel::insert_into(test_runs::table)
+            .values(&new)
+            .returning(RunRow::as_returning())
+            .get_result(conn)?;
+        with_queue_position(conn, row)
+    })
+}
+
+pub fn find(conn: &mut PgConnection, id: i64) -> Result<RunRow, ApiError> {
+    test_runs::table
+        .find(id)
+        .select(RunRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))
+}
+
+pub fn get(conn: &mut PgConnection, id: i64) -> Result<Run, ApiError> {
+    let row = find(conn, id)?;
+    with_queue_position(conn, row)
+}
+
+fn with_queue_position(conn: &mut PgConnection, row: RunRow) -> Result<Run, ApiError> {
+    let positions = queue_positions(conn, &[row.id])?;
+    let position = positions.get(&row.id).copied();
+    Ok(row.into_run(position))
+}
+
+#[derive(QueryableByName)]
+struct QueuePosition {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+}
+
+/// 1 for the next queued run of its environment, 2 for the one after, ...
+pub fn queue_positions(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> Result<HashMap<i64, i64>, ApiError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<QueuePosition> = diesel::sql_query(
+        "SELECT r.id, (SELECT count(*) FROM test_runs q \
+              WHERE q.environment_id = r.environment_id AND q.status = 'queued' AND q.id <= r.id) \
+              AS position \
+         FROM test_runs r WHERE r.id = ANY($1) AND r.status = 'queued'",
+    )
+    .bind::<Array<BigInt>, _>(ids)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.id, r.position)).collect())
+}
+
+/// A page of runs, newest first, and how many match in all.
+pub fn list(
+    conn: &mut PgConnection,
+    query: &RunListQuery,
+    page: i64,
+    per_page: i64,
+) -> Result<(Vec<Run>, i64), ApiError> {
+    let filtered = || {
+        let mut select = test_runs::table.into_boxed();
+        if let Some(status) = query.status {
+            select = select.filter(test_runs::status.eq(status.as_str()));
+        }
+        if let Some(username) = &query.username {
+            select = select.filter(test_runs::username.eq(username.clone()));
+        }
+        if let Some(environment_id) = query.environment_id {
+            select = select.filter(test_runs::environment_id.eq(environment_id));
+        }
+        select
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let rows: Vec<RunRow> = filtered()
+        .select(RunRow::as_select())
+        .order(test_runs::id.desc())
+        .limit(per_page)
+        .offset((page - 1).saturating_mul(per_page))
+        .load(conn)?;
+    let queued: Vec<i64> = rows
+        .iter()
+        .filter(|row| row.status() == RunStatus::Queued)
+        .map(|row| row.id)
+        .collect();
+    let positions = queue_positions(conn, &queued)?;
+    let runs = rows
+        .into_iter()
+        .map(|row| {
+            let position = positions.get(&row.id).copied();
+            row.into_run(position)
+        })
+        .collect();
+    Ok((runs, total))
+}
+
+pub fn cases(conn: &mut PgConnection, run_id: i64) -> Result<Vec<CaseResult>, ApiError> {
+    find(conn, run_id)?;
+    let rows: Vec<CaseRow> = run_cases::table
+        .filter(run_cases::run_id.eq(run_id))
+        .select(CaseRow::as_select())
+        .order(run_cases::id)
+        .load(conn)?;
+    Ok(rows.into_iter().map(CaseResult::from).collect())
+}
+
+/// Node ids of a run's failed and errored cases, in report order.
+pub fn failed_nodeids(conn: &mut PgConnection, run_id: i64) -> Result<Vec<String>, ApiError> {
+    let ids: Vec<String> = run_cases::table
+        .filter(run_cases::run_id.eq(run_id))
+        .filter(run_cases::outcome.eq_any(["failed", "error"]))
+        .select(run_cases::nodeid)
+        .order(run_cases::id)
+        .load(conn)?;
+    let mut seen = std::collections::HashSet::new();
+    Ok(ids.into_iter().filter(|id| seen.insert(id.clone())).collect())
+}
+
+/// What a cancel request did.
+pub enum CancelOutcome {
+    /// A queued run, now cancelled.
+    Cancelled,
+    /// A running run, whose holder will stop it.
+    Requested,
+}
+
+pub fn cancel(conn: &mut PgConnection, id: i64) -> Result<CancelOutcome, ApiError> {
+    conn.transaction(|conn| {
+        let row: RunRow = test_runs::table
+            .find(id)
+            .select(RunRow::as_select())
+            .for_update()
+            .first(conn)
+            .optional()?
+            .ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
+        match row.status() {
+            RunStatus::Queued => {
+                diesel::update(test_runs::table.find(id))
+                    .set((
+                        test_runs::status.eq(RunStatus::Cancelled.as_str()),
+                        test_runs::status_reason.eq("cancelled while queued"),
+                        test_runs::finished_at.eq(diesel::dsl::now),
+                        test_runs::cancel_requested.eq(true),
+                    ))
+                    .execute(conn)?;
+                Ok(CancelOutcome::Cancelled)
+            }
+            RunStatus::Running => {
+                diesel::update(test_runs::table.find(id))
+                    .set(test_runs::cancel_requested.eq(true))
+                    .execute(conn)?;
+                Ok(CancelOutcome::Requested)
+            }
+            finished => Err(ApiError::Conflict(format!(
+                "run {id} is already finished ({finished}); only queued or running runs can be cancelled"
+            ))),
+        }
+    })
+}
+
+/// Whether a queued or running run names this file, or a directory holding it.
+pub fn active_run_names(conn: &mut PgConnection, path: &str) -> Result<Option<i64>, ApiError> {
+    let active: Vec<(i64, serde_json::Value)> = test_runs::table
+        .filter(test_runs::status.eq_any(["queued", "running"]))
+        .select((test_runs::id, test_runs::paths))
+        .load(conn)?;
+    Ok(active.into_iter().find_map(|(id, paths)| {
+        let paths: Vec<String> = serde_json::from_value(paths).unwrap_or_default();
+        paths
+            .iter()
+            .any(|named| crate::catalog::names_file(named, path))
+            .then_some(id)
+    }))
+}

@@ -1,0 +1,82 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    environment_locks (environment_id) {
+        environment_id -> Int4,
+        run_id -> Int8,
+        holder -> Text,
+        fence -> Int8,
+        expires_at -> Timestamptz,
+        pgid -> Nullable<Int4>,
+        acquired_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    environments (id) {
+        id -> Int4,
+        name -> Text,
+        description -> Text,
+        variables -> Jsonb,
+        run_timeout_secs -> Nullable<Int4>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    run_cases (id) {
+        id -> Int8,
+        run_id -> Int8,
+        nodeid -> Text,
+        outcome -> Text,
+        duration_ms -> Int8,
+        message -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    run_log_chunks (run_id, start_offset) {
+        run_id -> Int8,
+        start_offset -> Int8,
+        content -> Text,
+    }
+}
+
+diesel::table! {
+    test_runs (id) {
+        id -> Int8,
+        username -> Text,
+        environment_id -> Int4,
+        paths -> Jsonb,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        exit_code -> Nullable<Int4>,
+        total -> Nullable<Int4>,
+        passed -> Nullable<Int4>,
+        failed -> Nullable<Int4>,
+        skipped -> Nullable<Int4>,
+        errors -> Nullable<Int4>,
+        xfailed -> Nullable<Int4>,
+        xpassed -> Nullable<Int4>,
+        log_bytes -> Int8,
+        fence -> Nullable<Int8>,
+        instance_id -> Nullable<Text>,
+        cancel_requested -> Bool,
+        rerun_of -> Nullable<Int8>,
+    }
+}
+
+diesel::joinable!(run_cases -> test_runs (run_id));
+diesel::joinable!(run_log_chunks -> test_runs (run_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    environment_locks,
+    environments,
+    run_cases,
+    run_log_chunks,
+    test_runs,
+);

@@ -1,0 +1,120 @@
+//! The one error type of the API: each variant maps to a status and the
+//! JSON error body of API.md.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use shared::{ApiErrorBody, ErrorCode, ErrorDetail, FieldErrors};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{message}")]
+    Validation {
+        message: String,
+        fields: FieldErrors,
+    },
+    #[error("the database cannot be reached")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(fields: FieldErrors) -> ApiError {
+        let message = fields
+            .iter()
+            .map(|(field, why)| format!("{field} {why}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError::Validation { message, fields }
+    }
+
+    pub fn field(field: &str, why: impl Into<String>) -> ApiError {
+        ApiError::validation(FieldErrors::from([(field.to_string(), why.into())]))
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(cause.to_string())
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::TooLarge(_) => ErrorCode::TooLarge,
+            ApiError::Validation { .. } => ErrorCode::Validation,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn body(&self) -> ApiErrorBody {
+        let message = match self {
+            // The cause of a 500 is logged, not shown.
+            ApiError::Internal(_) => "internal error; see the service log".to_string(),
+            other => other.to_string(),
+        };
+        let fields = match self {
+            ApiError::Validation { fields, .. } => Some(fields.clone()),
+            _ => None,
+        };
+        ApiErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+                fields,
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
+        }
+        HttpResponse::build(self.status_code()).json(self.body())
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            Error::NotFound => ApiError::NotFound("not found".into()),
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info)
+            | Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
+                ApiError::Unavailable(info.message().to_string())
+            }
+            Error::BrokenTransactionManager => {
+                ApiError::Unavailable("connection lost mid-transaction".into())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<r2d2_error::PoolError> for ApiError {
+    fn from(error: r2d2_error::PoolError) -> Self {
+        ApiError::Unavailable(error.to_string())
+    }
+}
+
+/// The pool's error type, named once.
+pub mod r2d2_error {
+    pub type PoolError = diesel::r2d2::PoolError;
+}

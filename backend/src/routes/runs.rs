@@ -1,0 +1,259 @@
+//! `/api/runs`: create, list, read, cancel and re-run test runs.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::Value;
+use shared::validate::{self, Fields};
+use shared::{Run, RunListQuery, RunPage, RunStatus, DEFAULT_PER_PAGE, MAX_PER_PAGE};
+use std::time::{Duration, Instant};
+
+use super::{json_body, path_id, query_pairs, query_param};
+use crate::db::models::NewRunRow;
+use crate::db::{self, run_blocking};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Bodies of run requests are small: 1000 paths fit easily.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/runs")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(web::resource("/api/runs/{id}").route(web::get().to(get)))
+    .service(web::resource("/api/runs/{id}/log").route(web::get().to(log)))
+    .service(web::resource("/api/runs/{id}/log.txt").route(web::get().to(log_text)))
+    .service(web::resource("/api/runs/{id}/cases").route(web::get().to(cases)))
+    .service(web::resource("/api/runs/{id}/cancel").route(web::post().to(cancel)))
+    .service(web::resource("/api/runs/{id}/rerun").route(web::post().to(rerun)));
+}
+
+fn created(run: Run) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/runs/{}", run.id)))
+        .json(run)
+}
+
+/// Parses `{"username", "environment_id", "paths"}`, naming every bad field.
+fn parse_new_run(state: &AppState, body: &Value) -> Result<NewRunRow, ApiError> {
+    let Some(object) = body.as_object() else {
+        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+    };
+    let mut fields = Fields::default();
+    let username = match object.get("username") {
+        Some(Value::String(raw)) => fields.check("username", validate::username(raw)),
+        Some(_) => fields.check("username", Err::<String, _>("must be a string".into())),
+        None => fields.check("username", Err::<String, _>("is required".into())),
+    };
+    let environment_id = match object.get("environment_id") {
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(id) => fields.check("environment_id", validate::environment_id(id)),
+            None => fields.check("environment_id", Err::<i32, _>("must be a whole number".into())),
+        },
+        Some(_) => fields.check("environment_id", Err::<i32, _>("must be a number".into())),
+        None => fields.check("environment_id", Err::<i32, _>("is required".into())),
+    };
+    let paths = match object.get("paths") {
+        Some(Value::Array(items)) => {
+            let strings: Option<Vec<String>> =
+                items.iter().map(|v| v.as_str().map(str::to_string)).collect();
+            match strings {
+                Some(strings) => fields.check("paths", validate::run_paths(&strings)),
+                None => fields.check("paths", Err::<Vec<_>, _>("must be a list of strings".into())),
+            }
+        }
+        Some(_) => fields.check("paths", Err::<Vec<_>, _>("must be a list of strings".into())),
+        None => fields.check("paths", Err::<Vec<_>, _>("is required".into())),
+    };
+    if let Some(paths) = &paths {
+        for path in paths {
+            if let Err(why) = state.tests_root.entry(path) {
+                fields.add("paths", why);
+                break;
+            }
+        }
+    }
+    match (username, environment_id, paths) {
+        (Some(username), Some(environment_id), Some(paths)) if fields.is_empty() => Ok(NewRunRow {
+            username,
+            environment_id,
+            paths: Value::from(paths.iter().map(|p| p.as_arg()).collect::<Vec<_>>()),
+            rerun_of: None,
+        }),
+        _ => Err(ApiError::validation(fields.into_inner())),
+    }
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = json_body(&req, payload, MAX_BODY_BYTES).await?;
+    // The catalog check reads the disk: off the async threads.
+    let checked = state.clone();
+    let new = web::block(move || parse_new_run(&checked, &body))
+        .await
+        .map_err(ApiError::internal)??;
+    let run = run_blocking(&state.pool, move |conn| db::runs::create(conn, new)).await?;
+    tracing::info!(run_id = run.id, environment_id = run.environment_id, username = %run.username, "run queued");
+    state.scheduler.wake();
+    Ok(created(run))
+}
+
+fn parse_list_query(req: &HttpRequest) -> Result<(RunListQuery, i64, i64), ApiError> {
+    let pairs = query_pairs(req)?;
+    let status = query_param::<RunStatus>(
+        &pairs,
+        "status",
+        "one of queued, running, success, failed, error, cancelled",
+    )?;
+    let username = pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "username")
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    let environment_id = query_param::<i32>(&pairs, "environment_id", "a whole number")?;
+    let page = query_param::<i64>(&pairs, "page", "a whole number from 1")?.unwrap_or(1);
+    let per_page =
+        query_param::<i64>(&pairs, "per_page", "a whole number from 1 to 500")?.unwrap_or(DEFAULT_PER_PAGE);
+    if page < 1 || page > 1_000_000 {
+        return Err(ApiError::BadRequest(format!("page must be from 1 to 1000000, not {page}")));
+    }
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(ApiError::BadRequest(format!(
+            "per_page must be from 1 to {MAX_PER_PAGE}, not {per_page}"
+        )));
+    }
+    let query = RunListQuery {
+        status,
+        username,
+        environment_id,
+        page: Some(page),
+        per_page: Some(per_page),
+    };
+    Ok((query, page, per_page))
+}
+
+async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let (query, page, per_page) = parse_list_query(&req)?;
+    let (items, total) =
+        run_blocking(&state.pool, move |conn| db::runs::list(conn, &query, page, per_page)).await?;
+    Ok(HttpResponse::Ok().json(RunPage {
+        items,
+        total,
+        page,
+        per_page,
+    }))
+}
+
+async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id: i64 = path_id(&id, "run id")?;
+    let run = run_blocking(&state.pool, move |conn| db::runs::get(conn, id)).await?;
+    Ok(HttpResponse::Ok().json(run))
+}
+
+async fn log(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id: i64 = path_id(&id, "run id")?;
+    let pairs = query_pairs(&req)?;
+    let offset = query_param::<i64>(&pairs, "offset", "a byte offset from 0")?.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::BadRequest(format!("offset must be 0 or more, not {offset}")));
+    }
+    let chunk = run_blocking(&state.pool, move |conn| db::logs::read_from(conn, id, offset)).await?;
+    Ok(HttpResponse::Ok().json(chunk))
+}
+
+async fn log_text(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id: i64 = path_id(&id, "run id")?;
+    let text = run_blocking(&state.pool, move |conn| db::logs::read_all(conn, id)).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(text))
+}
+
+async fn cases(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id: i64 = path_id(&id, "run id")?;
+    let cases = run_blocking(&state.pool, move |conn| db::runs::cases(conn, id)).await?;
+    Ok(HttpResponse::Ok().json(cases))
+}
+
+async fn cancel(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id: i64 = path_id(&id, "run id")?;
+    let outcome = run_blocking(&state.pool, move |conn| db::runs::cancel(conn, id)).await?;
+    if let db::runs::CancelOutcome::Requested = outcome {
+        tracing::info!(run_id = id, "cancel requested");
+        state.scheduler.cancel_local(id);
+        // Answer once the process tree is gone, if that is quick; the run's
+        // holder may be another instance, which sees the flag within 0.5 s.
+        let patience = state.config.kill_grace * 3 + Duration::from_secs(5);
+        let deadline = Instant::now() + patience;
+        loop {
+            let run = run_blocking(&state.pool, move |conn| db::runs::get(conn, id)).await?;
+            if run.status.is_finished() || Instant::now() >= deadline {
+                return Ok(HttpResponse::Ok().json(run));
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    tracing::info!(run_id = id, "queued run cancelled");
+    state.scheduler.wake();
+    let run = run_blocking(&state.pool, move |conn| db::runs::get(conn, id)).await?;
+    Ok(HttpResponse::Ok().json(run))
+}
+
+async fn rerun(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id: i64 = path_id(&id, "run id")?;
+    let pairs = query_pairs(&req)?;
+    let failed_only = match pairs.iter().rev().find(|(k, _)| k == "failed_only") {
+        None => false,
+        Some((_, v)) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "" => true,
+            "false" | "0" | "no" => false,
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "failed_only must be true or false, not {other:?}"
+                )))
+            }
+        },
+    };
+    let run = run_blocking(&state.pool, move |conn| {
+        let original = db::runs::find(conn, id)?;
+        let paths = if failed_only {
+            let failed = db::runs::failed_nodeids(conn, id)?;
+            if failed.is_empty() {
+                return Err(ApiError::field(
+                    "failed_only",
+                    format!("run {id} has no failed or errored tests to re-run"),
+                ));
+            }
+            failed
+        } else {
+            original.paths()
+        };
+        db::runs::create(
+            conn,
+            NewRunRow {
+                username: original.username,
+                environment_id: original.environment_id,
+                paths: Value::from(paths),
+                rerun_of: Some(id),
+            },
+        )
+    })
+    .await?;
+    tracing::info!(run_id = run.id, rerun_of = id, failed_only, "run queued again");
+    state.scheduler.wake();
+    Ok(created(run))
+}

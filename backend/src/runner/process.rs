@@ -1,0 +1,194 @@
+//! The test process tree: started in its own process group under a small
+//! supervisor (this binary, `supervise` mode) that kills the whole group
+//! when the service dies, and stopped by signalling the group.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The subcommand under which this binary supervises one test process.
+pub const SUPERVISE: &str = "supervise";
+/// Names the service's pid to the supervisor, which checks it is still
+/// its parent after arming the parent-death signal.
+const PARENT_PID_VAR: &str = "TEST_EXECUTOR_PARENT_PID";
+
+pub struct TestCommand<'a> {
+    pub program: &'a str,
+    pub args: Vec<OsString>,
+    pub cwd: &'a Path,
+    pub env: Vec<(String, String)>,
+    pub remove_env: &'a [&'a str],
+}
+
+/// Starts the command under a supervisor, in a new process group whose id
+/// is the returned child's pid. Output goes to `output`.
+pub fn spawn(command: &TestCommand, output: io::PipeWriter) -> io::Result<Child> {
+    let supervisor = std::env::current_exe()?;
+    let mut cmd = Command::new(supervisor);
+    cmd.arg(SUPERVISE)
+        .arg("--")
+        .arg(command.program)
+        .args(&command.args)
+        .current_dir(command.cwd)
+        .stdin(Stdio::null())
+        .stdout(output.try_clone()?)
+        .stderr(output)
+        .env(PARENT_PID_VAR, std::process::id().to_string())
+        .process_group(0);
+    for name in command.remove_env {
+        cmd.env_remove(name);
+    }
+    for (name, value) in &command.env {
+        cmd.env(name, value);
+    }
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Fires when the thread that forks dies; runs are started from
+            // their own thread, which lives as long as the process.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR1) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+pub fn signal_group(pgid: i32, signal: libc::c_int) {
+    if pgid > 1 {
+        // SAFETY: plain syscall; a stale group answers ESRCH.
+        unsafe {
+            libc::kill(-pgid, signal);
+        }
+    }
+}
+
+/// Whether any live (not zombie) process is left in the group.
+pub fn group_alive(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| parse_stat(&stat))
+            .is_some_and(|(state, group)| group == pgid && state != 'Z' && state != 'X')
+    })
+}
+
+/// State and process group from `/proc/<pid>/stat`; the command name in
+/// parentheses may itself hold spaces and parentheses.
+fn parse_stat(stat: &str) -> Option<(char, i32)> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Kills a group left behind by a past life of this instance, and waits
+/// (bounded) until it is gone.
+pub fn kill_group_and_wait(pgid: i32, timeout: Duration) -> bool {
+    signal_group(pgid, libc::SIGKILL);
+    let deadline = Instant::now() + timeout;
+    while group_alive(pgid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+extern "C" fn kill_own_group(_: libc::c_int) {
+    // SAFETY: kill is async-signal-safe; 0 names our own process group.
+    unsafe {
+        libc::kill(0, libc::SIGKILL);
+    }
+}
+
+extern "C" fn ignore(_: libc::c_int) {}
+
+/// `supervise -- program args…`: runs the program in this process group
+/// and exits with its status; kills the whole group if the service dies.
+/// SIGINT and SIGTERM sent to the group reach the program, not this
+/// supervisor, which waits for the program to react to them.
+pub fn supervise(args: &[OsString]) -> i32 {
+    let args: Vec<&OsString> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
+    let Some((program, rest)) = args.split_first() else {
+        eprintln!("supervise: missing command");
+        return 2;
+    };
+    // SAFETY: installing handlers that only make async-signal-safe calls.
+    // Handlers (unlike ignored signals) are reset to the default in the
+    // program we exec, so it still reacts to SIGINT and SIGTERM.
+    unsafe {
+        libc::signal(libc::SIGUSR1, kill_own_group as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, ignore as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, ignore as *const () as libc::sighandler_t);
+    }
+    let parent_ok = std::env::var(PARENT_PID_VAR)
+        .ok()
+        .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+        // SAFETY: plain syscall.
+        .is_none_or(|pid| pid == unsafe { libc::getppid() });
+    if !parent_ok {
+        // The service died before the parent-death signal was armed.
+        kill_own_group(0);
+    }
+    let child = Command::new(program)
+        .args(rest)
+        .env_remove(PARENT_PID_VAR)
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("could not start {}: {e}", program.to_string_lossy());
+            return 127;
+        }
+    };
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: waiting for our own child.
+        let waited = unsafe { libc::waitpid(child.id() as libc::pid_t, &mut status, 0) };
+        if waited >= 0 {
+            break;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return 1;
+        }
+    }
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_with_odd_names_parse() {
+        let stat = "1234 (py (test) x) S 1 4321 4321 0 -1 4194304";
+        assert_eq!(parse_stat(stat), Some(('S', 4321)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn an_empty_group_is_not_alive() {
+        assert!(!group_alive(i32::MAX - 7));
+    }
+}

@@ -1,0 +1,214 @@
+//! Hands queued runs to runner threads: one run at a time per environment
+//! (an in-process guard set plus the database's busy row), oldest queued
+//! run first, at most `MAX_PARALLEL_RUNS` at once, and takes back
+//! environments whose holder is gone.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::db::leases;
+use crate::runner::{self, process, RunnerContext};
+
+/// Environments this process is running a test on. Claiming one takes its
+/// guard first, so a process never even asks the database for an
+/// environment it already holds.
+#[derive(Default)]
+struct EnvironmentGuards {
+    held: Mutex<HashSet<i32>>,
+}
+
+struct EnvironmentGuard {
+    guards: Arc<EnvironmentGuards>,
+    environment_id: i32,
+}
+
+impl EnvironmentGuards {
+    fn try_acquire(self: &Arc<Self>, environment_id: i32) -> Option<EnvironmentGuard> {
+        let mut held = self.held.lock().ok()?;
+        held.insert(environment_id).then(|| EnvironmentGuard {
+            guards: Arc::clone(self),
+            environment_id,
+        })
+    }
+}
+
+impl Drop for EnvironmentGuard {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.guards.held.lock() {
+            held.remove(&self.environment_id);
+        }
+    }
+}
+
+pub struct Scheduler {
+    ctx: RunnerContext,
+    guards: Arc<EnvironmentGuards>,
+    wake: Arc<Notify>,
+    running: Arc<AtomicUsize>,
+    /// Cancel flags of the runs this process is running, by run id.
+    cancels: Arc<Mutex<HashMap<i64, Arc<AtomicBool>>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    stopping: AtomicBool,
+}
+
+impl Scheduler {
+    pub fn new(ctx: RunnerContext) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            ctx,
+            guards: Arc::default(),
+            wake: Arc::new(Notify::new()),
+            running: Arc::default(),
+            cancels: Arc::default(),
+            threads: Mutex::default(),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Asks the scheduler to look for work now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Tells a local run to stop; other instances see the database flag.
+    pub fn cancel_local(&self, run_id: i64) {
+        if let Some(flag) = self.cancels.lock().ok().and_then(|c| c.get(&run_id).cloned()) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Finishes what this instance held in a past life (same `INSTANCE_ID`)
+    /// and kills the process groups it had recorded.
+    pub fn recover_past_life(&self) -> Result<usize, String> {
+        let mut conn = self.ctx.pool.get().map_err(|e| e.to_string())?;
+        let reclaimed = leases::reclaim(
+            &mut conn,
+            Some(&self.ctx.config.instance_id),
+            "executor lost (its instance restarted)",
+        )
+        .map_err(|e| e.to_string())?;
+        for lease in &reclaimed {
+            tracing::warn!(run_id = lease.run_id, environment_id = lease.environment_id,
+                "finished a run held by this instance before it restarted");
+            if let Some(pgid) = lease.pgid {
+                process::kill_group_and_wait(pgid, Duration::from_secs(5));
+            }
+        }
+        Ok(reclaimed.len())
+    }
+
+    /// The scheduling loop: runs until the service stops.
+    pub async fn run(self: Arc<Self>) {
+        let tick = self.ctx.config.tick;
+        loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let scheduler = Arc::clone(&self);
+            let dispatched = tokio::task::spawn_blocking(move || scheduler.dispatch()).await;
+            if let Ok(Err(e)) = dispatched {
+                tracing::warn!(error = %e, "scheduling failed; retrying");
+            }
+            let _ = tokio::time::timeout(tick, self.wake.notified()).await;
+        }
+    }
+
+    /// One pass: reclaim expired leases, then claim runs while there is room.
+    fn dispatch(self: &Arc<Self>) -> Result<(), String> {
+        let mut conn = self.ctx.pool.get().map_err(|e| e.to_string())?;
+        for lease in leases::reclaim(&mut conn, None, "executor lost").map_err(|e| e.to_string())? {
+            tracing::warn!(run_id = lease.run_id, environment_id = lease.environment_id,
+                "reclaimed an expired lease; its run is finished as executor lost");
+        }
+        let max = self.ctx.config.max_parallel_runs;
+        while self.running() < max && !self.stopping.load(Ordering::SeqCst) {
+            let room = (max - self.running()) as i64;
+            let candidates = leases::candidates(&mut conn, room * 4 + 8).map_err(|e| e.to_string())?;
+            let mut started_any = false;
+            for environment_id in candidates {
+                if self.running() >= max || self.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Some(guard) = self.guards.try_acquire(environment_id) else {
+                    continue;
+                };
+                let claim = leases::claim(
+                    &mut conn,
+                    environment_id,
+                    &self.ctx.config.instance_id,
+                    self.ctx.config.lease_secs,
+                )
+                .map_err(|e| e.to_string())?;
+                if let Some(claim) = claim {
+                    self.start(claim, guard);
+                    started_any = true;
+                }
+            }
+            if !started_any {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn start(self: &Arc<Self>, claim: leases::Claim, guard: EnvironmentGuard) {
+        let run_id = claim.run.id;
+        let cancel = Arc::new(AtomicBool::new(false));
+        if let Ok(mut cancels) = self.cancels.lock() {
+            cancels.insert(run_id, Arc::clone(&cancel));
+        }
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let scheduler = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name(format!("run-{run_id}"))
+            .spawn(move || {
+                runner::execute(&scheduler.ctx, claim, cancel);
+                drop(guard);
+                if let Ok(mut cancels) = scheduler.cancels.lock() {
+                    cancels.remove(&run_id);
+                }
+                scheduler.running.fetch_sub(1, Ordering::SeqCst);
+                scheduler.wake();
+            });
+        match spawned {
+            Ok(handle) => {
+                if let Ok(mut threads) = self.threads.lock() {
+                    threads.retain(|t| !t.is_finished());
+                    threads.push(handle);
+                }
+            }
+            Err(e) => {
+                // The claim stays; its lease expires and a sweep finishes it.
+                tracing::error!(run_id, error = %e, "cannot start a run thread");
+                self.running.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Stops claiming; running tests get `SHUTDOWN_GRACE_SECS` to finish,
+    /// then are stopped and finished as "executor shut down". Returns once
+    /// every run thread has written its outcome.
+    pub fn shut_down(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake();
+        if let Ok(mut at) = self.ctx.shutdown_at.lock() {
+            at.get_or_insert_with(Instant::now);
+        }
+        let threads = self
+            .threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Builds the service from its configuration: database, scheduler, HTTP
+//! server; and stops it in order.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::middleware::{ErrorHandlers, NormalizePath, TrailingSlash};
+use actix_web::{web, App, HttpServer};
+
+use crate::catalog::TestsRoot;
+use crate::config::Config;
+use crate::db;
+use crate::routes;
+use crate::runner::RunnerContext;
+use crate::scheduler::Scheduler;
+use crate::state::AppState;
+
+/// How long start-up waits for the database before giving up.
+const DATABASE_WAIT: Duration = Duration::from_secs(30);
+
+pub async fn run(config: Config) -> Result<(), String> {
+    let config = Arc::new(config);
+    let tests_root = TestsRoot::open(&config.tests_root)?;
+    let pool = db::build_pool(&config.database_url, config.db_pool_size);
+    let migrate_pool = pool.clone();
+    actix_web::rt::task::spawn_blocking(move || migrate(&migrate_pool))
+        .await
+        .map_err(|e| e.to_string())??;
+
+    let listener = TcpListener::bind(&config.bind_addr)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind_addr))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let host = if address.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        address.ip().to_string()
+    };
+    let public_url = format!("http://{host}:{}", address.port());
+
+    let ctx = RunnerContext {
+        pool: pool.clone(),
+        config: Arc::clone(&config),
+        tests_root: tests_root.clone(),
+        public_url: public_url.clone(),
+        shutdown_at: Arc::default(),
+    };
+    let scheduler = Scheduler::new(ctx);
+    let recovering = Arc::clone(&scheduler);
+    match actix_web::rt::task::spawn_blocking(move || recovering.recover_past_life()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::warn!(runs = n, "finished runs left by a past life of this instance"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot check for runs of a past life"),
+        Err(e) => tracing::warn!(error = %e, "cannot check for runs of a past life"),
+    }
+
+    let state = AppState {
+        pool,
+        config: Arc::clone(&config),
+        tests_root,
+        scheduler: Arc::clone(&scheduler),
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .wrap(ErrorHandlers::new().default_handler(routes::json_error_body))
+            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .configure(routes::config)
+            .default_service(web::to(routes::not_found))
+    })
+    .listen(listener)
+    .map_err(|e| e.to_string())?
+    .shutdown_timeout(5)
+    .run();
+
+    let scheduling = actix_web::rt::spawn(Arc::clone(&scheduler).run());
+    tracing::info!(instance = %config.instance_id, tests_root = %config.tests_root.display(),
+        max_parallel_runs = config.max_parallel_runs, "service started");
+    println!("listening on {public_url}");
+
+    let served = server.await;
+    tracing::info!("stopping: no new runs are claimed; running tests get their grace period");
+    let stopping = Arc::clone(&scheduler);
+    let _ = actix_web::rt::task::spawn_blocking(move || stopping.shut_down()).await;
+    scheduling.abort();
+    tracing::info!("stopped");
+    served.map_err(|e| e.to_string())
+}
+
+/// Applies migrations, waiting for the database if it is still starting.
+fn migrate(pool: &db::PgPool) -> Result<(), String> {
+    let deadline = Instant::now() + DATABASE_WAIT;
+    loop {
+        match pool.get() {
+            Ok(mut conn) => return db::run_migrations(&mut conn),
+            Err(e) if Instant::now() < deadline => {
+                tracing::warn!(error = %e, "waiting for the database");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(format!("the database cannot be reached: {e}")),
+        }
+    }
+}

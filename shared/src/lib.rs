@@ -1,0 +1,28 @@
+//! Types and rules shared by the backend and the SPA: every request and
+//! answer body of the REST API, and the validation both sides apply.
+
+pub mod catalog;
+pub mod environment;
+pub mod error;
+pub mod insights;
+pub mod run;
+pub mod service;
+pub mod validate;
+
+pub use catalog::{Catalog, CatalogFile, UploadedFile};
+pub use environment::{Environment, EnvironmentState, NewEnvironment, UpdateEnvironment};
+pub use error::{ApiErrorBody, ErrorCode, ErrorDetail, FieldErrors};
+pub use insights::{FailingTest, FlakyTest, HistoryItem, Insights, SlowTest};
+pub use run::{
+    CaseOutcome, CaseResult, LogChunk, NewRun, Run, RunListQuery, RunPage, RunStatus, RunSummary,
+};
+pub use service::Health;
+
+/// Environments are numbered 1 to 100.
+pub const MIN_ENVIRONMENT_ID: i32 = 1;
+pub const MAX_ENVIRONMENT_ID: i32 = 100;
+/// The largest page of the run list.
+pub const MAX_PER_PAGE: i64 = 500;
+pub const DEFAULT_PER_PAGE: i64 = 50;
+/// The most paths one run may name.
+pub const MAX_PATHS: usize = 1000;
