@@ -54,7 +54,13 @@ impl TestsRoot {
         Ok(catalog)
     }
 
-    fn walk(&self, dir: &Path, rel: &str, depth: usize, catalog: &mut Catalog) -> Result<(), ApiError> {
+    fn walk(
+        &self,
+        dir: &Path,
+        rel: &str,
+        depth: usize,
+        catalog: &mut Catalog,
+    ) -> Result<(), ApiError> {
         // Deep trees are not test suites; the bound also stops link loops.
         if depth > 32 {
             return Ok(());
@@ -70,7 +76,9 @@ impl TestsRoot {
                 continue;
             };
             // Symlinks are not followed: they could lead out of the root.
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             let child_rel = join(rel, &name);
             if kind.is_dir() {
                 if is_skipped_dir(&name) {
@@ -104,7 +112,10 @@ impl TestsRoot {
     /// What a run's path names: a test file or a directory of the catalog.
     pub fn entry(&self, path: &TestPath) -> Result<Entry, String> {
         let Some(real) = self.resolve(&path.location) else {
-            return Err(format!("{:?} does not exist in the tests root", path.location));
+            return Err(format!(
+                "{:?} does not exist in the tests root",
+                path.location
+            ));
         };
         let hidden = path.location.split('/').any(is_skipped_dir);
         if real.is_dir() && !hidden && path.node_suffix.is_none() {
@@ -197,7 +208,10 @@ mod tests {
         ]);
         let catalog = root.list().unwrap();
         let paths: Vec<_> = catalog.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["api/x_test.py", "smoke/test_a.py", "smoke/test_b.py"]);
+        assert_eq!(
+            paths,
+            ["api/x_test.py", "smoke/test_a.py", "smoke/test_b.py"]
+        );
         assert_eq!(catalog.directories, ["api", "smoke"]);
         assert_eq!(catalog.files[1].directory, "smoke");
         assert_eq!(catalog.files[1].name, "test_a.py");
@@ -213,7 +227,10 @@ mod tests {
         assert!(entry("smoke/helpers.py").is_err());
         assert!(entry("smoke/test_missing.py").is_err());
         std::os::unix::fs::symlink("/etc", dir.path().join("escape")).unwrap();
-        assert!(entry("escape").is_err(), "a symlink out of the root is refused");
+        assert!(
+            entry("escape").is_err(),
+            "a symlink out of the root is refused"
+        );
         assert!(root.resolve("escape/passwd").is_none());
     }
 

@@ -49,7 +49,10 @@ pub async fn run(config: Config) -> Result<(), String> {
     let recovering = Arc::clone(&scheduler);
     match actix_web::rt::task::spawn_blocking(move || recovering.recover_past_life()).await {
         Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::warn!(runs = n, "finished runs left by a past life of this instance"),
+        Ok(Ok(n)) => tracing::warn!(
+            runs = n,
+            "finished runs left by a past life of this instance"
+        ),
         Ok(Err(e)) => tracing::warn!(error = %e, "cannot check for runs of a past life"),
         Err(e) => tracing::warn!(error = %e, "cannot check for runs of a past life"),
     }

@@ -75,7 +75,8 @@ mod tests {
 
     #[test]
     fn update_tells_missing_timeout_from_null() {
-        let missing: UpdateEnvironment = serde_json::from_str(r#"{"name": "x"}"#).unwrap_or_default();
+        let missing: UpdateEnvironment =
+            serde_json::from_str(r#"{"name": "x"}"#).unwrap_or_default();
         assert_eq!(missing.run_timeout_secs, None);
         let null: UpdateEnvironment =
             serde_json::from_str(r#"{"run_timeout_secs": null}"#).unwrap_or_default();

@@ -79,6 +79,9 @@ mod tests {
             },
         };
         let json = serde_json::to_string(&body).unwrap_or_default();
-        assert_eq!(json, r#"{"error":{"code":"not_found","message":"no run 3"}}"#);
+        assert_eq!(
+            json,
+            r#"{"error":{"code":"not_found","message":"no run 3"}}"#
+        );
     }
 }

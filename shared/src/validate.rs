@@ -181,7 +181,9 @@ pub fn upload_directory(raw: &str) -> Result<String, String> {
     }
     let segments: Vec<&str> = trimmed.split('/').collect();
     if segments.len() > MAX_UPLOAD_DEPTH {
-        return Err(format!("must be at most {MAX_UPLOAD_DEPTH} directories deep"));
+        return Err(format!(
+            "must be at most {MAX_UPLOAD_DEPTH} directories deep"
+        ));
     }
     for segment in &segments {
         if *segment == ".." || *segment == "." {
@@ -248,7 +250,9 @@ pub fn environment_name(raw: &str) -> Result<String, String> {
 
 pub fn description(raw: &str) -> Result<String, String> {
     if raw.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(format!("must be at most {MAX_DESCRIPTION_CHARS} characters"));
+        return Err(format!(
+            "must be at most {MAX_DESCRIPTION_CHARS} characters"
+        ));
     }
     if raw.contains('\0') {
         return Err("must not contain a NUL byte".into());
@@ -282,7 +286,9 @@ impl Fields {
     }
 
     pub fn add(&mut self, field: &str, why: impl Into<String>) {
-        self.0.entry(field.to_string()).or_insert_with(|| why.into());
+        self.0
+            .entry(field.to_string())
+            .or_insert_with(|| why.into());
     }
 
     pub fn is_empty(&self) -> bool {
@@ -360,7 +366,10 @@ mod tests {
         assert!(run_paths(&twice).is_err());
         let many: Vec<String> = (0..=MAX_PATHS).map(|i| format!("test_{i}.py")).collect();
         assert!(run_paths(&many).is_err());
-        assert_eq!(run_paths(&many[..MAX_PATHS]).map(|p| p.len()), Ok(MAX_PATHS));
+        assert_eq!(
+            run_paths(&many[..MAX_PATHS]).map(|p| p.len()),
+            Ok(MAX_PATHS)
+        );
     }
 
     #[test]
@@ -368,7 +377,14 @@ mod tests {
         for good in ["test_x.py", "x_test.py", "test_a_b.py", "test_.py"] {
             assert!(is_test_file_name(good), "{good}");
         }
-        for bad in ["notatest.py", "test_x.txt", "test.py", "_test.py", "xtest.py", "test_x.pyc"] {
+        for bad in [
+            "notatest.py",
+            "test_x.txt",
+            "test.py",
+            "_test.py",
+            "xtest.py",
+            "test_x.pyc",
+        ] {
             assert!(!is_test_file_name(bad), "{bad}");
         }
     }
@@ -376,7 +392,16 @@ mod tests {
     #[test]
     fn upload_names_are_plain_test_files() {
         assert_eq!(upload_file_name("test_ok.py"), Ok("test_ok.py".into()));
-        for bad in ["", "../test_x.py", "a/test_x.py", "a\\test_x.py", "test_\0.py", "notatest.py", "test_x.txt", "test x.py"] {
+        for bad in [
+            "",
+            "../test_x.py",
+            "a/test_x.py",
+            "a\\test_x.py",
+            "test_\0.py",
+            "notatest.py",
+            "test_x.txt",
+            "test x.py",
+        ] {
             assert!(upload_file_name(bad).is_err(), "{bad:?}");
         }
     }
@@ -384,9 +409,22 @@ mod tests {
     #[test]
     fn upload_directories_are_shallow_and_plain() {
         assert_eq!(upload_directory(""), Ok(String::new()));
-        assert_eq!(upload_directory("uploads/payments/"), Ok("uploads/payments".into()));
+        assert_eq!(
+            upload_directory("uploads/payments/"),
+            Ok("uploads/payments".into())
+        );
         assert_eq!(upload_directory("a/b/c/d"), Ok("a/b/c/d".into()));
-        for bad in ["a/b/c/d/e", "..", "a/../b", "/etc", "a\\b", "a b", "a//b", "a/\0", &"x".repeat(65)] {
+        for bad in [
+            "a/b/c/d/e",
+            "..",
+            "a/../b",
+            "/etc",
+            "a\\b",
+            "a b",
+            "a//b",
+            "a/\0",
+            &"x".repeat(65),
+        ] {
             assert!(upload_directory(bad).is_err(), "{bad:?}");
         }
     }
@@ -415,6 +453,9 @@ mod tests {
         assert_eq!(fields.check("username", username("")), None);
         fields.add("username", "second");
         let errors = fields.into_inner();
-        assert_eq!(errors.get("username").map(String::as_str), Some("must not be empty"));
+        assert_eq!(
+            errors.get("username").map(String::as_str),
+            Some("must not be empty")
+        );
     }
 }

@@ -45,7 +45,10 @@ pub fn list(conn: &mut PgConnection) -> Result<Vec<Environment>, ApiError> {
         .into_iter()
         .map(|row| {
             let id = row.id;
-            row.into_environment(holders.get(&id).copied(), queued.get(&id).copied().unwrap_or(0))
+            row.into_environment(
+                holders.get(&id).copied(),
+                queued.get(&id).copied().unwrap_or(0),
+            )
         })
         .collect())
 }
@@ -78,13 +81,16 @@ pub fn create(
             environments::id.eq(id),
             environments::name.eq(name),
             environments::description.eq(description),
-            environments::variables.eq(serde_json::to_value(variables).map_err(ApiError::internal)?),
+            environments::variables
+                .eq(serde_json::to_value(variables).map_err(ApiError::internal)?),
             environments::run_timeout_secs.eq(run_timeout_secs),
         ))
         .on_conflict_do_nothing()
         .execute(conn)?;
     if inserted == 0 {
-        return Err(ApiError::Conflict(format!("environment {id} already exists")));
+        return Err(ApiError::Conflict(format!(
+            "environment {id} already exists"
+        )));
     }
     get(conn, id)
 }

@@ -221,26 +221,32 @@ pub fn finish(
 ) -> QueryResult<bool> {
     conn.transaction(|conn| {
         let log_end = outcome.log_offset + outcome.log_tail.len() as i64;
-        let updated = diesel::update(
-            test_runs::table
-                .find(run_id)
-                .filter(test_runs::fence.eq(fence))
-                .filter(test_runs::status.eq("running")),
+        let summary = &outcome.summary;
+        // A cancel accepted while the run was ending wins: the caller was
+        // told it is cancelled. Its row lock orders it before or after us.
+        let updated = diesel::sql_query(
+            "UPDATE test_runs SET \
+               status = CASE WHEN cancel_requested THEN 'cancelled' ELSE $4 END, \
+               status_reason = CASE WHEN cancel_requested THEN 'cancelled by user' ELSE $5 END, \
+               exit_code = $6, finished_at = now(), log_bytes = $7, \
+               total = $8, passed = $9, failed = $10, skipped = $11, errors = $12, \
+               xfailed = $13, xpassed = $14 \
+             WHERE id = $1 AND fence = $2 AND status = $3",
         )
-        .set((
-            test_runs::status.eq(outcome.status.as_str()),
-            test_runs::status_reason.eq(&outcome.reason),
-            test_runs::exit_code.eq(outcome.exit_code),
-            test_runs::finished_at.eq(diesel::dsl::now),
-            test_runs::log_bytes.eq(log_end),
-            test_runs::total.eq(outcome.summary.total),
-            test_runs::passed.eq(outcome.summary.passed),
-            test_runs::failed.eq(outcome.summary.failed),
-            test_runs::skipped.eq(outcome.summary.skipped),
-            test_runs::errors.eq(outcome.summary.errors),
-            test_runs::xfailed.eq(outcome.summary.xfailed),
-            test_runs::xpassed.eq(outcome.summary.xpassed),
-        ))
+        .bind::<BigInt, _>(run_id)
+        .bind::<BigInt, _>(fence)
+        .bind::<Text, _>(RunStatus::Running.as_str())
+        .bind::<Text, _>(outcome.status.as_str())
+        .bind::<Nullable<Text>, _>(outcome.reason.as_deref())
+        .bind::<Nullable<Integer>, _>(outcome.exit_code)
+        .bind::<BigInt, _>(log_end)
+        .bind::<Nullable<Integer>, _>(summary.total)
+        .bind::<Nullable<Integer>, _>(summary.passed)
+        .bind::<Nullable<Integer>, _>(summary.failed)
+        .bind::<Nullable<Integer>, _>(summary.skipped)
+        .bind::<Nullable<Integer>, _>(summary.errors)
+        .bind::<Nullable<Integer>, _>(summary.xfailed)
+        .bind::<Nullable<Integer>, _>(summary.xpassed)
         .execute(conn)?;
         if updated == 0 {
             release(conn, environment_id, fence)?;

@@ -33,7 +33,9 @@ pub fn read_from(conn: &mut PgConnection, run_id: i64, offset: i64) -> Result<Lo
         if end <= next_offset {
             continue;
         }
-        if start > next_offset || (!content.is_empty() && content.len() + text.len() > MAX_ANSWER_BYTES) {
+        if start > next_offset
+            || (!content.is_empty() && content.len() + text.len() > MAX_ANSWER_BYTES)
+        {
             break;
         }
         let skip = (next_offset - start) as usize;

@@ -143,7 +143,10 @@ pub fn failed_nodeids(conn: &mut PgConnection, run_id: i64) -> Result<Vec<String
         .order(run_cases::id)
         .load(conn)?;
     let mut seen = std::collections::HashSet::new();
-    Ok(ids.into_iter().filter(|id| seen.insert(id.clone())).collect())
+    Ok(ids
+        .into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect())
 }
 
 /// What a cancel request did.

@@ -42,7 +42,8 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 
 async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = environment_id(&id)?;
-    let environment = run_blocking(&state.pool, move |conn| db::environments::get(conn, id)).await?;
+    let environment =
+        run_blocking(&state.pool, move |conn| db::environments::get(conn, id)).await?;
     Ok(HttpResponse::Ok().json(environment))
 }
 
@@ -82,7 +83,9 @@ fn parse_settings(object: &Map<String, Value>, fields: &mut Fields) -> Environme
         Value::Number(n) => {
             let secs = n.as_i64().and_then(|s| i32::try_from(s).ok());
             match secs {
-                Some(secs) => fields.check("run_timeout_secs", validate::run_timeout_secs(Some(secs))),
+                Some(secs) => {
+                    fields.check("run_timeout_secs", validate::run_timeout_secs(Some(secs)))
+                }
                 None => fields.check(
                     "run_timeout_secs",
                     Err::<Option<i32>, _>("must be a whole number of seconds".into()),
@@ -161,12 +164,17 @@ async fn update(
     if !fields.is_empty() {
         return Err(ApiError::validation(fields.into_inner()));
     }
-    let environment =
-        run_blocking(&state.pool, move |conn| db::environments::update(conn, id, changes)).await?;
+    let environment = run_blocking(&state.pool, move |conn| {
+        db::environments::update(conn, id, changes)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(environment))
 }
 
-async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = environment_id(&id)?;
     run_blocking(&state.pool, move |conn| db::environments::delete(conn, id)).await?;
     Ok(HttpResponse::NoContent().finish())

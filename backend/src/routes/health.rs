@@ -16,7 +16,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     let version = env!("CARGO_PKG_VERSION").to_string();
     let reachable = run_blocking(&state.pool, |conn| {
-        diesel::sql_query("SELECT 1").execute(conn).map_err(ApiError::from)
+        diesel::sql_query("SELECT 1")
+            .execute(conn)
+            .map_err(ApiError::from)
     })
     .await;
     match reachable {

@@ -95,14 +95,21 @@ pub async fn json_body(
     if !(mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")) {
         return Err(ApiError::BadRequest(format!(
             "expected a JSON body (Content-Type: application/json), got {:?}",
-            if content_type.is_empty() { "nothing" } else { content_type }
+            if content_type.is_empty() {
+                "nothing"
+            } else {
+                content_type
+            }
         )));
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::TooLarge(format!("the body is over {limit} bytes")));
+            return Err(ApiError::TooLarge(format!(
+                "the body is over {limit} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
@@ -125,7 +132,9 @@ pub fn query_param<T: FromStr>(
         None => Ok(None),
         Some((_, value)) if value.trim().is_empty() => Ok(None),
         Some((_, value)) => value.trim().parse().map(Some).map_err(|_| {
-            ApiError::BadRequest(format!("query parameter {name} must be {expected}, not {value:?}"))
+            ApiError::BadRequest(format!(
+                "query parameter {name} must be {expected}, not {value:?}"
+            ))
         }),
     }
 }

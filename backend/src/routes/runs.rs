@@ -39,7 +39,9 @@ fn created(run: Run) -> HttpResponse {
 /// Parses `{"username", "environment_id", "paths"}`, naming every bad field.
 fn parse_new_run(state: &AppState, body: &Value) -> Result<NewRunRow, ApiError> {
     let Some(object) = body.as_object() else {
-        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
     };
     let mut fields = Fields::default();
     let username = match object.get("username") {
@@ -50,21 +52,32 @@ fn parse_new_run(state: &AppState, body: &Value) -> Result<NewRunRow, ApiError> 
     let environment_id = match object.get("environment_id") {
         Some(Value::Number(n)) => match n.as_i64() {
             Some(id) => fields.check("environment_id", validate::environment_id(id)),
-            None => fields.check("environment_id", Err::<i32, _>("must be a whole number".into())),
+            None => fields.check(
+                "environment_id",
+                Err::<i32, _>("must be a whole number".into()),
+            ),
         },
         Some(_) => fields.check("environment_id", Err::<i32, _>("must be a number".into())),
         None => fields.check("environment_id", Err::<i32, _>("is required".into())),
     };
     let paths = match object.get("paths") {
         Some(Value::Array(items)) => {
-            let strings: Option<Vec<String>> =
-                items.iter().map(|v| v.as_str().map(str::to_string)).collect();
+            let strings: Option<Vec<String>> = items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect();
             match strings {
                 Some(strings) => fields.check("paths", validate::run_paths(&strings)),
-                None => fields.check("paths", Err::<Vec<_>, _>("must be a list of strings".into())),
+                None => fields.check(
+                    "paths",
+                    Err::<Vec<_>, _>("must be a list of strings".into()),
+                ),
             }
         }
-        Some(_) => fields.check("paths", Err::<Vec<_>, _>("must be a list of strings".into())),
+        Some(_) => fields.check(
+            "paths",
+            Err::<Vec<_>, _>("must be a list of strings".into()),
+        ),
         None => fields.check("paths", Err::<Vec<_>, _>("is required".into())),
     };
     if let Some(paths) = &paths {
@@ -118,10 +131,12 @@ fn parse_list_query(req: &HttpRequest) -> Result<(RunListQuery, i64, i64), ApiEr
         .filter(|v| !v.is_empty());
     let environment_id = query_param::<i32>(&pairs, "environment_id", "a whole number")?;
     let page = query_param::<i64>(&pairs, "page", "a whole number from 1")?.unwrap_or(1);
-    let per_page =
-        query_param::<i64>(&pairs, "per_page", "a whole number from 1 to 500")?.unwrap_or(DEFAULT_PER_PAGE);
-    if page < 1 || page > 1_000_000 {
-        return Err(ApiError::BadRequest(format!("page must be from 1 to 1000000, not {page}")));
+    let per_page = query_param::<i64>(&pairs, "per_page", "a whole number from 1 to 500")?
+        .unwrap_or(DEFAULT_PER_PAGE);
+    if !(1..=1_000_000).contains(&page) {
+        return Err(ApiError::BadRequest(format!(
+            "page must be from 1 to 1000000, not {page}"
+        )));
     }
     if !(1..=MAX_PER_PAGE).contains(&per_page) {
         return Err(ApiError::BadRequest(format!(
@@ -140,8 +155,10 @@ fn parse_list_query(req: &HttpRequest) -> Result<(RunListQuery, i64, i64), ApiEr
 
 async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (query, page, per_page) = parse_list_query(&req)?;
-    let (items, total) =
-        run_blocking(&state.pool, move |conn| db::runs::list(conn, &query, page, per_page)).await?;
+    let (items, total) = run_blocking(&state.pool, move |conn| {
+        db::runs::list(conn, &query, page, per_page)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(RunPage {
         items,
         total,
@@ -165,13 +182,21 @@ async fn log(
     let pairs = query_pairs(&req)?;
     let offset = query_param::<i64>(&pairs, "offset", "a byte offset from 0")?.unwrap_or(0);
     if offset < 0 {
-        return Err(ApiError::BadRequest(format!("offset must be 0 or more, not {offset}")));
+        return Err(ApiError::BadRequest(format!(
+            "offset must be 0 or more, not {offset}"
+        )));
     }
-    let chunk = run_blocking(&state.pool, move |conn| db::logs::read_from(conn, id, offset)).await?;
+    let chunk = run_blocking(&state.pool, move |conn| {
+        db::logs::read_from(conn, id, offset)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(chunk))
 }
 
-async fn log_text(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn log_text(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id: i64 = path_id(&id, "run id")?;
     let text = run_blocking(&state.pool, move |conn| db::logs::read_all(conn, id)).await?;
     Ok(HttpResponse::Ok()
@@ -179,13 +204,19 @@ async fn log_text(state: web::Data<AppState>, id: web::Path<String>) -> Result<H
         .body(text))
 }
 
-async fn cases(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn cases(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id: i64 = path_id(&id, "run id")?;
     let cases = run_blocking(&state.pool, move |conn| db::runs::cases(conn, id)).await?;
     Ok(HttpResponse::Ok().json(cases))
 }
 
-async fn cancel(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn cancel(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id: i64 = path_id(&id, "run id")?;
     let outcome = run_blocking(&state.pool, move |conn| db::runs::cancel(conn, id)).await?;
     if let db::runs::CancelOutcome::Requested = outcome {
@@ -253,7 +284,12 @@ async fn rerun(
         )
     })
     .await?;
-    tracing::info!(run_id = run.id, rerun_of = id, failed_only, "run queued again");
+    tracing::info!(
+        run_id = run.id,
+        rerun_of = id,
+        failed_only,
+        "run queued again"
+    );
     state.scheduler.wake();
     Ok(created(run))
 }

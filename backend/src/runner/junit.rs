@@ -191,8 +191,10 @@ E   assert 1 == 2</failure></testcase>
     #[test]
     fn cases_carry_node_ids_outcomes_and_messages() {
         let cases = parse(REPORT).unwrap();
-        let summary: Vec<(&str, CaseOutcome)> =
-            cases.iter().map(|c| (c.nodeid.as_str(), c.outcome)).collect();
+        let summary: Vec<(&str, CaseOutcome)> = cases
+            .iter()
+            .map(|c| (c.nodeid.as_str(), c.outcome))
+            .collect();
         assert_eq!(
             summary,
             vec![

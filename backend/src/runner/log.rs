@@ -44,7 +44,9 @@ impl LogBuffer {
         self.tail_bytes += line.len();
         self.tail.push_back(line);
         while self.tail_bytes > self.tail_budget {
-            let Some(oldest) = self.tail.pop_front() else { break };
+            let Some(oldest) = self.tail.pop_front() else {
+                break;
+            };
             self.tail_bytes -= oldest.len();
             self.cut_bytes += oldest.len() as u64;
         }

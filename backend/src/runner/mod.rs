@@ -91,9 +91,9 @@ fn prepare(ctx: &RunnerContext, claim: &Claim) -> Result<Vec<String>, String> {
     let mut args = Vec::new();
     for raw in claim.run.paths() {
         let path = TestPath::parse(&raw).map_err(|why| format!("test path {raw:?} {why}"))?;
-        ctx.tests_root
-            .entry(&path)
-            .map_err(|why| format!("cannot run: {why} (was it deleted after the run was queued?)"))?;
+        ctx.tests_root.entry(&path).map_err(|why| {
+            format!("cannot run: {why} (was it deleted after the run was queued?)")
+        })?;
         args.push(path.as_arg());
     }
     Ok(args)
@@ -170,7 +170,10 @@ fn supervise_pytest(
         Ok(pipe) => pipe,
         Err(e) => return Some(early_error(format!("cannot create a pipe: {e}"))),
     };
-    let mut child = match process::spawn(&command, writer) {
+    let lease = config.lease();
+    // Kill before the lease can expire: leave time for the kill itself.
+    let lease_margin = (lease / 4).max(Duration::from_millis(500));
+    let mut child = match process::spawn(&command, writer, lease.saturating_sub(lease_margin)) {
         Ok(child) => child,
         Err(e) => {
             return Some(early_error(format!(
@@ -198,10 +201,7 @@ fn supervise_pytest(
     }
 
     let started = Instant::now();
-    let lease = config.lease();
     let renew_every = lease / 3;
-    // Kill before the lease can expire: leave time for the kill itself.
-    let lease_margin = (lease / 4).max(Duration::from_millis(500));
     let mut last_renewal = started;
     let mut next_renewal = started + renew_every;
     let mut next_flush = started + FLUSH_EVERY;
@@ -258,11 +258,18 @@ fn supervise_pytest(
         if now >= next_renewal {
             next_renewal = now + renew_every;
             let attempt = Instant::now();
-            match ctx.pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-                leases::renew(&mut conn, environment_id, claim.fence, config.lease_secs)
-                    .map_err(|e| e.to_string())
-            }) {
-                Ok(true) => last_renewal = attempt,
+            match ctx
+                .pool
+                .get()
+                .map_err(|e| e.to_string())
+                .and_then(|mut conn| {
+                    leases::renew(&mut conn, environment_id, claim.fence, config.lease_secs)
+                        .map_err(|e| e.to_string())
+                }) {
+                Ok(true) => {
+                    last_renewal = attempt;
+                    process::heartbeat(&mut child);
+                }
                 Ok(false) => {
                     tracing::warn!("lease lost: another instance reclaimed the environment");
                     stop(&mut stopping, StopReason::LeaseLost);
@@ -419,7 +426,14 @@ fn flush(
             .copied()
             .unwrap_or("");
         let len = piece.len();
-        match leases::append_log(&mut conn, claim.run.id, claim.fence, offset, piece, progress) {
+        match leases::append_log(
+            &mut conn,
+            claim.run.id,
+            claim.fence,
+            offset,
+            piece,
+            progress,
+        ) {
             Ok(true) => {
                 log.mark_stored(len);
                 *flushed_progress = progress.clone();
@@ -454,24 +468,38 @@ pub fn status_of_exit(code: Option<i32>) -> (RunStatus, Option<String>) {
             RunStatus::Error,
             Some("test execution was interrupted or collection failed (pytest exit 2)".into()),
         ),
-        Some(3) => (RunStatus::Error, Some("pytest internal error (exit 3)".into())),
+        Some(3) => (
+            RunStatus::Error,
+            Some("pytest internal error (exit 3)".into()),
+        ),
         Some(4) => (RunStatus::Error, Some("pytest usage error (exit 4)".into())),
-        Some(5) => (RunStatus::Error, Some("no tests were collected (exit 5)".into())),
-        Some(127) => (RunStatus::Error, Some("the Python interpreter could not be started".into())),
+        Some(5) => (
+            RunStatus::Error,
+            Some("no tests were collected (exit 5)".into()),
+        ),
+        Some(127) => (
+            RunStatus::Error,
+            Some("the Python interpreter could not be started".into()),
+        ),
         Some(code) if code > 128 => (
             RunStatus::Error,
-            Some(format!("the test process was killed by signal {}", code - 128)),
+            Some(format!(
+                "the test process was killed by signal {}",
+                code - 128
+            )),
         ),
-        Some(code) => (RunStatus::Error, Some(format!("pytest exited with code {code}"))),
+        Some(code) => (
+            RunStatus::Error,
+            Some(format!("pytest exited with code {code}")),
+        ),
         None => (RunStatus::Error, Some("the test process was killed".into())),
     }
 }
 
 fn summary_of(cases: &[shared::CaseResult]) -> RunSummary {
     use shared::CaseOutcome;
-    let count = |outcome: CaseOutcome| {
-        Some(cases.iter().filter(|c| c.outcome == outcome).count() as i32)
-    };
+    let count =
+        |outcome: CaseOutcome| Some(cases.iter().filter(|c| c.outcome == outcome).count() as i32);
     RunSummary {
         total: Some(cases.len() as i32),
         passed: count(CaseOutcome::Passed),
@@ -529,8 +557,15 @@ mod tests {
         assert_eq!(status_of_exit(Some(0)).0, RunStatus::Success);
         assert_eq!(status_of_exit(Some(1)).0, RunStatus::Failed);
         for code in [2, 3, 4, 5, 137] {
-            assert_eq!(status_of_exit(Some(code)).0, RunStatus::Error, "exit {code}");
+            assert_eq!(
+                status_of_exit(Some(code)).0,
+                RunStatus::Error,
+                "exit {code}"
+            );
         }
-        assert!(status_of_exit(Some(5)).1.unwrap_or_default().contains("no tests"));
+        assert!(status_of_exit(Some(5))
+            .1
+            .unwrap_or_default()
+            .contains("no tests"));
     }
 }

@@ -143,7 +143,10 @@ pub fn summary_line_counts(line: &str) -> Option<RunSummary> {
         return None;
     }
     let (counts, timing) = inner.rsplit_once(" in ")?;
-    if !timing.trim_start().starts_with(|c: char| c.is_ascii_digit()) {
+    if !timing
+        .trim_start()
+        .starts_with(|c: char| c.is_ascii_digit())
+    {
         return None;
     }
     let mut summary = RunSummary {
@@ -264,13 +267,20 @@ mod tests {
         );
         let summary = summary.unwrap();
         assert_eq!(
-            (summary.passed, summary.failed, summary.skipped, summary.errors),
+            (
+                summary.passed,
+                summary.failed,
+                summary.skipped,
+                summary.errors
+            ),
             (Some(2), Some(1), Some(1), Some(2))
         );
         assert_eq!((summary.xfailed, summary.xpassed), (Some(1), Some(1)));
         assert_eq!(summary.total, Some(8));
 
-        let none = summary_line_counts("============================ no tests ran in 0.01s =============================");
+        let none = summary_line_counts(
+            "============================ no tests ran in 0.01s =============================",
+        );
         assert_eq!(none.and_then(|s| s.total), Some(0));
         assert!(summary_line_counts("=== test session starts ===").is_none());
         assert!(summary_line_counts("=== FAILURES in module ===").is_none());

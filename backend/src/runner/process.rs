@@ -1,6 +1,13 @@
 //! The test process tree: started in its own process group under a small
 //! supervisor (this binary, `supervise` mode) that kills the whole group
-//! when the service dies, and stopped by signalling the group.
+//! when the service dies or stops renewing its lease, and stopped by
+//! signalling the group.
+//!
+//! The supervisor learns both through its stdin: the service writes a byte
+//! after every lease renewal. End of file means the service is gone (even
+//! by SIGKILL); silence past the watchdog deadline means it is paused or
+//! cut off from the database, and the lease is about to pass to another
+//! instance. Either way the group dies first.
 
 use std::ffi::OsString;
 use std::io;
@@ -14,6 +21,8 @@ pub const SUPERVISE: &str = "supervise";
 /// Names the service's pid to the supervisor, which checks it is still
 /// its parent after arming the parent-death signal.
 const PARENT_PID_VAR: &str = "TEST_EXECUTOR_PARENT_PID";
+/// Milliseconds of heartbeat silence after which the supervisor kills.
+const WATCHDOG_VAR: &str = "TEST_EXECUTOR_WATCHDOG_MS";
 
 pub struct TestCommand<'a> {
     pub program: &'a str,
@@ -24,8 +33,14 @@ pub struct TestCommand<'a> {
 }
 
 /// Starts the command under a supervisor, in a new process group whose id
-/// is the returned child's pid. Output goes to `output`.
-pub fn spawn(command: &TestCommand, output: io::PipeWriter) -> io::Result<Child> {
+/// is the returned child's pid. Output goes to `output`; the child's stdin
+/// is the heartbeat (see [`heartbeat`]), and the group is killed after
+/// `watchdog` without one.
+pub fn spawn(
+    command: &TestCommand,
+    output: io::PipeWriter,
+    watchdog: Duration,
+) -> io::Result<Child> {
     let supervisor = std::env::current_exe()?;
     let mut cmd = Command::new(supervisor);
     cmd.arg(SUPERVISE)
@@ -33,10 +48,11 @@ pub fn spawn(command: &TestCommand, output: io::PipeWriter) -> io::Result<Child>
         .arg(command.program)
         .args(&command.args)
         .current_dir(command.cwd)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(output.try_clone()?)
         .stderr(output)
         .env(PARENT_PID_VAR, std::process::id().to_string())
+        .env(WATCHDOG_VAR, watchdog.as_millis().to_string())
         .process_group(0);
     for name in command.remove_env {
         cmd.env_remove(name);
@@ -58,6 +74,15 @@ pub fn spawn(command: &TestCommand, output: io::PipeWriter) -> io::Result<Child>
     cmd.spawn()
 }
 
+/// Tells the supervisor the lease was just renewed.
+pub fn heartbeat(child: &mut Child) {
+    use std::io::Write;
+    if let Some(stdin) = child.stdin.as_mut() {
+        // A supervisor that is gone cannot be told; nothing to do then.
+        let _ = stdin.write_all(b".").and_then(|()| stdin.flush());
+    }
+}
+
 pub fn signal_group(pgid: i32, signal: libc::c_int) {
     if pgid > 1 {
         // SAFETY: plain syscall; a stale group answers ESRCH.
@@ -74,7 +99,10 @@ pub fn group_alive(pgid: i32) -> bool {
     };
     entries.flatten().any(|entry| {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
             return false;
         };
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -132,7 +160,10 @@ pub fn supervise(args: &[OsString]) -> i32 {
     // Handlers (unlike ignored signals) are reset to the default in the
     // program we exec, so it still reacts to SIGINT and SIGTERM.
     unsafe {
-        libc::signal(libc::SIGUSR1, kill_own_group as *const () as libc::sighandler_t);
+        libc::signal(
+            libc::SIGUSR1,
+            kill_own_group as *const () as libc::sighandler_t,
+        );
         libc::signal(libc::SIGINT, ignore as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, ignore as *const () as libc::sighandler_t);
     }
@@ -145,9 +176,15 @@ pub fn supervise(args: &[OsString]) -> i32 {
         // The service died before the parent-death signal was armed.
         kill_own_group(0);
     }
+    let watchdog = std::env::var(WATCHDOG_VAR)
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(Duration::from_millis);
     let child = Command::new(program)
         .args(rest)
+        .stdin(Stdio::null())
         .env_remove(PARENT_PID_VAR)
+        .env_remove(WATCHDOG_VAR)
         .spawn();
     let child = match child {
         Ok(child) => child,
@@ -156,6 +193,11 @@ pub fn supervise(args: &[OsString]) -> i32 {
             return 127;
         }
     };
+    if let Some(watchdog) = watchdog {
+        let _ = std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || watch_heartbeat(watchdog));
+    }
     let mut status: libc::c_int = 0;
     loop {
         // SAFETY: waiting for our own child.
@@ -173,6 +215,40 @@ pub fn supervise(args: &[OsString]) -> i32 {
         128 + libc::WTERMSIG(status)
     } else {
         1
+    }
+}
+
+/// Kills the group when stdin ends (the service is gone) or stays silent
+/// for `deadline` (the service stopped renewing its lease).
+fn watch_heartbeat(deadline: Duration) {
+    let mut last_beat = Instant::now();
+    let mut buffer = [0u8; 64];
+    loop {
+        let left = deadline.saturating_sub(last_beat.elapsed());
+        if left.is_zero() {
+            eprintln!("test-executor: the service stopped renewing its lease; stopping the tests");
+            kill_own_group(0);
+        }
+        let mut poll = libc::pollfd {
+            fd: libc::STDIN_FILENO,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let timeout_ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+        // SAFETY: polling one valid descriptor we own.
+        let ready = unsafe { libc::poll(&mut poll, 1, timeout_ms) };
+        if ready <= 0 {
+            continue;
+        }
+        // SAFETY: reading into a local buffer of the given size.
+        let read =
+            unsafe { libc::read(libc::STDIN_FILENO, buffer.as_mut_ptr().cast(), buffer.len()) };
+        match read {
+            0 => kill_own_group(0),
+            n if n > 0 => last_beat = Instant::now(),
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => kill_own_group(0),
+        }
     }
 }
 

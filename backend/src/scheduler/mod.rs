@@ -80,7 +80,12 @@ impl Scheduler {
 
     /// Tells a local run to stop; other instances see the database flag.
     pub fn cancel_local(&self, run_id: i64) {
-        if let Some(flag) = self.cancels.lock().ok().and_then(|c| c.get(&run_id).cloned()) {
+        if let Some(flag) = self
+            .cancels
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&run_id).cloned())
+        {
             flag.store(true, Ordering::SeqCst);
         }
     }
@@ -96,8 +101,11 @@ impl Scheduler {
         )
         .map_err(|e| e.to_string())?;
         for lease in &reclaimed {
-            tracing::warn!(run_id = lease.run_id, environment_id = lease.environment_id,
-                "finished a run held by this instance before it restarted");
+            tracing::warn!(
+                run_id = lease.run_id,
+                environment_id = lease.environment_id,
+                "finished a run held by this instance before it restarted"
+            );
             if let Some(pgid) = lease.pgid {
                 process::kill_group_and_wait(pgid, Duration::from_secs(5));
             }
@@ -125,13 +133,17 @@ impl Scheduler {
     fn dispatch(self: &Arc<Self>) -> Result<(), String> {
         let mut conn = self.ctx.pool.get().map_err(|e| e.to_string())?;
         for lease in leases::reclaim(&mut conn, None, "executor lost").map_err(|e| e.to_string())? {
-            tracing::warn!(run_id = lease.run_id, environment_id = lease.environment_id,
-                "reclaimed an expired lease; its run is finished as executor lost");
+            tracing::warn!(
+                run_id = lease.run_id,
+                environment_id = lease.environment_id,
+                "reclaimed an expired lease; its run is finished as executor lost"
+            );
         }
         let max = self.ctx.config.max_parallel_runs;
         while self.running() < max && !self.stopping.load(Ordering::SeqCst) {
             let room = (max - self.running()) as i64;
-            let candidates = leases::candidates(&mut conn, room * 4 + 8).map_err(|e| e.to_string())?;
+            let candidates =
+                leases::candidates(&mut conn, room * 4 + 8).map_err(|e| e.to_string())?;
             let mut started_any = false;
             for environment_id in candidates {
                 if self.running() >= max || self.stopping.load(Ordering::SeqCst) {

@@ -1,0 +1,483 @@
+//! Spawns the real service binary against a database of its own and talks
+//! to it over HTTP, the way scripts and the SPA do.
+
+use diesel::prelude::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The Postgres server tests use: `DATABASE_URL`, else the project-local
+/// throwaway cluster, started on demand.
+fn server_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if !url.trim().is_empty() {
+                return url;
+            }
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg("start")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/pg.sh start runs");
+        assert!(out.status.success(), "scripts/pg.sh start failed");
+        String::from_utf8(out.stdout)
+            .expect("a URL")
+            .trim()
+            .to_string()
+    })
+}
+
+/// Replaces the database name in a postgres URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{}", &base[..host_end], name);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// A database of one test's own, dropped with it.
+pub struct TestDb {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn create() -> Arc<TestDb> {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "te_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            nanos
+        );
+        let admin_url = with_database(server_url(), "postgres");
+        let mut conn = PgConnection::establish(&admin_url).expect("the test Postgres answers");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("a test database");
+        let url = with_database(server_url(), &name);
+        Arc::new(TestDb {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    pub fn conn(&self) -> PgConnection {
+        PgConnection::establish(&self.url).expect("the test database answers")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
+        }
+    }
+}
+
+/// A tests root with the given files, in a temporary directory.
+pub struct TestsDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestsDir {
+    pub fn with(files: &[(&str, &str)]) -> TestsDir {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let tests = TestsDir { dir };
+        for (path, content) in files {
+            tests.write(path, content);
+        }
+        tests
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        let full = self.dir.path().join(path);
+        std::fs::create_dir_all(full.parent().expect("a parent")).expect("directories");
+        std::fs::write(full, content).expect("a test file");
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A running service process.
+pub struct TestApp {
+    pub base: String,
+    pub db: Arc<TestDb>,
+    child: Child,
+    pub log_path: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// A service on its own fresh database.
+    pub fn spawn(tests: &TestsDir, env: &[(&str, &str)]) -> TestApp {
+        TestApp::spawn_on(TestDb::create(), tests, env)
+    }
+
+    /// A service on a given database, for several instances on one.
+    pub fn spawn_on(db: Arc<TestDb>, tests: &TestsDir, env: &[(&str, &str)]) -> TestApp {
+        let log_dir = tempfile::tempdir().expect("a log directory");
+        let log_path = log_dir.path().join("service.log");
+        let log_file = std::fs::File::create(&log_path).expect("a log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_test-executor"));
+        command
+            .env("DATABASE_URL", &db.url)
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("TESTS_ROOT", tests.path())
+            .env("SCHEDULER_TICK_MS", "200")
+            .env("KILL_GRACE_MS", "1000")
+            .env("RUST_LOG", "info")
+            .env_remove("INSTANCE_ID")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("the service binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("the service did not start:\n{log}");
+            }
+        };
+        TestApp {
+            base,
+            db,
+            child,
+            log_path,
+            _log_dir: log_dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn service_log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain syscall on our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        answer(ureq::get(&self.url(path)).call())
+    }
+
+    pub fn get_text(&self, path: &str) -> (u16, String, String) {
+        match ureq::get(&self.url(path)).call() {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => {
+                let status = r.status();
+                let content_type = r.header("content-type").unwrap_or("").to_string();
+                (status, content_type, r.into_string().unwrap_or_default())
+            }
+            Err(e) => panic!("GET {path}: {e}"),
+        }
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        answer(ureq::post(&self.url(path)).send_json(body))
+    }
+
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+        answer(
+            ureq::post(&self.url(path))
+                .set("Content-Type", content_type)
+                .send_string(body),
+        )
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        answer(ureq::put(&self.url(path)).send_json(body))
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        answer(ureq::delete(&self.url(path)).call())
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> (u16, Value) {
+        answer(ureq::request(method, &self.url(path)).call())
+    }
+
+    /// Creates a run and returns its id.
+    pub fn create_run(&self, username: &str, environment_id: i32, paths: &[&str]) -> i64 {
+        let (status, run) = self.post(
+            "/api/runs",
+            &serde_json::json!({"username": username, "environment_id": environment_id, "paths": paths}),
+        );
+        assert_eq!(status, 201, "run not created: {run}");
+        run["id"].as_i64().expect("a run id")
+    }
+
+    pub fn run(&self, id: i64) -> Value {
+        let (status, run) = self.get(&format!("/api/runs/{id}"));
+        assert_eq!(status, 200, "{run}");
+        run
+    }
+
+    /// Polls a run until it is finished.
+    pub fn wait_finished(&self, id: i64, timeout: Duration) -> Value {
+        self.wait_run(id, timeout, |run| {
+            !matches!(run["status"].as_str(), Some("queued") | Some("running"))
+        })
+    }
+
+    pub fn wait_run(&self, id: i64, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let run = self.run(id);
+            if done(&run) {
+                return run;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "run {id} did not get there in {timeout:?}: {run}\nservice log:\n{}",
+                    self.service_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self, id: i64) -> String {
+        let (status, _, text) = self.get_text(&format!("/api/runs/{id}/log.txt"));
+        assert_eq!(status, 200);
+        text
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    match result {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => {
+            let status = response.status();
+            let text = response.into_string().unwrap_or_default();
+            let body = if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            };
+            (status, body)
+        }
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
+/// Asserts the JSON error body of API.md with the given code.
+pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(answer.0, status, "unexpected answer: {}", answer.1);
+    assert_eq!(
+        answer.1["error"]["code"], code,
+        "unexpected body: {}",
+        answer.1
+    );
+    assert!(
+        answer.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "an error message: {}",
+        answer.1
+    );
+}
+
+/// Strips ANSI colour codes.
+pub fn plain(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            for next in chars.by_ref() {
+                if next.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub const SECS_30: Duration = Duration::from_secs(30);
+
+/// A TCP proxy in front of the test Postgres, to cut the service off from
+/// its database and bring it back, as an outage would.
+pub struct DbProxy {
+    pub port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl DbProxy {
+    pub fn start() -> DbProxy {
+        use std::net::{TcpListener, TcpStream};
+        let target = server_address();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a proxy port");
+        let port = listener.local_addr().expect("an address").port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let open: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
+        let (accept_up, accept_open) = (Arc::clone(&up), Arc::clone(&open));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !accept_up.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let pipes = [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ];
+                if let Ok(mut open) = accept_open.lock() {
+                    open.extend([client, server]);
+                }
+                for (from, to) in pipes {
+                    if let (Ok(mut from), Ok(mut to)) = (from, to) {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                }
+            }
+        });
+        DbProxy { port, up, open }
+    }
+
+    /// The URL of a database through this proxy.
+    pub fn url_for(&self, db: &TestDb) -> String {
+        let (scheme, rest) = db.url.split_once("://").unwrap_or(("postgres", &db.url));
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let user = authority
+            .rsplit_once('@')
+            .map(|(user, _)| format!("{user}@"))
+            .unwrap_or_default();
+        format!("{scheme}://{user}127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        if let Ok(mut open) = self.open.lock() {
+            for stream in open.drain(..) {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    pub fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// host:port of the test Postgres.
+fn server_address() -> String {
+    let url = server_url();
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host_part = after_scheme
+        .split(['/', '?'])
+        .next()
+        .unwrap_or(after_scheme);
+    let host_port = host_part.rsplit_once('@').map_or(host_part, |(_, hp)| hp);
+    if host_port.contains(':') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:5432")
+    }
+}
+
+/// Whether a process is alive (a zombie counts as gone).
+pub fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = &stat[stat.rfind(')')? + 1..];
+            after
+                .split_whitespace()
+                .next()
+                .map(|s| s != "Z" && s != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// Waits until `check` holds, or panics with `what`.
+pub fn eventually(timeout: Duration, what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

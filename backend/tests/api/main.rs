@@ -1,0 +1,14 @@
+//! Black-box tests of the service: each spawns the real binary on a
+//! database of its own and speaks the REST API to it.
+
+// A test crate: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod catalog;
+mod environments;
+mod errors;
+mod helpers;
+mod outcomes;
+mod reliability;
+mod runs;
+mod scheduling;
