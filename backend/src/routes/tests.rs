@@ -1,13 +1,31 @@
-//! `/api/tests`: the catalog of test files under the tests root.
+//! `/api/tests`: the catalog of test files under the tests root, uploads
+//! and deletions.
 
-use actix_web::{web, HttpResponse};
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use std::io::Write;
 
+use crate::catalog::upload::{self, Upload};
+use crate::db::{self, run_blocking};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Text fields (directory, overwrite) are short.
+const MAX_TEXT_FIELD_BYTES: usize = 4096;
+
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/tests").route(web::get().to(list)))
-        .service(web::resource("/api/tests/{path:.*}").route(web::get().to(source)));
+    cfg.service(
+        web::resource("/api/tests")
+            .route(web::get().to(list))
+            .route(web::post().to(upload)),
+    )
+    .service(
+        web::resource("/api/tests/{path:.*}")
+            .route(web::get().to(source))
+            .route(web::delete().to(delete)),
+    );
 }
 
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -30,4 +48,151 @@ async fn source(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(text))
+}
+
+fn bad_part(e: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(format!("malformed multipart body: {e}"))
+}
+
+/// Reads a short text field.
+async fn text_field(field: &mut actix_multipart::Field, name: &str) -> Result<String, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(bad_part)?;
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
+            return Err(ApiError::TooLarge(format!(
+                "the {name} field is over {MAX_TEXT_FIELD_BYTES} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| ApiError::field(name, "must be UTF-8 text"))
+}
+
+/// Streams the file part to a temporary file outside the tests root,
+/// refusing it as soon as it passes the limit.
+async fn spool_file(
+    field: &mut actix_multipart::Field,
+    limit: u64,
+) -> Result<tempfile::NamedTempFile, ApiError> {
+    let mut spool = web::block(tempfile::NamedTempFile::new)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let mut size = 0u64;
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(bad_part)?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError::TooLarge(format!(
+                "the file is over the upload limit of {limit} bytes"
+            )));
+        }
+        spool = web::block(move || spool.write_all(&chunk).map(|()| spool))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+    }
+    Ok(spool)
+}
+
+async fn upload(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        return Err(ApiError::BadRequest(
+            "expected multipart/form-data with a file part and a directory field".into(),
+        ));
+    }
+    let mut form = Multipart::new(req.headers(), payload);
+    let mut upload = Upload {
+        directory: String::new(),
+        file_name: None,
+        overwrite: false,
+        staged: None,
+    };
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(bad_part)?;
+        let name = field.name().unwrap_or("").to_string();
+        match name.as_str() {
+            "directory" => upload.directory = text_field(&mut field, "directory").await?,
+            "overwrite" => {
+                let value = text_field(&mut field, "overwrite").await?;
+                upload.overwrite = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "on" | "yes" => true,
+                    "false" | "0" | "off" | "no" | "" => false,
+                    other => {
+                        return Err(ApiError::field(
+                            "overwrite",
+                            format!("must be true or false, not {other:?}"),
+                        ))
+                    }
+                };
+            }
+            "file" => {
+                if upload.staged.is_some() {
+                    return Err(ApiError::BadRequest("send exactly one file part".into()));
+                }
+                upload.file_name = Some(
+                    field
+                        .content_disposition()
+                        .and_then(|cd| cd.get_filename())
+                        .unwrap_or("")
+                        .to_string(),
+                );
+                upload.staged = Some(spool_file(&mut field, state.config.upload_max_bytes).await?);
+            }
+            // Unknown parts are read and ignored, within the text limit.
+            other => {
+                let other = other.to_string();
+                text_field(&mut field, &other).await?;
+            }
+        }
+    }
+    let root = state.tests_root.clone();
+    let python = state.config.python.clone();
+    let stored = web::block(move || upload::store(&root, &python, upload))
+        .await
+        .map_err(ApiError::internal)??;
+    tracing::info!(path = %stored.path, size = stored.size, "test file uploaded");
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/tests/{}", stored.path)))
+        .json(stored))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let path = path.into_inner();
+    let checked = path.clone();
+    let root = state.tests_root.clone();
+    // 404 before 409: only a file of the catalog can be in use.
+    let (exists_root, exists_path) = (root.clone(), path.clone());
+    web::block(move || exists_root.test_file(&exists_path).map(|_| ()))
+        .await
+        .map_err(ApiError::internal)??;
+    let user = run_blocking(&state.pool, move |conn| {
+        db::runs::active_run_names(conn, &checked)
+    })
+    .await?;
+    if let Some(run_id) = user {
+        return Err(ApiError::Conflict(format!(
+            "run {run_id} is queued or running with {path}; cancel it or wait"
+        )));
+    }
+    web::block(move || upload::delete(&root, &path))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(HttpResponse::NoContent().finish())
 }

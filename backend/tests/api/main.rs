@@ -12,3 +12,4 @@ mod outcomes;
 mod reliability;
 mod runs;
 mod scheduling;
+mod uploads;

@@ -9,6 +9,8 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::ApiError;
 
+pub mod upload;
+
 /// Directories never shown or searched.
 fn is_skipped_dir(name: &str) -> bool {
     name.starts_with('.')
@@ -131,15 +133,20 @@ impl TestsRoot {
         ))
     }
 
-    /// The source of a test file.
-    pub fn read(&self, rel: &str) -> Result<String, ApiError> {
+    /// The real path of a test file of the catalog, or 404.
+    pub fn test_file(&self, rel: &str) -> Result<PathBuf, ApiError> {
         let not_found = || ApiError::NotFound(format!("no test file {rel:?}"));
         let path = TestPath::parse(rel).map_err(|_| not_found())?;
         if path.node_suffix.is_some() || self.entry(&path) != Ok(Entry::File) {
             return Err(not_found());
         }
-        let real = self.resolve(&path.location).ok_or_else(not_found)?;
-        let bytes = fs::read(real).map_err(|_| not_found())?;
+        self.resolve(&path.location).ok_or_else(not_found)
+    }
+
+    /// The source of a test file.
+    pub fn read(&self, rel: &str) -> Result<String, ApiError> {
+        let bytes = fs::read(self.test_file(rel)?)
+            .map_err(|_| ApiError::NotFound(format!("no test file {rel:?}")))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
