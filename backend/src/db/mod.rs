@@ -3,6 +3,7 @@
 //! threads through [`run_blocking`].
 
 pub mod environments;
+pub mod insights;
 pub mod leases;
 pub mod logs;
 pub mod models;

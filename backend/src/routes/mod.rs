@@ -2,6 +2,7 @@
 
 pub mod environments;
 pub mod health;
+pub mod insights;
 pub mod runs;
 pub mod tests;
 
@@ -17,7 +18,8 @@ use std::str::FromStr;
 use crate::error::ApiError;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.configure(runs::config)
+    cfg.configure(insights::config)
+        .configure(runs::config)
         .configure(environments::config)
         .configure(tests::config)
         .configure(health::config);

@@ -8,6 +8,7 @@ mod catalog;
 mod environments;
 mod errors;
 mod helpers;
+mod insights;
 mod outcomes;
 mod reliability;
 mod runs;
