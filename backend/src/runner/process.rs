@@ -41,8 +41,13 @@ pub fn spawn(
     output: io::PipeWriter,
     watchdog: Duration,
 ) -> io::Result<Child> {
-    let supervisor = std::env::current_exe()?;
-    let mut cmd = Command::new(supervisor);
+    // This very binary, even if its file was replaced since it started.
+    let supervisor = Path::new("/proc/self/exe");
+    let mut cmd = if supervisor.exists() {
+        Command::new(supervisor)
+    } else {
+        Command::new(std::env::current_exe()?)
+    };
     cmd.arg(SUPERVISE)
         .arg("--")
         .arg(command.program)
@@ -137,35 +142,82 @@ pub fn kill_group_and_wait(pgid: i32, timeout: Duration) -> bool {
     true
 }
 
-extern "C" fn kill_own_group(_: libc::c_int) {
-    // SAFETY: kill is async-signal-safe; 0 names our own process group.
-    unsafe {
-        libc::kill(0, libc::SIGKILL);
-    }
+/// Set by the parent-death signal; the watchdog thread acts on it.
+static PARENT_DIED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_parent_death(_: libc::c_int) {
+    PARENT_DIED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 extern "C" fn ignore(_: libc::c_int) {}
 
+/// Direct children of `parent`, from `/proc`.
+fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = &stat[stat.rfind(')')? + 1..];
+                    after.split_whitespace().nth(1)?.parse::<libc::pid_t>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// Kills every process descending from this supervisor, whatever its
+/// process group or session: being a subreaper, orphans become our
+/// children, so repeating "kill and reap my children" empties the tree.
+fn kill_descendants() {
+    // SAFETY: plain syscall.
+    let me = unsafe { libc::getpid() };
+    for _ in 0..500 {
+        let children = children_of(me);
+        if children.is_empty() {
+            return;
+        }
+        for child in children {
+            // SAFETY: signalling and reaping our own children.
+            unsafe {
+                libc::kill(child, libc::SIGKILL);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: reaping any of our own children, without blocking.
+        while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `supervise -- program args…`: runs the program in this process group
-/// and exits with its status; kills the whole group if the service dies.
-/// SIGINT and SIGTERM sent to the group reach the program, not this
-/// supervisor, which waits for the program to react to them.
+/// and exits with its status, after killing whatever it left behind. Kills
+/// the whole tree if the service dies or stops its heartbeat. SIGINT and
+/// SIGTERM sent to the group reach the program, not this supervisor, which
+/// waits for the program to react to them.
 pub fn supervise(args: &[OsString]) -> i32 {
     let args: Vec<&OsString> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
     let Some((program, rest)) = args.split_first() else {
         eprintln!("supervise: missing command");
         return 2;
     };
-    // SAFETY: installing handlers that only make async-signal-safe calls.
-    // Handlers (unlike ignored signals) are reset to the default in the
-    // program we exec, so it still reacts to SIGINT and SIGTERM.
+    // SAFETY: installing handlers that only touch an atomic, and making
+    // this process the reaper of its orphaned descendants. Handlers
+    // (unlike ignored signals) are reset to the default in the program we
+    // exec, so it still reacts to SIGINT and SIGTERM.
     unsafe {
         libc::signal(
             libc::SIGUSR1,
-            kill_own_group as *const () as libc::sighandler_t,
+            note_parent_death as *const () as libc::sighandler_t,
         );
         libc::signal(libc::SIGINT, ignore as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, ignore as *const () as libc::sighandler_t);
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
     let parent_ok = std::env::var(PARENT_PID_VAR)
         .ok()
@@ -174,7 +226,7 @@ pub fn supervise(args: &[OsString]) -> i32 {
         .is_none_or(|pid| pid == unsafe { libc::getppid() });
     if !parent_ok {
         // The service died before the parent-death signal was armed.
-        kill_own_group(0);
+        return 1;
     }
     let watchdog = std::env::var(WATCHDOG_VAR)
         .ok()
@@ -193,42 +245,57 @@ pub fn supervise(args: &[OsString]) -> i32 {
             return 127;
         }
     };
-    if let Some(watchdog) = watchdog {
-        let _ = std::thread::Builder::new()
-            .name("watchdog".into())
-            .spawn(move || watch_heartbeat(watchdog));
-    }
+    let _ = std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || watch_heartbeat(watchdog));
     let mut status: libc::c_int = 0;
-    loop {
+    let code = loop {
         // SAFETY: waiting for our own child.
         let waited = unsafe { libc::waitpid(child.id() as libc::pid_t, &mut status, 0) };
         if waited >= 0 {
-            break;
+            break if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else if libc::WIFSIGNALED(status) {
+                128 + libc::WTERMSIG(status)
+            } else {
+                1
+            };
         }
         if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return 1;
+            break 1;
         }
-    }
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        1
-    }
+    };
+    // The tests are over; so is anything they started.
+    kill_descendants();
+    code
 }
 
-/// Kills the group when stdin ends (the service is gone) or stays silent
-/// for `deadline` (the service stopped renewing its lease).
-fn watch_heartbeat(deadline: Duration) {
+/// Kills the tree and exits when stdin ends (the service is gone), when
+/// the parent-death signal came, or when stdin stays silent for `deadline`
+/// (the service stopped renewing its lease).
+fn watch_heartbeat(deadline: Option<Duration>) {
+    const CHECK_EVERY: Duration = Duration::from_millis(100);
     let mut last_beat = Instant::now();
     let mut buffer = [0u8; 64];
+    let give_up = |why: &str| -> ! {
+        eprintln!("test-executor: {why}; stopping the tests");
+        kill_descendants();
+        std::process::exit(137);
+    };
     loop {
-        let left = deadline.saturating_sub(last_beat.elapsed());
-        if left.is_zero() {
-            eprintln!("test-executor: the service stopped renewing its lease; stopping the tests");
-            kill_own_group(0);
+        if PARENT_DIED.load(std::sync::atomic::Ordering::SeqCst) {
+            give_up("the service is gone");
         }
+        let left = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_sub(last_beat.elapsed());
+                if left.is_zero() {
+                    give_up("the service stopped renewing its lease");
+                }
+                left.min(CHECK_EVERY)
+            }
+            None => CHECK_EVERY,
+        };
         let mut poll = libc::pollfd {
             fd: libc::STDIN_FILENO,
             events: libc::POLLIN,
@@ -241,13 +308,18 @@ fn watch_heartbeat(deadline: Duration) {
             continue;
         }
         // SAFETY: reading into a local buffer of the given size.
-        let read =
-            unsafe { libc::read(libc::STDIN_FILENO, buffer.as_mut_ptr().cast(), buffer.len()) };
+        let read = unsafe {
+            libc::read(
+                libc::STDIN_FILENO,
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+            )
+        };
         match read {
-            0 => kill_own_group(0),
+            0 => give_up("the service is gone"),
             n if n > 0 => last_beat = Instant::now(),
             _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            _ => kill_own_group(0),
+            _ => give_up("the heartbeat cannot be read"),
         }
     }
 }

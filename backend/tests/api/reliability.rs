@@ -509,3 +509,33 @@ fn a_restarted_instance_finishes_what_it_held_in_a_past_life_at_once() {
     let next = second.create_run("phoenix", 11, &["test_quick.py"]);
     assert_eq!(second.wait_finished(next, SECS_30)["status"], "success");
 }
+
+#[test]
+fn a_daemon_escaping_into_its_own_session_dies_with_the_run() {
+    let tests = TestsDir::with(&[(
+        "test_daemon.py",
+        r#"
+import os, subprocess, sys, time
+HERE = os.path.dirname(os.path.abspath(__file__))
+DAEMON = "import os, sys, time\nif os.fork():\n    sys.exit(0)\nos.setsid()\nwith open(sys.argv[1] + '.tmp', 'w') as f:\n    f.write(str(os.getpid()))\nos.rename(sys.argv[1] + '.tmp', sys.argv[1])\nwhile True:\n    time.sleep(0.1)\n"
+
+def test_leaves_a_daemon():
+    marks = os.path.join(HERE, "marks", os.environ["TEST_RUN_ID"])
+    os.makedirs(marks, exist_ok=True)
+    target = os.path.join(marks, "daemon")
+    subprocess.Popen([sys.executable, "-c", DAEMON, target], start_new_session=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait()
+    while not os.path.exists(target):
+        time.sleep(0.05)
+"#,
+    )]);
+    let app = TestApp::spawn(&tests, &[]);
+    let id = app.create_run("eve", 12, &["test_daemon.py"]);
+    let run = app.wait_finished(id, SECS_30);
+    assert_eq!(run["status"], "success", "{}", app.log_text(id));
+    let pid: i32 = std::fs::read_to_string(marks(&tests, id).join("daemon"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .expect("the daemon's pid");
+    assert_tree_gone(&[pid]);
+}
