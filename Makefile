@@ -1,7 +1,8 @@
 # Test executor: build, run and test.
 #
 #   make run    install what is missing, build, run backend + web UI
-#   make test   the whole check: fmt, clippy, cargo test, browser test
+#   make test   the whole check: fmt, clippy, cargo test, API fuzzing,
+#               Docker files, browser test
 #
 # Without DATABASE_URL, both use a project-local PostgreSQL (scripts/pg.sh).
 
@@ -30,7 +31,8 @@ WITH_DB = DATABASE_URL="$${DATABASE_URL:-$$(scripts/pg.sh start)}" && export DAT
 
 help:
 	@echo "make run       build and run the service (web UI on http://127.0.0.1:8000/)"
-	@echo "make test      fmt check, clippy, cargo test, SPA unit tests, browser end-to-end test"
+	@echo "make test      fmt check, clippy, cargo test, API fuzzing (schemathesis), Docker check,"
+	@echo "               SPA unit tests, browser end-to-end test"
 	@echo "make fmt       format the code"
 	@echo "make lint      fmt check + clippy"
 	@echo "make frontend-test  the SPA's unit tests (wasm)"
@@ -51,6 +53,8 @@ test:
 	cargo clippy --all-targets -- -D warnings
 	$(if $(SPA_BUILD),cargo clippy -p frontend --target wasm32-unknown-unknown --all-targets -- -D warnings)
 	$(WITH_DB) cargo test
+	$(WITH_DB) scripts/api-fuzz.sh
+	scripts/docker-check.sh
 	$(if $(SPA_BUILD),$(WASM_TEST))
 	@if [ -x scripts/e2e.sh ]; then \
 		echo "scripts/e2e.sh"; \

@@ -1,25 +1,40 @@
+# syntax=docker/dockerfile:1
 # The backend: one process serving the REST API and running pytest.
-# Built from the repository root: docker build -f docker/backend.Dockerfile .
+# Built from the repository root (docker-compose.yml does):
+#   docker build -f docker/backend.Dockerfile -t test-executor-backend .
 
 FROM rust:1-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY . .
-RUN cargo build --release -p backend \
+# The workspace: every member's manifest must be there, and the migrations
+# are built into the binary.
+COPY Cargo.toml Cargo.lock ./
+COPY shared shared
+COPY backend backend
+COPY frontend frontend
+COPY migrations migrations
+# Cached between builds (BuildKit): the crates.io downloads and the
+# target directory, so a change to one file rebuilds only what it touches.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p backend \
  && cp target/release/test-executor /usr/local/bin/test-executor
 
 FROM debian:bookworm-slim
-# libpq for the database, python3 + pytest for the runs.
+# libpq for the database; python3 and pytest for the runs.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libpq5 python3 python3-pytest \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/test-executor /usr/local/bin/test-executor
-# The sample tests, as the tests root unless a volume replaces them.
+# The sample tests, the tests root unless a volume replaces them.
 COPY sample-tests /srv/tests
 ENV BIND_ADDR=0.0.0.0:8080 \
     TESTS_ROOT=/srv/tests \
     PYTHONDONTWRITEBYTECODE=1
 EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
+    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/api/health', timeout=2)"]
 CMD ["test-executor"]

@@ -4,7 +4,9 @@
 #
 #   scripts/install-deps.sh [backend|frontend|all]     (default: all)
 #
-# backend:  PostgreSQL, libpq, python3 and pytest (the runner spawns pytest)
+# backend:  PostgreSQL, libpq, python3 and pytest (the runner spawns pytest),
+#           python3-venv (schemathesis for scripts/api-fuzz.sh installs into
+#           a venv of its own), docker-compose and PyYAML (scripts/docker-check.sh)
 # frontend: the wasm32 target, trunk, wasm-bindgen-cli (the version in
 #           Cargo.lock), nginx, Chromium + ChromeDriver, and binaryen /
 #           playwright-core from npm under .local/node
@@ -98,7 +100,17 @@ install_backend() {
     command -v cc >/dev/null 2>&1 || pkgs+=(build-essential)
     command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
     command -v python3 >/dev/null 2>&1 || pkgs+=(python3 python3-pip)
+    command -v curl >/dev/null 2>&1 || pkgs+=(curl)
+    # The compose check: docker-compose parses the files, PyYAML (for
+    # Debian's python3) reads what it says; no Docker engine needed.
+    command -v docker-compose >/dev/null 2>&1 || pkgs+=(docker-compose)
+    python3 -c 'import yaml' >/dev/null 2>&1 || /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 ||
+        pkgs+=(python3-yaml)
     if [ "${#pkgs[@]}" -gt 0 ]; then apt_install "${pkgs[@]}"; fi
+    # Debian's python3 needs python3-venv (ensurepip) for `python3 -m venv`.
+    if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        apt_install python3-venv
+    fi
 
     if ! python3 -c 'import pytest' >/dev/null 2>&1; then
         if ! python3 -m pip --version >/dev/null 2>&1; then

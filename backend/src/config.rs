@@ -14,6 +14,9 @@ pub struct Config {
     pub upload_max_bytes: u64,
     pub log_max_bytes: usize,
     pub python: String,
+    /// Names this instance in the leases it holds. Left unset, it becomes
+    /// host name and port once the port is bound: stable across restarts,
+    /// so a restarted instance finishes its past life's runs at once.
     pub instance_id: String,
     /// How long a cancelled or timed-out test gets after SIGINT and after
     /// SIGTERM before the next, harsher signal.
@@ -50,7 +53,7 @@ impl Config {
             upload_max_bytes: number("UPLOAD_MAX_BYTES", 1024 * 1024)?,
             log_max_bytes: number("LOG_MAX_BYTES", 16 * 1024 * 1024)?.max(4096) as usize,
             python: var("PYTHON").unwrap_or_else(|| "python3".into()),
-            instance_id: var("INSTANCE_ID").unwrap_or_else(default_instance_id),
+            instance_id: var("INSTANCE_ID").unwrap_or_default(),
             kill_grace: Duration::from_millis(number("KILL_GRACE_MS", 3000)?),
             shutdown_grace: Duration::from_secs(number("SHUTDOWN_GRACE_SECS", 30)?),
             tick: Duration::from_millis(number("SCHEDULER_TICK_MS", 1000)?.max(10)),
@@ -64,9 +67,15 @@ impl Config {
     }
 }
 
-fn default_instance_id() -> String {
+/// `host:port` of a bound instance, or `host-pid` for an ephemeral port
+/// (which no restart can get back).
+pub fn default_instance_id(port: u16, ephemeral: bool) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".into());
-    format!("{host}-{}", std::process::id())
+    if ephemeral {
+        format!("{host}-pid{}", std::process::id())
+    } else {
+        format!("{host}:{port}")
+    }
 }

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::middleware::{ErrorHandlers, NormalizePath, TrailingSlash};
+use actix_web::middleware::{from_fn, ErrorHandlers, NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 
 use crate::catalog::TestsRoot;
@@ -19,7 +19,21 @@ use crate::state::AppState;
 /// How long start-up waits for the database before giving up.
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
 
-pub async fn run(config: Config) -> Result<(), String> {
+pub async fn run(mut config: Config) -> Result<(), String> {
+    let listener = TcpListener::bind(&config.bind_addr)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind_addr))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    if config.instance_id.is_empty() {
+        let ephemeral = config.bind_addr.ends_with(":0");
+        config.instance_id = crate::config::default_instance_id(address.port(), ephemeral);
+    }
+    let host = if address.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        address.ip().to_string()
+    };
+    let public_url = format!("http://{host}:{}", address.port());
+
     let config = Arc::new(config);
     let tests_root = TestsRoot::open(&config.tests_root)?;
     let pool = db::build_pool(&config.database_url, config.db_pool_size);
@@ -27,16 +41,6 @@ pub async fn run(config: Config) -> Result<(), String> {
     actix_web::rt::task::spawn_blocking(move || migrate(&migrate_pool))
         .await
         .map_err(|e| e.to_string())??;
-
-    let listener = TcpListener::bind(&config.bind_addr)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.bind_addr))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let host = if address.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        address.ip().to_string()
-    };
-    let public_url = format!("http://{host}:{}", address.port());
 
     let ctx = RunnerContext {
         pool: pool.clone(),
@@ -68,6 +72,8 @@ pub async fn run(config: Config) -> Result<(), String> {
             .app_data(web::Data::new(state.clone()))
             .wrap(ErrorHandlers::new().default_handler(routes::json_error_body))
             .wrap(NormalizePath::new(TrailingSlash::Trim))
+            // Outermost: it sees every answer as the client gets it.
+            .wrap(from_fn(crate::telemetry::request_log))
             .configure(routes::config)
             .default_service(web::to(routes::not_found))
     })

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EnvironmentState {
     Idle,
@@ -11,6 +12,7 @@ pub enum EnvironmentState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Environment {
     pub id: i32,
     pub name: String,
@@ -26,28 +28,46 @@ pub struct Environment {
 
 /// Body of `POST /api/environments`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewEnvironment {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub id: i32,
+    /// Trimmed; no control characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub name: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub description: String,
+    /// Names match `[A-Za-z_][A-Za-z0-9_]*`; at most 200 of them.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// Seconds, from 1 to 604800; null for the service default.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 604800))]
     pub run_timeout_secs: Option<i32>,
 }
 
 /// Body of `PUT /api/environments/{id}`: the environment's new settings.
 /// A field left out keeps its current value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateEnvironment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(nullable = false, min_length = 1, max_length = 64)
+    )]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<BTreeMap<String, String>>,
     /// `Some(None)` (JSON null) returns the environment to the default.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<i32>, minimum = 1, maximum = 604800)
+    )]
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

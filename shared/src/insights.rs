@@ -7,6 +7,7 @@ use crate::run::CaseOutcome;
 
 /// One past result of a test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryItem {
     pub run_id: i64,
     pub environment_id: i32,
@@ -17,6 +18,7 @@ pub struct HistoryItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlakyTest {
     pub nodeid: String,
     pub flips: i64,
@@ -25,6 +27,7 @@ pub struct FlakyTest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FailingTest {
     pub nodeid: String,
     pub failures: i64,
@@ -32,6 +35,7 @@ pub struct FailingTest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SlowTest {
     pub nodeid: String,
     pub median_ms: i64,
@@ -39,6 +43,7 @@ pub struct SlowTest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Insights {
     pub flaky: Vec<FlakyTest>,
     pub failing: Vec<FailingTest>,

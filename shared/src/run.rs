@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Queued,
@@ -65,6 +66,7 @@ impl FromStr for RunStatus {
 /// Counts of a run's tests. Each is null until known; while the run is
 /// running they show its progress so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunSummary {
     pub total: Option<i32>,
     pub passed: Option<i32>,
@@ -97,6 +99,7 @@ impl RunSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Run {
     pub id: i64,
     pub username: String,
@@ -119,28 +122,51 @@ pub struct Run {
 
 /// Body of `POST /api/runs`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewRun {
+    /// Trimmed; no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 64, example = "alice")
+    )]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100, example = 7))]
     pub environment_id: i32,
+    /// Test files or directories relative to the tests root, each
+    /// optionally with a pytest node id suffix (`smoke/test_x.py::test_a`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_items = 1, max_items = 1000, example = json!(["smoke/test_fast.py"]))
+    )]
     pub paths: Vec<String>,
 }
 
 /// Query of `GET /api/runs`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct RunListQuery {
+    /// Only runs with this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<RunStatus>,
+    /// Only runs of this user (exact, after trimming).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Only runs on this environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment_id: Option<i32>,
+    /// Page number, from 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000000))]
     pub page: Option<i64>,
+    /// Runs per page, 50 unless given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
     pub per_page: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunPage {
     pub items: Vec<Run>,
     pub total: i64,
@@ -150,6 +176,7 @@ pub struct RunPage {
 
 /// A slice of a run's log, by byte offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogChunk {
     pub offset: i64,
     pub next_offset: i64,
@@ -159,6 +186,7 @@ pub struct LogChunk {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CaseOutcome {
     Passed,
@@ -199,6 +227,7 @@ impl FromStr for CaseOutcome {
 
 /// One test's result, from pytest's JUnit report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CaseResult {
     pub nodeid: String,
     pub outcome: CaseOutcome,

@@ -208,10 +208,12 @@ pub struct Outcome {
     /// The rest of the log, written at `log_offset`.
     pub log_tail: String,
     pub log_offset: i64,
+    /// pytest's JUnit XML report, kept for `/api/runs/{id}/junit.xml`.
+    pub junit_xml: Option<String>,
 }
 
-/// Writes the final status, cases and the rest of the log and releases the
-/// environment, all or nothing, if the fence still holds.
+/// Writes the final status, cases, JUnit report and the rest of the log
+/// and releases the environment, all or nothing, if the fence still holds.
 pub fn finish(
     conn: &mut PgConnection,
     run_id: i64,
@@ -280,6 +282,9 @@ pub fn finish(
             diesel::insert_into(run_cases::table)
                 .values(batch)
                 .execute(conn)?;
+        }
+        if let Some(xml) = &outcome.junit_xml {
+            super::reports::store(conn, run_id, xml)?;
         }
         release(conn, environment_id, fence)?;
         Ok(true)

@@ -6,9 +6,12 @@ pub mod environments;
 pub mod insights;
 pub mod leases;
 pub mod logs;
+pub mod metrics;
 pub mod models;
+pub mod reports;
 pub mod runs;
 pub mod schema;
+pub mod state;
 
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};

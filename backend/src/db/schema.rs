@@ -44,6 +44,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    run_reports (run_id) {
+        run_id -> Int8,
+        junit_xml -> Text,
+    }
+}
+
+diesel::table! {
+    state_version (shard) {
+        shard -> Int2,
+        changes -> Int8,
+    }
+}
+
+diesel::table! {
     test_runs (id) {
         id -> Int8,
         username -> Text,
@@ -72,11 +86,14 @@ diesel::table! {
 
 diesel::joinable!(run_cases -> test_runs (run_id));
 diesel::joinable!(run_log_chunks -> test_runs (run_id));
+diesel::joinable!(run_reports -> test_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     environment_locks,
     environments,
     run_cases,
     run_log_chunks,
+    run_reports,
+    state_version,
     test_runs,
 );

@@ -4,8 +4,10 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 use shared::validate::{self, Fields};
+use shared::{ApiErrorBody, Environment, NewEnvironment, UpdateEnvironment};
 use std::collections::BTreeMap;
 
+use super::etag::conditional;
 use super::{json_body, path_id};
 use crate::db::environments::EnvironmentChanges;
 use crate::db::{self, run_blocking};
@@ -35,16 +37,44 @@ fn environment_id(raw: &str) -> Result<i32, ApiError> {
         .map_err(|_| ApiError::NotFound(format!("environment {raw} does not exist")))
 }
 
-async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let environments = run_blocking(&state.pool, |conn| db::environments::list(conn)).await?;
-    Ok(HttpResponse::Ok().json(environments))
+/// Every environment, by id, with whether it is busy and its queue.
+#[utoipa::path(
+    get,
+    path = "/api/environments",
+    tag = "environments",
+    responses(
+        (status = 200, description = "The environments", body = Vec<Environment>,
+            headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+    )
+)]
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let environments = conditional(&state, &req, |conn| db::environments::list(conn)).await?;
+    Ok(environments.respond(|list| HttpResponse::Ok().json(list)))
 }
 
-async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// One environment.
+#[utoipa::path(
+    get,
+    path = "/api/environments/{id}",
+    tag = "environments",
+    params(("id" = i32, Path, description = "Environment id (1 to 100)", example = 7)),
+    responses(
+        (status = 200, description = "The environment", body = Environment, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such environment", body = ApiErrorBody),
+    )
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let id = environment_id(&id)?;
     let environment =
-        run_blocking(&state.pool, move |conn| db::environments::get(conn, id)).await?;
-    Ok(HttpResponse::Ok().json(environment))
+        conditional(&state, &req, move |conn| db::environments::get(conn, id)).await?;
+    Ok(environment.respond(|environment| HttpResponse::Ok().json(environment)))
 }
 
 /// The settings fields of a body; each present one is checked.
@@ -110,7 +140,22 @@ fn as_object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("the body must be a JSON object".into()))
 }
 
-async fn create(
+/// Create an environment (ids 1 to 100; all exist after installation).
+#[utoipa::path(
+    post,
+    path = "/api/environments",
+    tag = "environments",
+    request_body(content = NewEnvironment, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The environment", body = Environment,
+            headers(("Location" = String, description = "`/api/environments/{id}`"))),
+        (status = 400, description = "Malformed JSON, not JSON, not an object", body = ApiErrorBody),
+        (status = 409, description = "The id exists", body = ApiErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ApiErrorBody),
+        (status = 422, description = "Invalid values; `fields` names each", body = ApiErrorBody),
+    )
+)]
+pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -145,7 +190,22 @@ async fn create(
         .json(environment))
 }
 
-async fn update(
+/// Change an environment's settings; a field left out keeps its value.
+#[utoipa::path(
+    put,
+    path = "/api/environments/{id}",
+    tag = "environments",
+    params(("id" = i32, Path, description = "Environment id (1 to 100)", example = 7)),
+    request_body(content = UpdateEnvironment, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The environment", body = Environment),
+        (status = 400, description = "The id is not a number; malformed JSON, not JSON, not an object", body = ApiErrorBody),
+        (status = 404, description = "No such environment", body = ApiErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ApiErrorBody),
+        (status = 422, description = "Invalid values; `fields` names each", body = ApiErrorBody),
+    )
+)]
+pub async fn update(
     state: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,
@@ -171,7 +231,20 @@ async fn update(
     Ok(HttpResponse::Ok().json(environment))
 }
 
-async fn delete(
+/// Delete an idle environment without queued runs.
+#[utoipa::path(
+    delete,
+    path = "/api/environments/{id}",
+    tag = "environments",
+    params(("id" = i32, Path, description = "Environment id (1 to 100)", example = 7)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such environment", body = ApiErrorBody),
+        (status = 409, description = "It is busy or has queued runs", body = ApiErrorBody),
+    )
+)]
+pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

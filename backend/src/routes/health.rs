@@ -2,7 +2,6 @@
 
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
-use serde_json::json;
 use shared::Health;
 
 use crate::db::run_blocking;
@@ -13,7 +12,18 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/health").route(web::get().to(health)));
 }
 
-async fn health(state: web::Data<AppState>) -> HttpResponse {
+/// Whether the service and its database answer.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "service",
+    responses(
+        (status = 200, description = "Up, with its database", body = Health),
+        (status = 503, description = "The database is unreachable; `error` is the error body of every 5xx",
+            body = Health),
+    )
+)]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let version = env!("CARGO_PKG_VERSION").to_string();
     let reachable = run_blocking(&state.pool, |conn| {
         diesel::sql_query("SELECT 1")
@@ -26,16 +36,17 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
             status: "ok".into(),
             database: "ok".into(),
             version,
+            error: None,
         }),
         Err(e) => {
             let error = ApiError::Unavailable(e.to_string()).body();
             // The health fields and the error body of every 5xx, together.
-            HttpResponse::ServiceUnavailable().json(json!({
-                "status": "unavailable",
-                "database": "unreachable",
-                "version": version,
-                "error": error.error,
-            }))
+            HttpResponse::ServiceUnavailable().json(Health {
+                status: "unavailable".into(),
+                database: "unreachable".into(),
+                version,
+                error: Some(error.error),
+            })
         }
     }
 }

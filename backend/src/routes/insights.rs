@@ -1,6 +1,7 @@
 //! `/api/tests/history` and `/api/insights`: how tests behaved over time.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use shared::{ApiErrorBody, HistoryItem, Insights};
 
 use super::{query_pairs, query_param};
 use crate::db::insights::{self, HistoryOf};
@@ -19,6 +20,21 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/insights").route(web::get().to(insights)));
 }
 
+/// The newest results of one test, or of every test of a file.
+#[utoipa::path(
+    get,
+    path = "/api/tests/history",
+    tag = "insights",
+    params(
+        ("nodeid" = Option<String>, Query, description = "One test's node id (give this or `path`)"),
+        ("path" = Option<String>, Query, description = "A test file: every test of it (give this or `nodeid`)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "How many results, 50 unless given"),
+    ),
+    responses(
+        (status = 200, description = "Results, newest first", body = Vec<HistoryItem>),
+        (status = 400, description = "Neither or both of nodeid and path, or a bad limit", body = ApiErrorBody),
+    )
+)]
 async fn history(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let pairs = query_pairs(&req)?;
     let text = |name: &str| {
@@ -49,6 +65,17 @@ async fn history(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(items))
 }
 
+/// Flaky, failing and slowest tests over the last days.
+#[utoipa::path(
+    get,
+    path = "/api/insights",
+    tag = "insights",
+    params(("days" = Option<i32>, Query, minimum = 1, maximum = 366, description = "The window, 7 days unless given")),
+    responses(
+        (status = 200, description = "The insights", body = Insights),
+        (status = 400, description = "A bad number of days", body = ApiErrorBody),
+    )
+)]
 async fn insights(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let pairs = query_pairs(&req)?;
     let days =

@@ -1,8 +1,11 @@
 //! The REST API: one module per area, each exposing `config`.
 
 pub mod environments;
+pub mod etag;
 pub mod health;
 pub mod insights;
+pub mod metrics;
+pub mod openapi;
 pub mod runs;
 pub mod tests;
 
@@ -22,7 +25,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .configure(runs::config)
         .configure(environments::config)
         .configure(tests::config)
-        .configure(health::config);
+        .configure(health::config)
+        .configure(openapi::config)
+        .configure(metrics::config);
 }
 
 /// Any answer for an unknown path.
@@ -118,13 +123,25 @@ pub async fn json_body(
     serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
 }
 
-/// Query parameters as text, refusing a query string that does not parse.
+/// Query parameters as text, refusing a query string that does not parse
+/// or that holds a NUL byte (`%00`), which PostgreSQL refuses in text: it
+/// would otherwise turn a bad filter into a 500.
 pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))
+    let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "query parameter {name:?} must not contain a NUL byte"
+        )));
+    }
+    Ok(pairs)
 }
 
-/// One query parameter parsed as `T`; absent or empty gives `None`.
+/// One query parameter parsed as `T`; absent or empty (`?status=`, as
+/// forms send it) gives `None`. The OpenAPI document says so too.
 pub fn query_param<T: FromStr>(
     pairs: &[(String, String)],
     name: &str,
@@ -132,8 +149,8 @@ pub fn query_param<T: FromStr>(
 ) -> Result<Option<T>, ApiError> {
     match pairs.iter().rev().find(|(key, _)| key == name) {
         None => Ok(None),
-        Some((_, value)) if value.trim().is_empty() => Ok(None),
-        Some((_, value)) => value.trim().parse().map(Some).map_err(|_| {
+        Some((_, value)) if value.is_empty() => Ok(None),
+        Some((_, value)) => value.parse().map(Some).map_err(|_| {
             ApiError::BadRequest(format!(
                 "query parameter {name} must be {expected}, not {value:?}"
             ))

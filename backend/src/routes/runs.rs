@@ -4,9 +4,13 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 use shared::validate::{self, Fields};
-use shared::{Run, RunListQuery, RunPage, RunStatus, DEFAULT_PER_PAGE, MAX_PER_PAGE};
+use shared::{
+    ApiErrorBody, CaseResult, LogChunk, NewRun, Run, RunListQuery, RunPage, RunStatus,
+    DEFAULT_PER_PAGE, MAX_PER_PAGE,
+};
 use std::time::{Duration, Instant};
 
+use super::etag::conditional;
 use super::{json_body, path_id, query_pairs, query_param};
 use crate::db::models::NewRunRow;
 use crate::db::{self, run_blocking};
@@ -26,6 +30,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/runs/{id}/log").route(web::get().to(log)))
     .service(web::resource("/api/runs/{id}/log.txt").route(web::get().to(log_text)))
     .service(web::resource("/api/runs/{id}/cases").route(web::get().to(cases)))
+    .service(web::resource("/api/runs/{id}/junit.xml").route(web::get().to(junit_xml)))
     .service(web::resource("/api/runs/{id}/cancel").route(web::post().to(cancel)))
     .service(web::resource("/api/runs/{id}/rerun").route(web::post().to(rerun)));
 }
@@ -99,7 +104,21 @@ fn parse_new_run(state: &AppState, body: &Value) -> Result<NewRunRow, ApiError> 
     }
 }
 
-async fn create(
+/// Queue a run.
+#[utoipa::path(
+    post,
+    path = "/api/runs",
+    tag = "runs",
+    request_body(content = NewRun, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The run, queued", body = Run,
+            headers(("Location" = String, description = "`/api/runs/{id}`"))),
+        (status = 400, description = "Malformed JSON, not JSON, not an object", body = ApiErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ApiErrorBody),
+        (status = 422, description = "Invalid values; `fields` names each", body = ApiErrorBody),
+    )
+)]
+pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -153,27 +172,75 @@ fn parse_list_query(req: &HttpRequest) -> Result<(RunListQuery, i64, i64), ApiEr
     Ok((query, page, per_page))
 }
 
-async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// List runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/runs",
+    tag = "runs",
+    params(RunListQuery),
+    responses(
+        (status = 200, description = "A page of runs", body = RunPage, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "A query parameter is not valid", body = ApiErrorBody),
+    )
+)]
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (query, page, per_page) = parse_list_query(&req)?;
-    let (items, total) = run_blocking(&state.pool, move |conn| {
+    let page_of_runs = conditional(&state, &req, move |conn| {
         db::runs::list(conn, &query, page, per_page)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(RunPage {
-        items,
-        total,
-        page,
-        per_page,
+    Ok(page_of_runs.respond(|(items, total)| {
+        HttpResponse::Ok().json(RunPage {
+            items,
+            total,
+            page,
+            per_page,
+        })
     }))
 }
 
-async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// One run.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "The run", body = Run, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let id: i64 = path_id(&id, "run id")?;
-    let run = run_blocking(&state.pool, move |conn| db::runs::get(conn, id)).await?;
-    Ok(HttpResponse::Ok().json(run))
+    let run = conditional(&state, &req, move |conn| db::runs::get(conn, id)).await?;
+    Ok(run.respond(|run| HttpResponse::Ok().json(run)))
 }
 
-async fn log(
+/// A run's log from a byte offset on, at most 1 MiB per answer.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/log",
+    tag = "runs",
+    params(
+        ("id" = i64, Path, description = "Run id", example = 1),
+        ("offset" = Option<i64>, Query, minimum = 0,
+            description = "Byte offset to read from (0 unless given); then `next_offset`"),
+    ),
+    responses(
+        (status = 200, description = "A slice of the log", body = LogChunk, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id or offset is not valid", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+pub async fn log(
     state: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,
@@ -186,34 +253,109 @@ async fn log(
             "offset must be 0 or more, not {offset}"
         )));
     }
-    let chunk = run_blocking(&state.pool, move |conn| {
+    let chunk = conditional(&state, &req, move |conn| {
         db::logs::read_from(conn, id, offset)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(chunk))
+    Ok(chunk.respond(|chunk| HttpResponse::Ok().json(chunk)))
 }
 
-async fn log_text(
+/// A run's whole log so far, as text (with pytest's ANSI colours).
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/log.txt",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "The log", body = String, content_type = "text/plain",
+            headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+pub async fn log_text(
     state: web::Data<AppState>,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = path_id(&id, "run id")?;
-    let text = run_blocking(&state.pool, move |conn| db::logs::read_all(conn, id)).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body(text))
+    let text = conditional(&state, &req, move |conn| db::logs::read_all(conn, id)).await?;
+    Ok(text.respond(|text| {
+        HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(text)
+    }))
 }
 
-async fn cases(
+/// A run's test cases, from pytest's JUnit report.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/cases",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "One entry per test case", body = Vec<CaseResult>,
+            headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+pub async fn cases(
     state: web::Data<AppState>,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = path_id(&id, "run id")?;
-    let cases = run_blocking(&state.pool, move |conn| db::runs::cases(conn, id)).await?;
-    Ok(HttpResponse::Ok().json(cases))
+    let cases = conditional(&state, &req, move |conn| db::runs::cases(conn, id)).await?;
+    Ok(cases.respond(|cases| HttpResponse::Ok().json(cases)))
 }
 
-async fn cancel(
+/// A finished run's JUnit XML report, as pytest wrote it: for CI systems
+/// that show test results.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/junit.xml",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "The report", body = String, content_type = "application/xml",
+            headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run, or it has no report (not finished, or pytest wrote none)",
+            body = ApiErrorBody),
+    )
+)]
+pub async fn junit_xml(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id: i64 = path_id(&id, "run id")?;
+    let xml = conditional(&state, &req, move |conn| db::reports::junit_xml(conn, id)).await?;
+    Ok(xml.respond(|xml| {
+        HttpResponse::Ok()
+            .content_type("application/xml; charset=utf-8")
+            .body(xml)
+    }))
+}
+
+/// Cancel a queued or running run.
+#[utoipa::path(
+    post,
+    path = "/api/runs/{id}/cancel",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "The run: `cancelled` at once if it was queued; a running one once its process tree is gone", body = Run),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+        (status = 409, description = "The run is already finished", body = ApiErrorBody),
+    )
+)]
+pub async fn cancel(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -240,7 +382,25 @@ async fn cancel(
     Ok(HttpResponse::Ok().json(run))
 }
 
-async fn rerun(
+/// Queue a run again: same user, environment and paths, or only its failed
+/// and errored tests.
+#[utoipa::path(
+    post,
+    path = "/api/runs/{id}/rerun",
+    tag = "runs",
+    params(
+        ("id" = i64, Path, description = "Run id", example = 1),
+        ("failed_only" = Option<bool>, Query, description = "Only the failed and errored tests of the run"),
+    ),
+    responses(
+        (status = 201, description = "The new run, queued", body = Run,
+            headers(("Location" = String, description = "`/api/runs/{id}`"))),
+        (status = 400, description = "The id or failed_only is not valid", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+        (status = 422, description = "failed_only, and the run has no failed tests", body = ApiErrorBody),
+    )
+)]
+pub async fn rerun(
     state: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,

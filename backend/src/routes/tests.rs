@@ -5,6 +5,7 @@ use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use shared::{ApiErrorBody, Catalog, CatalogFile};
 use std::io::Write;
 
 use crate::catalog::upload::{self, Upload};
@@ -28,7 +29,32 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// The multipart form of an upload. Only for the OpenAPI document: the
+/// handler reads the parts as they stream in.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// Directory under the tests root, existing or new (e.g.
+    /// `uploads/payments`); empty or absent for the root.
+    #[schema(nullable = false, example = "uploads/payments")]
+    directory: Option<String>,
+    /// The test file, named `test_*.py` or `*_test.py`; its source must
+    /// compile as Python.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Replace a file of that name (`true`/`false`).
+    #[schema(nullable = false)]
+    overwrite: Option<bool>,
+}
+
+/// The test files and directories under the tests root, sorted by path.
+#[utoipa::path(
+    get,
+    path = "/api/tests",
+    tag = "tests",
+    responses((status = 200, description = "The catalog", body = Catalog))
+)]
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let root = state.tests_root.clone();
     let catalog = web::block(move || root.list())
         .await
@@ -36,7 +62,18 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(catalog))
 }
 
-async fn source(
+/// A test file's source.
+#[utoipa::path(
+    get,
+    path = "/api/tests/{path}",
+    tag = "tests",
+    params(("path" = String, Path, description = "Relative path of a test file", example = "smoke/test_fast.py")),
+    responses(
+        (status = 200, description = "The source", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such test file", body = ApiErrorBody),
+    )
+)]
+pub async fn source(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -96,7 +133,22 @@ async fn spool_file(
     Ok(spool)
 }
 
-async fn upload(
+/// Upload a test file, written atomically.
+#[utoipa::path(
+    post,
+    path = "/api/tests",
+    tag = "tests",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "The file's catalog entry", body = CatalogFile,
+            headers(("Location" = String, description = "`/api/tests/{path}`"))),
+        (status = 400, description = "Not multipart/form-data, or a malformed part", body = ApiErrorBody),
+        (status = 409, description = "The file exists (without `overwrite`)", body = ApiErrorBody),
+        (status = 413, description = "The file is over UPLOAD_MAX_BYTES", body = ApiErrorBody),
+        (status = 422, description = "Bad name, directory or Python source; `fields` says which", body = ApiErrorBody),
+    )
+)]
+pub async fn upload(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -170,7 +222,19 @@ async fn upload(
         .json(stored))
 }
 
-async fn delete(
+/// Delete a test file that no queued or running run names.
+#[utoipa::path(
+    delete,
+    path = "/api/tests/{path}",
+    tag = "tests",
+    params(("path" = String, Path, description = "Relative path of a test file", example = "smoke/test_fast.py")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such test file", body = ApiErrorBody),
+        (status = 409, description = "A queued or running run names it", body = ApiErrorBody),
+    )
+)]
+pub async fn delete(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

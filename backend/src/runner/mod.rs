@@ -28,6 +28,8 @@ use output::{LineSplitter, Progress};
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// How often a cancel asked on another instance is looked for.
 const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
+/// A JUnit report larger than this is parsed into cases but not kept.
+const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What a run thread needs from the service.
 #[derive(Clone)]
@@ -64,13 +66,16 @@ pub fn execute(ctx: &RunnerContext, claim: Claim, cancel: Arc<AtomicBool>) {
     let span = tracing::info_span!("run", run_id, environment_id = claim.run.environment_id);
     let _entered = span.enter();
     tracing::info!(fence = claim.fence, "run started");
+    let started = Instant::now();
     let outcome = match prepare(ctx, &claim) {
         Ok(args) => supervise_pytest(ctx, &claim, args, &cancel),
         Err(reason) => Some(early_error(reason)),
     };
     if let Some(outcome) = outcome {
         tracing::info!(status = %outcome.status, reason = ?outcome.reason, "run finished");
-        write_outcome(ctx, &claim, &outcome);
+        if write_outcome(ctx, &claim, &outcome) {
+            crate::metrics::global().run_finished(outcome.status, started.elapsed());
+        }
     }
 }
 
@@ -83,6 +88,7 @@ fn early_error(reason: String) -> Outcome {
         summary: RunSummary::default(),
         cases: Vec::new(),
         log_offset: 0,
+        junit_xml: None,
     }
 }
 
@@ -302,11 +308,19 @@ fn supervise_pytest(
 
     let stop_reason = stopping.map(|s| s.reason);
     let exit_code = exit_status.and_then(|status| status.code());
-    let cases = std::fs::read_to_string(&junit)
-        .ok()
-        .map(|xml| junit::parse(&xml).unwrap_or_default())
+    let junit_xml = read_report(&junit);
+    let cases = junit_xml
+        .as_deref()
+        .map(|xml| junit::parse(xml).unwrap_or_default())
         .unwrap_or_default();
     let _ = std::fs::remove_file(&junit);
+    let junit_xml = junit_xml.filter(|xml| {
+        let keep = xml.len() as u64 <= MAX_REPORT_BYTES;
+        if !keep {
+            tracing::warn!(bytes = xml.len(), "the JUnit report is too large to keep");
+        }
+        keep
+    });
     let summary = progress
         .final_counts
         .clone()
@@ -331,7 +345,20 @@ fn supervise_pytest(
         cases,
         log_tail,
         log_offset,
+        junit_xml,
     })
+}
+
+/// The report pytest wrote, if it wrote one; read up to twice the size
+/// kept (larger ones still give their cases), so that a runaway report
+/// cannot take the memory.
+fn read_report(path: &std::path::Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut xml = String::new();
+    file.take(MAX_REPORT_BYTES * 2)
+        .read_to_string(&mut xml)
+        .ok()?;
+    Some(xml)
 }
 
 fn take_line(bytes: &[u8], log: &mut LogBuffer, progress: &mut Progress) {
@@ -513,7 +540,8 @@ fn summary_of(cases: &[shared::CaseResult]) -> RunSummary {
 
 /// Writes the outcome, retrying while the database is away, for as long as
 /// the lease could still be ours; after that a sweeper finishes the run.
-fn write_outcome(ctx: &RunnerContext, claim: &Claim, outcome: &Outcome) {
+/// True if this writer finished the run.
+fn write_outcome(ctx: &RunnerContext, claim: &Claim, outcome: &Outcome) -> bool {
     let give_up = Instant::now() + ctx.config.lease();
     loop {
         let written = ctx
@@ -531,10 +559,10 @@ fn write_outcome(ctx: &RunnerContext, claim: &Claim, outcome: &Outcome) {
                 .map_err(|e| e.to_string())
             });
         match written {
-            Ok(true) => return,
+            Ok(true) => return true,
             Ok(false) => {
                 tracing::warn!("outcome not written: the run was finished by someone else");
-                return;
+                return false;
             }
             Err(e) if Instant::now() < give_up => {
                 tracing::warn!(error = %e, "cannot write the outcome yet; retrying");
@@ -542,7 +570,7 @@ fn write_outcome(ctx: &RunnerContext, claim: &Claim, outcome: &Outcome) {
             }
             Err(e) => {
                 tracing::error!(error = %e, "giving up writing the outcome; the lease will expire");
-                return;
+                return false;
             }
         }
     }

@@ -112,8 +112,10 @@ impl Progress {
     }
 }
 
-/// `collected 12 items`, `collected 1 item / 1 error`, `collected 0 items`.
+/// `collected 12 items`, `collected 1 item / 1 error`, `collected 0 items`,
+/// also after pytest's `collecting ... ` on the same line.
 fn collected_count(line: &str) -> Option<i32> {
+    let line = line.strip_prefix("collecting ... ").unwrap_or(line);
     let rest = line.strip_prefix("collected ")?;
     let number: String = rest.chars().take_while(char::is_ascii_digit).collect();
     let rest = rest[number.len()..].trim_start();
@@ -258,6 +260,10 @@ mod tests {
         assert_eq!(collected_count("collected 1 item"), Some(1));
         assert_eq!(collected_count("collected 0 items"), Some(0));
         assert_eq!(collected_count("collected things"), None);
+        assert_eq!(collected_count("collecting ... collected 9 items"), Some(9));
+        let mut progress = Progress::default();
+        progress.observe("\u{1b}[1mcollecting ... \u{1b}[0mcollected 9 items\n");
+        assert_eq!(progress.live.total, Some(9));
     }
 
     #[test]

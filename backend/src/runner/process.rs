@@ -10,7 +10,7 @@
 //! instance. Either way the group dies first.
 
 use std::ffi::OsString;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -81,7 +81,6 @@ pub fn spawn(
 
 /// Tells the supervisor the lease was just renewed.
 pub fn heartbeat(child: &mut Child) {
-    use std::io::Write;
     if let Some(stdin) = child.stdin.as_mut() {
         // A supervisor that is gone cannot be told; nothing to do then.
         let _ = stdin.write_all(b".").and_then(|()| stdin.flush());
@@ -203,7 +202,7 @@ fn kill_descendants() {
 pub fn supervise(args: &[OsString]) -> i32 {
     let args: Vec<&OsString> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
     let Some((program, rest)) = args.split_first() else {
-        eprintln!("supervise: missing command");
+        let _ = writeln!(io::stderr(), "supervise: missing command");
         return 2;
     };
     // SAFETY: installing handlers that only touch an atomic, and making
@@ -241,7 +240,11 @@ pub fn supervise(args: &[OsString]) -> i32 {
     let child = match child {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("could not start {}: {e}", program.to_string_lossy());
+            let _ = writeln!(
+                io::stderr(),
+                "could not start {}: {e}",
+                program.to_string_lossy()
+            );
             return 127;
         }
     };
@@ -278,7 +281,8 @@ fn watch_heartbeat(deadline: Option<Duration>) {
     let mut last_beat = Instant::now();
     let mut buffer = [0u8; 64];
     let give_up = |why: &str| -> ! {
-        eprintln!("test-executor: {why}; stopping the tests");
+        // The output pipe may be gone with the service: never panic on it.
+        let _ = writeln!(io::stderr(), "test-executor: {why}; stopping the tests");
         kill_descendants();
         std::process::exit(137);
     };
@@ -308,13 +312,8 @@ fn watch_heartbeat(deadline: Option<Duration>) {
             continue;
         }
         // SAFETY: reading into a local buffer of the given size.
-        let read = unsafe {
-            libc::read(
-                libc::STDIN_FILENO,
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-            )
-        };
+        let read =
+            unsafe { libc::read(libc::STDIN_FILENO, buffer.as_mut_ptr().cast(), buffer.len()) };
         match read {
             0 => give_up("the service is gone"),
             n if n > 0 => last_beat = Instant::now(),

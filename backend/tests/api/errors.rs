@@ -89,6 +89,13 @@ fn malformed_requests_get_the_json_error_body() {
     assert_error(&app.get("/api/runs/99999/log"), 404, "not_found");
     assert_error(&app.get("/api/runs/99999/cases"), 404, "not_found");
     assert_error(&app.get("/api/runs/1/log?offset=-1"), 400, "bad_request");
+    // A NUL byte reached PostgreSQL, which refuses it in text: a 500.
+    assert_error(&app.get("/api/runs?username=a%00b"), 400, "bad_request");
+    assert_error(
+        &app.get("/api/tests/history?nodeid=a%00b"),
+        400,
+        "bad_request",
+    );
     assert_error(&app.get("/api/nothing-here"), 404, "not_found");
     let wrong_method = app.request("PATCH", "/api/runs");
     assert_eq!(wrong_method.0, 405);

@@ -5,11 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod catalog;
+mod ci;
 mod environments;
 mod errors;
 mod helpers;
 mod insights;
+mod operations;
 mod outcomes;
+mod polling;
 mod reliability;
 mod runs;
 mod scheduling;

@@ -128,6 +128,12 @@ fn a_running_run_shows_a_growing_log_and_queued_ones_their_position() {
     let second = app.create_run("carol", 5, &["smoke/test_pass.py"]);
     let third = app.create_run("carol", 5, &["smoke/test_pass.py"]);
     app.wait_run(slow, SECS_30, |r| r["status"] == "running");
+    // Progress while running: the total once collected, then the passes.
+    let progress = app.wait_run(slow, SECS_30, |r| {
+        r["summary"]["passed"].as_i64().unwrap_or(0) >= 1 || r["status"] != "running"
+    });
+    assert_eq!(progress["status"], "running", "{progress}");
+    assert_eq!(progress["summary"]["total"], 10, "{progress}");
     assert_eq!(app.run(second)["queue_position"], 1);
     assert_eq!(app.run(third)["queue_position"], 2);
 

@@ -1,0 +1,123 @@
+//! Conditional GETs for the endpoints browsers poll every second: each
+//! answer carries an ETag made of the database's state version (see
+//! `db::state`) and the request's URL, and a request whose `If-None-Match`
+//! names the current one gets `304 Not Modified` after one tiny query
+//! instead of the endpoint's own queries.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse};
+
+use crate::db::{self, run_blocking, PgConn};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// An answer to a conditional GET: the current ETag, and the body unless
+/// the client already has it.
+pub struct Tagged<T> {
+    etag: String,
+    body: Option<T>,
+}
+
+impl<T> Tagged<T> {
+    /// `build` makes the 200 answer from the body; a 304 has no body.
+    pub fn respond(self, build: impl FnOnce(T) -> HttpResponse) -> HttpResponse {
+        let mut response = match self.body {
+            Some(body) => build(body),
+            None => HttpResponse::NotModified().finish(),
+        };
+        let headers = response.headers_mut();
+        if let Ok(etag) = HeaderValue::from_str(&self.etag) {
+            headers.insert(header::ETAG, etag);
+        }
+        // Stored, but asked again every time: the poll stays live.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
+/// Reads the state version and, unless the client's `If-None-Match` has
+/// it, runs `query`, on one pooled connection. The version is read before
+/// the query, so the body is at least as new as its ETag says: a change
+/// committed in between gives a newer body under an older tag, which only
+/// costs the client one more full answer.
+pub async fn conditional<T, F>(
+    state: &AppState,
+    req: &HttpRequest,
+    query: F,
+) -> Result<Tagged<T>, ApiError>
+where
+    F: FnOnce(&mut PgConn) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let resource = resource_hash(req);
+    let held = if_none_match(req);
+    run_blocking(&state.pool, move |conn| {
+        let version = db::state::version(conn)?;
+        let etag = format!("\"{version:x}-{resource:016x}\"");
+        // `*` is not honoured: it would answer 304 for a run that does
+        // not exist; the full query says 404 instead.
+        if held.contains(&etag) {
+            return Ok(Tagged { etag, body: None });
+        }
+        let body = query(conn)?;
+        Ok(Tagged {
+            etag,
+            body: Some(body),
+        })
+    })
+    .await
+}
+
+/// The tags of `If-None-Match`, weak ones (`W/"…"`, as proxies that
+/// compress make them) compared as strong: the bodies are the same bytes.
+fn if_none_match(req: &HttpRequest) -> Vec<String> {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/").to_string())
+        .filter(|tag| !tag.is_empty())
+        .collect()
+}
+
+/// FNV-1a of what, besides the database, decides the body: the build and
+/// the URL. Stable across processes, so that instances behind one proxy
+/// agree on tags.
+fn resource_hash(req: &HttpRequest) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let parts = [
+        env!("CARGO_PKG_VERSION"),
+        " ",
+        req.path(),
+        "?",
+        req.query_string(),
+    ];
+    for byte in parts.iter().flat_map(|part| part.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn weak_and_listed_tags_are_read() {
+        let req = TestRequest::default()
+            .insert_header((header::IF_NONE_MATCH, "W/\"a-1\", \"b-2\""))
+            .to_http_request();
+        assert_eq!(if_none_match(&req), vec!["\"a-1\"", "\"b-2\""]);
+    }
+
+    #[test]
+    fn the_resource_hash_depends_on_path_and_query() {
+        let a = TestRequest::with_uri("/api/runs?page=1").to_http_request();
+        let b = TestRequest::with_uri("/api/runs?page=2").to_http_request();
+        let c = TestRequest::with_uri("/api/runs?page=1").to_http_request();
+        assert_ne!(resource_hash(&a), resource_hash(&b));
+        assert_eq!(resource_hash(&a), resource_hash(&c));
+    }
+}

@@ -1,0 +1,154 @@
+//! `/api/openapi.json`: the OpenAPI 3 document of the whole API, generated
+//! from the handlers' `#[utoipa::path]` attributes and the shared types,
+//! so that it cannot drift from the code.
+
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use super::{environments, health, insights, metrics, runs, tests};
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/api/openapi.json").route(web::get().to(document)));
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Test executor",
+        description = "Runs Python tests with pytest on shared test environments, one run at a \
+            time per environment. Every 4xx/5xx answer has the body `ApiErrorBody`. The polled \
+            GET endpoints send an `ETag` and answer `304 Not Modified` to a matching \
+            `If-None-Match`."
+    ),
+    paths(
+        runs::create,
+        runs::list,
+        runs::get,
+        runs::log,
+        runs::log_text,
+        runs::cases,
+        runs::junit_xml,
+        runs::cancel,
+        runs::rerun,
+        environments::list,
+        environments::create,
+        environments::get,
+        environments::update,
+        environments::delete,
+        tests::list,
+        tests::upload,
+        tests::source,
+        tests::delete,
+        insights::history,
+        insights::insights,
+        health::health,
+        document,
+        metrics::scrape,
+    ),
+    tags(
+        (name = "runs", description = "Queue, follow, cancel and re-run test runs"),
+        (name = "environments", description = "The shared test environments runs queue for"),
+        (name = "tests", description = "The catalog of test files under the tests root"),
+        (name = "insights", description = "How tests behaved over time"),
+        (name = "service", description = "Health, this document, metrics"),
+    ),
+    modifiers(&ServerErrors, &EmptyQueryValues)
+)]
+pub struct ApiDoc;
+
+/// The answers any operation that reaches the database may give, added
+/// to each rather than repeated in every attribute.
+struct ServerErrors;
+
+impl Modify for ServerErrors {
+    fn modify(&self, openapi: &mut Document) {
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ApiErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") || path == "/api/openapi.json" {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.entry("500".into()).or_insert_with(|| {
+                    error("A bug (never for bad input); the cause is in the service log").into()
+                });
+                responses
+                    .entry("503".into())
+                    .or_insert_with(|| error("The database cannot be reached").into());
+            }
+        }
+    }
+}
+
+/// An empty query parameter (`?status=&page=`, as an HTML form sends it)
+/// counts as absent (see `routes::query_param`): each typed one also
+/// accepts the empty string.
+struct EmptyQueryValues;
+
+impl Modify for EmptyQueryValues {
+    fn modify(&self, openapi: &mut Document) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if parameter.parameter_in != ParameterIn::Query {
+                        continue;
+                    }
+                    let Some(schema) = parameter.schema.take() else {
+                        continue;
+                    };
+                    let is_text = matches!(&schema, RefOr::T(Schema::Object(object))
+                        if object.schema_type == SchemaType::Type(Type::String));
+                    parameter.schema = Some(if is_text {
+                        schema
+                    } else {
+                        let empty = ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some([""]))
+                            .build();
+                        AnyOfBuilder::new().item(schema).item(empty).into()
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "service",
+    responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json"))
+)]
+pub async fn document() -> HttpResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let json = DOCUMENT.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default());
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json.as_str())
+}
