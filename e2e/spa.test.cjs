@@ -1,0 +1,509 @@
+// End-to-end test of the SPA in headless Chromium, through nginx, against
+// the real backend and Postgres. Started by scripts/e2e.sh, which sets:
+//   E2E_BASE_URL     nginx, e.g. http://127.0.0.1:18000
+//   E2E_SCREENSHOTS  where the screenshots go (target/screenshots)
+//   CHROMIUM         the browser (default /usr/bin/chromium)
+// and puts .local/node/node_modules on NODE_PATH for playwright-core.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const BASE = (process.env.E2E_BASE_URL || 'http://127.0.0.1:8000').replace(/\/$/, '');
+const SHOTS = process.env.E2E_SCREENSHOTS || path.join(__dirname, '..', 'target', 'screenshots');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+// A run of the fixtures takes a few seconds; leave room for a slow machine.
+const RUN_TIMEOUT = 90_000;
+
+const FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--disable-dev-shm-usage',
+];
+
+fs.mkdirSync(SHOTS, { recursive: true });
+
+let page;
+let shotCount = 0;
+const pageErrors = [];
+const failedRequests = [];
+
+async function shot(name, options = {}) {
+  shotCount += 1;
+  const file = path.join(SHOTS, `${String(shotCount).padStart(2, '0')}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true, ...options });
+  console.log(`    screenshot ${path.relative(process.cwd(), file)}`);
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}
+
+async function api(method, url, body) {
+  const response = await fetch(BASE + url, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** Waits until the run's row on the runs page shows `status`. */
+async function waitForRowStatus(id, status, timeout = RUN_TIMEOUT) {
+  await page.locator(`tr[data-run-id="${id}"] .badge[data-status="${status}"]`)
+    .waitFor({ state: 'visible', timeout });
+}
+
+/** Polls the API until run `id` is finished; answers the run. */
+async function waitForRunFinished(id, timeout = RUN_TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const run = await api('GET', `/api/runs/${id}`);
+    if (!['queued', 'running'].includes(run.status)) return run;
+    if (Date.now() > deadline) throw new Error(`run ${id} is still ${run.status} after ${timeout} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** The outcome of a history cell, from its class. */
+function outcomeOf(className) {
+  const match = /outcome-(\w+)/.exec(className);
+  return match ? match[1] : null;
+}
+
+async function runIdFromUrl() {
+  await page.waitForURL(/\/runs\/\d+$/, { timeout: 15_000 });
+  return Number(new URL(page.url()).pathname.split('/').pop());
+}
+
+const steps = [];
+/** A critical step's failure stops the test: the later ones build on it. */
+function step(name, body, { critical = false } = {}) { steps.push({ name, body, critical }); }
+
+const state = {};
+
+step('the runs page renders, empty on a fresh database', async () => {
+  await page.goto(BASE + '/');
+  await page.getByRole('heading', { name: 'Runs' }).waitFor();
+  await page.getByText('No runs yet').waitFor();
+  // Survives client-side navigation only: a reload would lose it.
+  await page.evaluate(() => { window.__e2eNoReload = true; });
+  await shot('runs-empty');
+}, { critical: true });
+
+step('a validation error appears next to its field', async () => {
+  await page.getByRole('link', { name: 'New run', exact: true }).first().click();
+  await page.getByRole('heading', { name: 'New run' }).waitFor();
+  await page.getByLabel('Test file e2e_smoke/test_quick.py').waitFor();
+  await page.fill('#username', '   ');
+  await page.getByRole('button', { name: 'Start run' }).click();
+  // The server's 422 names both fields; each message sits by its field.
+  const usernameError = page.locator('#username-error');
+  await usernameError.waitFor();
+  const usernameField = page.locator('.field', { has: page.locator('#username') });
+  assert(await usernameField.locator('#username-error').count() === 1,
+    'the user name error is inside the user name field');
+  assert((await usernameError.textContent()).trim().length > 0, 'the user name error says something');
+  await page.locator('#tests-error').waitFor();
+  assert(await page.locator('#username').getAttribute('aria-invalid') === 'true',
+    'the user name input is marked invalid');
+  await shot('new-run-validation');
+});
+
+step('create a run through the form', async () => {
+  await page.fill('#username', 'e2e-alice');
+  await page.selectOption('#environment', '3');
+  await page.fill('#test-search', 'quick');
+  await page.getByLabel('Test file e2e_smoke/test_quick.py').check();
+  await page.locator('.selection code', { hasText: 'e2e_smoke/test_quick.py' }).waitFor();
+  // Fixing a field takes back the complaint about it.
+  assert(await page.locator('#username-error').count() === 0, 'the user name error is gone');
+  assert(await page.locator('#tests-error').count() === 0, 'the tests error is gone');
+  await shot('new-run-filled');
+  await page.getByRole('button', { name: 'Start run' }).click();
+  state.runId = await runIdFromUrl();
+  await page.getByRole('heading', { name: `Run #${state.runId}` }).waitFor();
+}, { critical: true });
+
+step('the runs page shows it reach success without reloading', async () => {
+  await page.getByRole('link', { name: 'Runs', exact: true }).click();
+  const row = page.locator(`tr[data-run-id="${state.runId}"]`);
+  await row.waitFor();
+  // Queued or running first (the run takes a couple of seconds).
+  const status = await row.locator('.badge').getAttribute('data-status');
+  console.log(`    first seen as ${status}`);
+  if (status === 'running' || status === 'queued') {
+    await waitForRowStatus(state.runId, 'running', 15_000).catch(() => {});
+    if (await row.locator('.badge[data-status="running"]').count()) await shot('runs-running');
+  }
+  await waitForRowStatus(state.runId, 'success');
+  assert(await page.evaluate(() => window.__e2eNoReload === true), 'the page was never reloaded');
+  assert((await row.textContent()).includes('e2e-alice'), 'the row names the requester');
+  // The chart of the latest finished runs follows the table.
+  await page.locator(`.run-trend rect.bar.status-success`).first().waitFor();
+  assert((await page.locator('.run-trend .pass-rate').textContent()) === '100 %', 'all passed so far');
+  await shot('runs-success');
+}, { critical: true });
+
+step('the run shows its log and per-test results', async () => {
+  await page.locator(`tr[data-run-id="${state.runId}"] td[data-label="Requested by"]`).click();
+  await page.waitForURL(new RegExp(`/runs/${state.runId}$`));
+  await page.locator('.log-pane[data-complete="true"]').waitFor({ timeout: RUN_TIMEOUT });
+  const log = await page.locator('.log-pane').textContent();
+  assert(log.includes('test_quick.py'), 'the log names the test file');
+  assert(/passed/i.test(log), 'the log says passed');
+  assert(!log.includes('\u001b') && !/\[\d+(;\d+)*m/.test(log), 'no raw ANSI codes in the log');
+  assert(await page.locator('.log-pane span[class*="ansi-fg-"]').count() > 0,
+    'pytest colours are rendered as coloured spans');
+  const cases = page.locator('section.cases tbody tr');
+  await cases.first().waitFor();
+  assert(await cases.count() === 3, `three per-test results (got ${await cases.count()})`);
+  const nodeids = await page.locator('section.cases .nodeid').allTextContents();
+  assert(nodeids.some((n) => n.includes('test_takes_a_moment')), 'the slow test is listed');
+  assert(await page.locator('section.cases .badge.outcome-passed').count() === 3, 'all passed');
+  assert((await page.locator('ul.summary').textContent()).includes('3'), 'the summary counts 3');
+  const raw = await page.getByRole('link', { name: 'Raw log' }).getAttribute('href');
+  assert(raw === `/api/runs/${state.runId}/log.txt`, 'a link to the raw log');
+  await shot('run-details');
+});
+
+step('a failing run lists its failures first, with their message', async () => {
+  const run = await api('POST', '/api/runs', {
+    username: 'e2e-bob', environment_id: 4, paths: ['e2e_smoke/test_mixed.py'],
+  });
+  await page.goto(`${BASE}/runs/${run.id}`);
+  await page.locator('.page-head .badge[data-status="failed"]').waitFor({ timeout: RUN_TIMEOUT });
+  const first = page.locator('section.cases tbody tr').first();
+  await first.waitFor();
+  assert((await first.getAttribute('class')).includes('case-failed'), 'the failure comes first');
+  assert((await first.textContent()).includes('test_fails'), 'it is test_fails');
+  await first.locator('.case-message').waitFor();
+  await page.getByRole('button', { name: 'Re-run failed' }).waitFor();
+  await shot('run-failed');
+  state.failedRunId = run.id;
+});
+
+const FLAKY = 'e2e_flaky/test_flaky.py::test_alternates';
+
+step('a test that passes and fails by turns, run four times on one environment', async () => {
+  // One after the other, so that run ids and the order of execution agree.
+  state.flakyRuns = [];
+  const statuses = [];
+  for (let i = 0; i < 4; i += 1) {
+    const run = await api('POST', '/api/runs', {
+      username: 'e2e-dave', environment_id: 12, paths: ['e2e_flaky/test_flaky.py'],
+    });
+    state.flakyRuns.push(run.id);
+    statuses.push((await waitForRunFinished(run.id)).status);
+  }
+  assert(statuses.join() === 'success,failed,success,failed', `alternating results (${statuses})`);
+}, { critical: true });
+
+step('the Insights page lists the flaky test, and the window is kept in the URL', async () => {
+  await page.getByRole('link', { name: 'Insights', exact: true }).click();
+  await page.getByRole('heading', { name: 'Insights' }).waitFor();
+  const flaky = page.locator('section[aria-labelledby="flaky-title"]');
+  const row = flaky.locator(`tr[data-nodeid="${FLAKY}"]`);
+  await row.waitFor();
+  assert((await row.locator('.flips').textContent()) === '3', 'pass, fail, pass, fail: three flips');
+  const runIds = await row.locator('.run-ids a').allTextContents();
+  assert(runIds.length >= 2 && runIds.every((text) => /^#\d+$/.test(text)), `run links (${runIds})`);
+  assert(runIds.includes(`#${state.flakyRuns[3]}`), 'the last flip\'s run is linked');
+  assert(await flaky.locator('tr[data-nodeid="e2e_flaky/test_flaky.py::test_steady"]').count() === 0,
+    'a steady test is not flaky');
+  const failing = page.locator('section[aria-labelledby="failing-title"]');
+  await failing.locator('tr[data-nodeid="e2e_smoke/test_mixed.py::test_fails"]').waitFor();
+  assert(await flaky.locator('tr[data-nodeid="e2e_smoke/test_mixed.py::test_fails"]').count() === 0,
+    'a test that always fails is failing, not flaky');
+  assert(await page.getByRole('button', { name: '7 days' }).getAttribute('aria-pressed') === 'true',
+    'a week by default');
+  await shot('insights');
+  await page.getByRole('button', { name: '30 days' }).click();
+  await page.waitForURL(/\/insights\?days=30$/);
+  assert(await page.getByRole('button', { name: '30 days' }).getAttribute('aria-pressed') === 'true',
+    'the picked window is shown');
+  await row.waitFor();
+  await page.goto(`${BASE}/insights?days=1`);
+  assert(await page.getByRole('button', { name: '1 day' }).getAttribute('aria-pressed') === 'true',
+    'the window comes from the URL');
+  await flaky.locator(`tr[data-nodeid="${FLAKY}"] .run-ids a`, { hasText: `#${state.flakyRuns[3]}` }).click();
+  await page.waitForURL(new RegExp(`/runs/${state.flakyRuns[3]}$`));
+});
+
+step('a failed test shows its history; "Re-run failed" repeats only the failed test', async () => {
+  const failedId = state.flakyRuns[3];
+  await page.goto(`${BASE}/runs/${failedId}`);
+  await page.locator('.page-head .badge[data-status="failed"]').waitFor({ timeout: RUN_TIMEOUT });
+  const strip = page.locator(`section.cases tr.case-failed:has(code:text-is("${FLAKY}")) .history-strip`);
+  await strip.waitFor();
+  const cells = await strip.locator('a.history-cell').evaluateAll(
+    (links) => links.map((a) => ({ id: Number(a.dataset.runId), className: a.className, title: a.title })));
+  assert(cells.map((c) => c.id).join() === state.flakyRuns.join(), `oldest to newest (${cells.map((c) => c.id)})`);
+  assert(cells.map((c) => outcomeOf(c.className)).join() === 'passed,failed,passed,failed',
+    `the outcomes in order (${cells.map((c) => c.className)})`);
+  assert(cells[3].className.includes('current'), 'this run is marked');
+  assert(cells[0].title === `Run #${state.flakyRuns[0]}: passed`, `a tooltip (${cells[0].title})`);
+  assert(await page.locator('section.cases tr.case-passed .history-strip').count() === 0,
+    'only failures have a strip');
+  await shot('run-history-strip');
+
+  // The server's refusal is shown as it is.
+  const rerunFailed = /\/api\/runs\/\d+\/rerun\?failed_only=true/;
+  await page.route(rerunFailed, (route) => route.fulfill({
+    status: 422,
+    contentType: 'application/json',
+    body: JSON.stringify({ error: { code: 'validation', message: 'e2e: nothing failed', fields: {} } }),
+  }));
+  await page.getByRole('button', { name: 'Re-run failed' }).click();
+  await page.locator('.run-page .error[role="alert"]', { hasText: 'e2e: nothing failed' }).waitFor();
+  await page.unroute(rerunFailed);
+
+  await page.getByRole('button', { name: 'Re-run failed' }).click();
+  await page.waitForURL((url) => /\/runs\/\d+$/.test(url.pathname) && !url.pathname.endsWith(`/${failedId}`));
+  const rerunId = await runIdFromUrl();
+  await page.getByRole('heading', { name: `Run #${rerunId}` }).waitFor();
+  const paths = await page.locator('.facts ul.paths li').allTextContents();
+  assert(paths.join() === FLAKY, `only the failed node id (${paths})`);
+  assert((await page.locator('.facts').textContent()).includes(`#${failedId}`), 'it names the run it repeats');
+  await page.locator('.page-head .badge[data-status="success"]').waitFor({ timeout: RUN_TIMEOUT });
+  await page.locator('section.cases tbody tr').first().waitFor();
+  const nodeids = await page.locator('section.cases .nodeid').allTextContents();
+  assert(nodeids.join() === FLAKY, `only the failed test ran (${nodeids})`);
+  await shot('rerun-failed');
+});
+
+step('the runs page charts the latest finished runs, with the pass rate and median', async () => {
+  await page.goto(BASE + '/');
+  const { items } = await api('GET', '/api/runs?per_page=50');
+  const finished = items.filter((run) => !['queued', 'running'].includes(run.status));
+  const judged = finished.filter((run) => run.status !== 'cancelled');
+  const passed = judged.filter((run) => run.status === 'success').length;
+  const percent = Math.floor((passed * 100 + Math.floor(judged.length / 2)) / judged.length);
+  const chart = page.locator('.run-trend');
+  await chart.locator(`text=Last ${finished.length} finished runs`).waitFor();
+  assert(await chart.locator('rect.bar').count() === finished.length, 'a bar per finished run');
+  assert(await chart.locator('rect.bar.status-failed').count() === finished.filter((r) => r.status === 'failed').length,
+    'failed runs are drawn as such');
+  assert((await chart.locator('.pass-rate').textContent()) === `${percent} %`, `the pass rate is ${percent} %`);
+  assert(/\d/.test(await chart.locator('.median-duration').textContent()), 'a median duration');
+  await shot('runs-trend');
+  // With a filter the table shows other runs; the chart still shows them all.
+  await page.goto(`${BASE}/?status=failed`);
+  await chart.locator(`text=Last ${finished.length} finished runs`).waitFor();
+  assert(await chart.locator('rect.bar').count() === finished.length, 'the chart ignores the filters');
+  await chart.locator('rect.bar.status-failed').last().click();
+  await page.waitForURL(/\/runs\/\d+$/);
+  await page.locator('.page-head .badge[data-status="failed"]').waitFor();
+});
+
+step('a queued and a running run can be cancelled; the running one shows live progress', async () => {
+  const running = await api('POST', '/api/runs', {
+    username: 'e2e-carol', environment_id: 7, paths: ['e2e_smoke/test_long.py'],
+  });
+  const queued = await api('POST', '/api/runs', {
+    username: 'e2e-carol', environment_id: 7, paths: ['e2e_smoke/test_long.py'],
+  });
+  await page.goto(`${BASE}/runs/${queued.id}`);
+  await page.locator('.page-head .badge[data-status="queued"]').waitFor();
+  assert((await page.locator('.facts').textContent()).includes('#1 in line'), 'the queue position shows');
+  await shot('run-queued');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.locator('.page-head .badge[data-status="cancelled"]').waitFor();
+  assert(await page.getByRole('button', { name: 'Cancel' }).count() === 0, 'no cancel once finished');
+
+  await page.goto(`${BASE}/runs/${running.id}`);
+  await page.locator('.page-head .badge[data-status="running"]').waitFor();
+  // The log grows while the run runs, without a reload.
+  await page.locator('.log-pane', { hasText: '[long] tick 3' }).waitFor({ timeout: 30_000 });
+  await page.locator('.summary-block progress').waitFor();
+  await shot('run-running');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.locator('.page-head .badge[data-status="cancelled"]').waitFor({ timeout: 60_000 });
+  await page.locator('.log-pane[data-complete="true"]').waitFor({ timeout: 30_000 });
+});
+
+step('upload a file into a new directory and run it', async () => {
+  await page.getByRole('link', { name: 'Upload', exact: true }).click();
+  await page.getByRole('heading', { name: 'Upload a test file' }).waitFor();
+  state.uploadDir = `uploads/e2e-${Date.now().toString(36)}`;
+  await page.setInputFiles('#upload-file', {
+    name: 'test_uploaded.py',
+    mimeType: 'text/x-python',
+    buffer: Buffer.from('def test_uploaded():\n    print("uploaded and run")\n    assert True\n'),
+  });
+  await page.fill('#upload-directory', state.uploadDir);
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  const uploaded = page.locator('.verdict .uploaded-path');
+  await uploaded.waitFor();
+  assert((await uploaded.textContent()) === `${state.uploadDir}/test_uploaded.py`, 'the path is shown');
+  await shot('upload-done');
+  // The user name is remembered from the first run.
+  assert(await page.inputValue('#quick-username') === 'e2e-alice', 'the user name is remembered');
+  await page.getByRole('button', { name: 'Run it now' }).click();
+  const id = await runIdFromUrl();
+  await page.locator('.page-head .badge[data-status="success"]').waitFor({ timeout: RUN_TIMEOUT });
+  await page.locator('.log-pane[data-complete="true"]').waitFor({ timeout: RUN_TIMEOUT });
+  assert((await page.locator('.facts').textContent()).includes(`${state.uploadDir}/test_uploaded.py`),
+    'the run names the uploaded file');
+  await page.locator('section.cases .nodeid', { hasText: 'test_uploaded' }).waitFor();
+  await shot('uploaded-run');
+  state.uploadedRunId = id;
+});
+
+step('an upload with a Python syntax error shows the line', async () => {
+  await page.getByRole('link', { name: 'Upload', exact: true }).click();
+  await page.setInputFiles('#upload-file', {
+    name: 'test_broken.py',
+    mimeType: 'text/x-python',
+    buffer: Buffer.from('def test_ok():\n    pass\n\ndef test_broken(:\n    pass\n'),
+  });
+  await page.fill('#upload-directory', state.uploadDir);
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  const problem = page.locator('form .field-error, form .error').first();
+  await problem.waitFor();
+  const text = await page.locator('form').textContent();
+  assert(/line\s*4|:4\b|4:/i.test(text), `the syntax error names line 4 (${text.slice(0, 300)})`);
+  await shot('upload-syntax-error');
+});
+
+step('the runs page filters by status and user, kept in the URL', async () => {
+  await page.goto(`${BASE}/?status=success&username=e2e-alice`);
+  await waitForRowStatus(state.runId, 'success');
+  const statuses = await page.locator('tbody tr .badge').evaluateAll(
+    (badges) => badges.map((b) => b.getAttribute('data-status')));
+  assert(statuses.length >= 2 && statuses.every((s) => s === 'success'), `only successes (${statuses})`);
+  assert(await page.locator(`tr[data-run-id="${state.failedRunId}"]`).count() === 0, 'no failed run');
+  assert(await page.inputValue('#filter-status') === 'success', 'the status filter shows the URL');
+  await page.selectOption('#filter-status', 'failed');
+  await page.waitForURL(/status=failed/);
+  await page.getByText('No run matches these filters.').waitFor();
+  await shot('runs-filtered');
+});
+
+step('environments: list, edit and save', async () => {
+  await page.goto(BASE + '/');
+  await page.getByRole('link', { name: 'Environments', exact: true }).click();
+  await page.locator('tr[data-environment-id="100"]').waitFor();
+  assert(await page.locator('table.environments tbody tr').count() === 100, '100 environments');
+  await shot('environments');
+  await page.locator('tr[data-environment-id="5"]').getByRole('link', { name: 'Edit' }).click();
+  await page.getByRole('heading', { name: 'Environment 5' }).waitFor();
+  await page.fill('#env-name', 'e2e-env-5');
+  await page.getByRole('button', { name: 'Add variable' }).click();
+  await page.getByLabel('Name of variable 1').fill('API_URL');
+  await page.getByLabel('Value of variable 1').fill('http://example.test');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Saved.').waitFor();
+  const saved = await api('GET', '/api/environments/5');
+  assert(saved.name === 'e2e-env-5' && saved.variables.API_URL === 'http://example.test', 'saved');
+  await page.fill('#env-timeout', '0');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#env-timeout-error').waitFor();
+  await shot('environment-edit');
+});
+
+step('environments: delete one and create it again', async () => {
+  await page.goto(`${BASE}/environments/99`);
+  await page.getByRole('heading', { name: 'Environment 99' }).waitFor();
+  await page.getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('button', { name: 'Yes, delete' }).click();
+  await page.waitForURL(/\/environments$/);
+  await page.locator('tr[data-environment-id="100"]').waitFor();
+  assert(await page.locator('tr[data-environment-id="99"]').count() === 0, 'environment 99 is gone');
+  await page.getByRole('link', { name: 'New environment' }).click();
+  await page.fill('#env-id', '98');
+  await page.fill('#env-name', 'taken');
+  await page.getByRole('button', { name: 'Create' }).click();
+  // The server refuses an id in use (409): the form says so.
+  await page.locator('form .error, #env-id-error').first().waitFor();
+  await page.fill('#env-id', '99');
+  await page.fill('#env-name', 'env-99 again');
+  await page.fill('#env-description', 'created by the e2e test');
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.waitForURL(/\/environments\/99$/);
+  const created = await api('GET', '/api/environments/99');
+  assert(created.name === 'env-99 again', 'environment 99 exists again');
+});
+
+step('an unknown address shows the not-found page', async () => {
+  await page.goto(BASE + '/no/such/page');
+  await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+  await shot('not-found');
+});
+
+step('a banner shows while the API is unreachable, and goes when it is back', async () => {
+  await page.goto(`${BASE}/runs/${state.runId}`);
+  await page.locator('.log-pane[data-complete="true"]').waitFor();
+  await page.goto(BASE + '/');
+  await page.locator(`tr[data-run-id="${state.runId}"]`).waitFor();
+  await page.route('**/api/**', (route) => route.abort('connectionrefused'));
+  const banner = page.locator('.api-banner');
+  await banner.waitFor({ timeout: 10_000 });
+  assert((await banner.getAttribute('role')) === 'alert', 'the banner is announced');
+  // The last data stays on screen.
+  assert(await page.locator(`tr[data-run-id="${state.runId}"]`).count() === 1, 'the runs stay');
+  await shot('api-unreachable');
+  await page.unroute('**/api/**');
+  await banner.waitFor({ state: 'detached', timeout: 10_000 });
+});
+
+step('phone width: runs, new run and run details', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(BASE + '/');
+  await page.locator(`tr[data-run-id="${state.runId}"]`).waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(overflow <= 1, `no sideways scrolling on a phone (overflow ${overflow}px)`);
+  await shot('phone-runs');
+  await page.goto(BASE + '/runs/new');
+  await page.getByLabel('Test file e2e_smoke/test_quick.py').waitFor();
+  await shot('phone-new-run');
+  await page.goto(`${BASE}/runs/${state.failedRunId}`);
+  await page.locator('.log-pane[data-complete="true"]').waitFor();
+  await shot('phone-run-details');
+  await page.goto(BASE + '/insights');
+  await page.locator(`tr[data-nodeid="${FLAKY}"]`).first().waitFor();
+  const insightsOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(insightsOverflow <= 1, `no sideways scrolling on a phone (overflow ${insightsOverflow}px)`);
+  await shot('phone-insights');
+});
+
+(async () => {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  page.on('pageerror', (error) => pageErrors.push(String(error)));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !/Failed to load resource|ERR_CONNECTION_REFUSED|net::ERR_FAILED/.test(message.text())) {
+      pageErrors.push(`console: ${message.text()}`);
+    }
+  });
+  page.on('requestfailed', (request) => failedRequests.push(request.url()));
+
+  let failed = 0;
+  for (const { name, body, critical } of steps) {
+    const started = Date.now();
+    try {
+      await body();
+      console.log(`  ok    ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    } catch (error) {
+      failed += 1;
+      console.log(`  FAIL  ${name}\n        ${String(error.stack || error).split('\n').join('\n        ')}`);
+      await shot(`FAILED-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}`).catch(() => {});
+      if (critical) break;
+    }
+  }
+  if (pageErrors.length) {
+    failed += 1;
+    console.log(`  FAIL  the page reported errors:\n        ${pageErrors.join('\n        ')}`);
+  }
+  await browser.close();
+  console.log(failed ? `e2e: ${failed} failure(s)` : `e2e: all ${steps.length} steps passed`);
+  process.exit(failed ? 1 : 0);
+})().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

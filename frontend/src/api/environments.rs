@@ -1,0 +1,26 @@
+//! Environments: the 100 shared resources runs are queued for.
+
+use gloo_net::http::Request;
+use shared::{Environment, NewEnvironment, UpdateEnvironment};
+
+use super::{get, request, request_empty, ApiError};
+
+pub async fn list() -> Result<Vec<Environment>, ApiError> {
+    request(get("/api/environments")).await
+}
+
+pub async fn get_environment(id: i32) -> Result<Environment, ApiError> {
+    request(get(&format!("/api/environments/{id}"))).await
+}
+
+pub async fn create(environment: &NewEnvironment) -> Result<Environment, ApiError> {
+    request(Request::post("/api/environments").json(environment)).await
+}
+
+pub async fn update(id: i32, changes: &UpdateEnvironment) -> Result<Environment, ApiError> {
+    request(Request::put(&format!("/api/environments/{id}")).json(changes)).await
+}
+
+pub async fn delete(id: i32) -> Result<(), ApiError> {
+    request_empty(Request::delete(&format!("/api/environments/{id}")).build()).await
+}

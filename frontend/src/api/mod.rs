@@ -1,0 +1,182 @@
+//! Typed access to the REST API (API.md). Every call goes through
+//! [`request`], which turns any answer other than 2xx into the shared
+//! error body, so pages handle one error type whatever went wrong.
+
+pub mod catalog;
+pub mod environments;
+pub mod insights;
+pub mod runs;
+pub mod service;
+
+use gloo_net::http::{Request, Response};
+use serde::de::DeserializeOwned;
+use shared::{ApiErrorBody, ErrorCode, ErrorDetail};
+use web_sys::RequestCache;
+
+/// An API call that did not succeed: the HTTP status (0 when no answer
+/// arrived at all) and the error body of API.md.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub body: ApiErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: ApiErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message: message.into(),
+                    fields: None,
+                },
+            },
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.body.error.message
+    }
+
+    /// The server's complaint about one input field, if any. A field named
+    /// `paths` also collects `paths[3]`-style keys.
+    pub fn field(&self, name: &str) -> Option<String> {
+        let fields = self.body.error.fields.as_ref()?;
+        if let Some(why) = fields.get(name) {
+            return Some(why.clone());
+        }
+        fields
+            .iter()
+            .find(|(key, _)| is_field(key, name))
+            .map(|(_, why)| why.clone())
+    }
+
+    /// The error once the user has changed field `name`: its complaint is
+    /// dropped, and nothing is left when it was the only one.
+    pub fn without_field(&self, name: &str) -> Option<ApiError> {
+        let fields = self.body.error.fields.as_ref()?;
+        let rest: shared::FieldErrors = fields
+            .iter()
+            .filter(|(key, _)| !is_field(key, name))
+            .map(|(key, why)| (key.clone(), why.clone()))
+            .collect();
+        if rest.is_empty() {
+            return None;
+        }
+        let mut error = self.clone();
+        error.body.error.fields = Some(rest);
+        Some(error)
+    }
+
+    /// Field errors about fields other than `known`, to show at form level.
+    pub fn other_fields(&self, known: &[&str]) -> Vec<(String, String)> {
+        self.body
+            .error
+            .fields
+            .iter()
+            .flatten()
+            .filter(|(key, _)| !known.iter().any(|name| is_field(key, name)))
+            .map(|(key, why)| (key.clone(), why.clone()))
+            .collect()
+    }
+
+    /// The service, or the way to it, is down, as opposed to the request
+    /// being refused: the SPA shows its banner and keeps retrying.
+    pub fn is_unreachable(&self) -> bool {
+        self.status == 0
+            || matches!(self.status, 502..=504)
+            || self.body.error.code == ErrorCode::Unavailable
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// Whether an error key is about field `name`: `paths` covers `paths[3]`
+/// and `paths.3`.
+fn is_field(key: &str, name: &str) -> bool {
+    key.strip_prefix(name)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('[') || rest.starts_with('.'))
+}
+
+fn code_for_status(status: u16) -> ErrorCode {
+    match status {
+        404 => ErrorCode::NotFound,
+        409 => ErrorCode::Conflict,
+        413 => ErrorCode::TooLarge,
+        422 => ErrorCode::Validation,
+        502..=504 => ErrorCode::Unavailable,
+        400..=499 => ErrorCode::BadRequest,
+        _ => ErrorCode::Internal,
+    }
+}
+
+/// A GET that always asks the service, so polling sees its current state;
+/// the browser still sends the ETag it has (`If-None-Match`), and an
+/// unchanged answer comes back as a tiny 304 that fetch turns into the
+/// cached 200.
+pub fn get(url: &str) -> Result<Request, gloo_net::Error> {
+    Request::get(url).cache(RequestCache::NoCache).build()
+}
+
+async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, ApiError> {
+    let request = request.map_err(|why| {
+        ApiError::new(
+            0,
+            ErrorCode::BadRequest,
+            format!("the request could not be built: {why}"),
+        )
+    })?;
+    let response = request
+        .send()
+        .await
+        .map_err(|_| ApiError::new(0, ErrorCode::Unavailable, "no answer from the service"))?;
+    if response.ok() {
+        return Ok(response);
+    }
+    let status = response.status();
+    // A proxy in front of the service (nginx) answers with HTML, not with
+    // the API's error body: make one up from the status.
+    Err(match response.json::<ApiErrorBody>().await {
+        Ok(body) => ApiError { status, body },
+        Err(_) => ApiError::new(
+            status,
+            code_for_status(status),
+            format!(
+                "the service answered {status} {}",
+                response.status_text().trim()
+            )
+            .trim()
+            .to_string(),
+        ),
+    })
+}
+
+/// Sends a request and reads its JSON answer.
+pub async fn request<T: DeserializeOwned>(
+    request: Result<Request, gloo_net::Error>,
+) -> Result<T, ApiError> {
+    let response = send(request).await?;
+    let status = response.status();
+    response.json::<T>().await.map_err(|why| {
+        ApiError::new(
+            status,
+            ErrorCode::Internal,
+            format!("the service's answer could not be read: {why}"),
+        )
+    })
+}
+
+/// Sends a request whose answer has no body worth reading (204).
+pub async fn request_empty(request: Result<Request, gloo_net::Error>) -> Result<(), ApiError> {
+    send(request).await.map(|_| ())
+}
+
+/// Escapes one path segment or query value for a URL.
+pub fn encode(raw: &str) -> String {
+    String::from(js_sys::encode_uri_component(raw))
+}

@@ -1,0 +1,64 @@
+//! Runs: list, create, follow, cancel and repeat them.
+
+use gloo_net::http::Request;
+use shared::{CaseResult, LogChunk, NewRun, Run, RunListQuery, RunPage};
+
+use super::{encode, get, request, ApiError};
+
+/// The query string of `GET /api/runs`, without the `?`.
+pub fn list_query_string(query: &RunListQuery) -> String {
+    let mut pairs = Vec::new();
+    if let Some(status) = query.status {
+        pairs.push(format!("status={}", status.as_str()));
+    }
+    if let Some(username) = &query.username {
+        pairs.push(format!("username={}", encode(username)));
+    }
+    if let Some(id) = query.environment_id {
+        pairs.push(format!("environment_id={id}"));
+    }
+    if let Some(page) = query.page {
+        pairs.push(format!("page={page}"));
+    }
+    if let Some(per_page) = query.per_page {
+        pairs.push(format!("per_page={per_page}"));
+    }
+    pairs.join("&")
+}
+
+pub async fn list(query: RunListQuery) -> Result<RunPage, ApiError> {
+    request(get(&format!("/api/runs?{}", list_query_string(&query)))).await
+}
+
+pub async fn get_run(id: i64) -> Result<Run, ApiError> {
+    request(get(&format!("/api/runs/{id}"))).await
+}
+
+pub async fn create(new_run: &NewRun) -> Result<Run, ApiError> {
+    request(Request::post("/api/runs").json(new_run)).await
+}
+
+pub async fn log(id: i64, offset: i64) -> Result<LogChunk, ApiError> {
+    request(get(&format!("/api/runs/{id}/log?offset={offset}"))).await
+}
+
+pub fn raw_log_url(id: i64) -> String {
+    format!("/api/runs/{id}/log.txt")
+}
+
+pub async fn cases(id: i64) -> Result<Vec<CaseResult>, ApiError> {
+    request(get(&format!("/api/runs/{id}/cases"))).await
+}
+
+pub async fn cancel(id: i64) -> Result<Run, ApiError> {
+    request(Request::post(&format!("/api/runs/{id}/cancel")).build()).await
+}
+
+pub async fn rerun(id: i64, failed_only: bool) -> Result<Run, ApiError> {
+    let url = if failed_only {
+        format!("/api/runs/{id}/rerun?failed_only=true")
+    } else {
+        format!("/api/runs/{id}/rerun")
+    };
+    request(Request::post(&url).build()).await
+}

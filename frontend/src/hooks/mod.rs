@@ -1,0 +1,6 @@
+//! Reusable stateful behaviour of the pages.
+
+pub mod use_connectivity;
+pub mod use_polling;
+pub mod use_run_log;
+pub mod use_stored_username;

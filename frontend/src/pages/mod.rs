@@ -1,0 +1,10 @@
+//! One component per screen.
+
+pub mod environment_edit;
+pub mod environments;
+pub mod insights;
+pub mod new_run;
+pub mod not_found;
+pub mod run_details;
+pub mod runs;
+pub mod upload;

@@ -1,0 +1,220 @@
+//! Starts a run: who asks, on which environment, and which tests, picked
+//! from a searchable tree. The server's validation errors appear next to
+//! their fields; success opens the new run.
+
+use std::rc::Rc;
+
+use shared::NewRun;
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+use crate::api::{self, ApiError};
+use crate::app::Route;
+use crate::components::environment_picker::EnvironmentPicker;
+use crate::components::field::{error_id, Field};
+use crate::components::test_tree::TestTree;
+use crate::hooks::use_polling::use_polling;
+use crate::hooks::use_stored_username::{remember_username, use_stored_username};
+use crate::tree::{self, DirNode};
+
+const FIELDS: [&str; 3] = ["username", "environment_id", "paths"];
+
+#[component]
+pub fn NewRunPage() -> Html {
+    let username = use_stored_username();
+    let environment_id = use_state(|| 1_i32);
+    let selection = use_state(|| Rc::new(Vec::<String>::new()));
+    let search = use_state(String::new);
+    let error = use_state(|| None::<ApiError>);
+    let busy = use_state(|| false);
+    let navigator = use_navigator();
+    // The catalog changes rarely: every five seconds is enough.
+    let catalog = use_polling((), Some(5000), |()| api::catalog::list());
+    let root = {
+        let catalog = catalog.data().cloned();
+        use_memo(catalog, |catalog| {
+            Rc::new(
+                catalog
+                    .as_ref()
+                    .map(DirNode::from_catalog)
+                    .unwrap_or_default(),
+            )
+        })
+    };
+
+    let onsubmit = {
+        let username = username.clone();
+        let environment_id = environment_id.clone();
+        let selection = selection.clone();
+        let error = error.clone();
+        let busy = busy.clone();
+        Callback::from(move |event: SubmitEvent| {
+            event.prevent_default();
+            if *busy {
+                return;
+            }
+            busy.set(true);
+            let new_run = NewRun {
+                username: (*username).clone(),
+                environment_id: *environment_id,
+                paths: selection.to_vec(),
+            };
+            let error = error.clone();
+            let busy = busy.clone();
+            let navigator = navigator.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::runs::create(&new_run).await {
+                    Ok(run) => {
+                        remember_username(new_run.username.trim());
+                        if let Some(navigator) = navigator {
+                            navigator.push(&Route::Run { id: run.id });
+                        }
+                    }
+                    Err(why) => {
+                        error.set(Some(why));
+                        busy.set(false);
+                    }
+                }
+            });
+        })
+    };
+    // Editing a field takes back the server's complaint about it.
+    let forget = |field: &'static str| {
+        let error = error.clone();
+        move || error.set(error.as_ref().and_then(|e| e.without_field(field)))
+    };
+    let on_username = {
+        let username = username.clone();
+        let forget = forget("username");
+        Callback::from(move |event: InputEvent| {
+            username.set(event.target_unchecked_into::<HtmlInputElement>().value());
+            forget();
+        })
+    };
+    let on_environment = {
+        let environment_id = environment_id.clone();
+        let forget = forget("environment_id");
+        Callback::from(move |id| {
+            environment_id.set(id);
+            forget();
+        })
+    };
+    let on_search = {
+        let search = search.clone();
+        Callback::from(move |event: InputEvent| {
+            search.set(event.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let on_toggle = {
+        let selection = selection.clone();
+        let forget = forget("paths");
+        Callback::from(move |(path, checked): (String, bool)| {
+            selection.set(Rc::new(tree::toggle(&selection, &path, checked)));
+            forget();
+        })
+    };
+    let remove = |path: &str| {
+        let selection = selection.clone();
+        let path = path.to_string();
+        let forget = forget("paths");
+        Callback::from(move |_: MouseEvent| {
+            selection.set(Rc::new(tree::toggle(&selection, &path, false)));
+            forget();
+        })
+    };
+    let clear = {
+        let selection = selection.clone();
+        Callback::from(move |_: MouseEvent| selection.set(Rc::new(Vec::new())))
+    };
+
+    let field_error = |name: &str| error.as_ref().and_then(|e| e.field(name));
+    let username_error = field_error("username");
+    let environment_error = field_error("environment_id");
+    let paths_error = field_error("paths");
+    let form_error = error.as_ref().filter(|e| {
+        FIELDS.iter().all(|name| e.field(name).is_none()) || !e.other_fields(&FIELDS).is_empty()
+    });
+
+    let tests = match (catalog.data(), catalog.error()) {
+        (Some(_), _) if root.file_count() == 0 => html! {
+            <p class="empty">
+                { "The catalog has no test files yet. " }
+                <Link<Route> to={Route::Upload}>{ "Upload one" }</Link<Route>>{ "." }
+            </p>
+        },
+        (Some(_), _) => html! {
+            <TestTree root={(*root).clone()} selection={(*selection).clone()}
+                search={AttrValue::from(search.trim().to_ascii_lowercase())} {on_toggle} />
+        },
+        (None, Some(error)) => html! {
+            <p class="error">{ format!("The catalog could not be read: {}", error.message()) }</p>
+        },
+        (None, None) => html! { <p class="loading">{ "Loading the catalog…" }</p> },
+    };
+
+    html! {
+        <section class="page new-run-page">
+            <h1>{ "New run" }</h1>
+            <form {onsubmit} novalidate=true aria-label="New run">
+                <div class="row">
+                    <Field id="username" label="Your name" error={username_error.clone()}>
+                        <input id="username" name="username" type="text" autocomplete="username"
+                            value={(*username).clone()} oninput={on_username}
+                            aria-invalid={username_error.is_some().then_some("true")}
+                            aria-describedby={username_error.is_some().then(|| error_id("username"))} />
+                    </Field>
+                    <Field id="environment" label="Environment" error={environment_error.clone()}>
+                        <EnvironmentPicker id="environment" value={*environment_id}
+                            on_change={on_environment} invalid={environment_error.is_some()} />
+                    </Field>
+                </div>
+                <fieldset class={classes!("tests", paths_error.is_some().then_some("invalid"))}
+                    aria-describedby={paths_error.is_some().then(|| error_id("tests"))}>
+                    <legend>{ "Tests" }</legend>
+                    <div class="tests-grid">
+                        <div class="tests-pick">
+                            <label for="test-search" class="visually-hidden">{ "Search tests" }</label>
+                            <input id="test-search" type="search" placeholder="Search files and directories"
+                                value={(*search).clone()} oninput={on_search} />
+                            { tests }
+                        </div>
+                        <div class="selection" aria-live="polite">
+                            <h2>{ format!("Selected ({})", selection.len()) }</h2>
+                            if selection.is_empty() {
+                                <p class="hint">{ "Check test files, or whole directories, in the tree." }</p>
+                            } else {
+                                <ul>
+                                    { for selection.iter().map(|path| html! {
+                                        <li key={path.clone()}>
+                                            <code>{ path.clone() }</code>
+                                            <button type="button" class="remove" onclick={remove(path)}
+                                                aria-label={format!("Remove {path}")}>{ "✕" }</button>
+                                        </li>
+                                    }) }
+                                </ul>
+                                <button type="button" class="link" onclick={clear}>{ "Clear all" }</button>
+                            }
+                        </div>
+                    </div>
+                    if let Some(why) = &paths_error {
+                        <p class="field-error" id={error_id("tests")} role="alert">{ why.clone() }</p>
+                    }
+                </fieldset>
+                if let Some(error) = form_error {
+                    <div class="error" role="alert">
+                        <p>{ error.message().to_string() }</p>
+                        { for error.other_fields(&FIELDS).into_iter().map(|(field, why)| html! {
+                            <p>{ format!("{field}: {why}") }</p>
+                        }) }
+                    </div>
+                }
+                <div class="actions">
+                    <button type="submit" class="primary" disabled={*busy}>
+                        { if *busy { "Starting…" } else { "Start run" } }
+                    </button>
+                </div>
+            </form>
+        </section>
+    }
+}

@@ -1,0 +1,17 @@
+//! Any address the app does not know.
+
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+use crate::app::Route;
+
+#[component]
+pub fn NotFoundPage() -> Html {
+    html! {
+        <section class="page not-found">
+            <h1>{ "Page not found" }</h1>
+            <p>{ "There is nothing at this address." }</p>
+            <p><Link<Route> to={Route::Runs}>{ "Go to the runs" }</Link<Route>></p>
+        </section>
+    }
+}

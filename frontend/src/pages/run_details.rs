@@ -1,0 +1,330 @@
+//! One run: what it was created with, where it stands, its per-test
+//! results and its log. Live until the run is finished.
+
+use shared::{CaseOutcome, CaseResult, HistoryItem, Run, RunStatus};
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+use crate::api::{self, ApiError};
+use crate::app::Route;
+use crate::components::elapsed::Elapsed;
+use crate::components::history_strip::history_strip;
+use crate::components::log_view::LogView;
+use crate::components::progress::Progress;
+use crate::components::status_badge::StatusBadge;
+use crate::format;
+use crate::hooks::use_polling::use_polling;
+use crate::hooks::use_run_log::use_run_log;
+use crate::trend::{self, STRIP_RESULTS};
+
+#[derive(Properties, PartialEq)]
+pub struct RunDetailsProps {
+    pub id: i64,
+}
+
+/// What the buttons of the page do.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Cancel,
+    Rerun,
+    RerunFailed,
+}
+
+fn outcome_rank(outcome: CaseOutcome) -> u8 {
+    match outcome {
+        CaseOutcome::Failed => 0,
+        CaseOutcome::Error => 1,
+        CaseOutcome::Skipped => 2,
+        CaseOutcome::Passed => 3,
+    }
+}
+
+fn time_cell(at: Option<&chrono::DateTime<chrono::Utc>>) -> Html {
+    match at {
+        Some(at) => html! {
+            <time datetime={format::utc_time(at)} title={format::utc_time(at)}>{ format::local_time(at) }</time>
+        },
+        None => html! { "—" },
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct FactsProps {
+    run: Run,
+}
+
+/// Everything the run was created with, and its times.
+#[component]
+fn Facts(props: &FactsProps) -> Html {
+    let run = &props.run;
+    html! {
+        <dl class="facts">
+            <dt>{ "Requested by" }</dt><dd>{ run.username.clone() }</dd>
+            <dt>{ "Environment" }</dt>
+            <dd><Link<Route> to={Route::Environment { id: run.environment_id }}>{ run.environment_id }</Link<Route>></dd>
+            <dt>{ "Tests" }</dt>
+            <dd><ul class="paths">{ for run.paths.iter().map(|p| html! { <li><code>{ p.clone() }</code></li> }) }</ul></dd>
+            <dt>{ "Created" }</dt><dd>{ time_cell(Some(&run.created_at)) }</dd>
+            <dt>{ "Started" }</dt><dd>{ time_cell(run.started_at.as_ref()) }</dd>
+            <dt>{ "Finished" }</dt><dd>{ time_cell(run.finished_at.as_ref()) }</dd>
+            <dt>{ "Duration" }</dt>
+            <dd>
+                { match (run.duration_ms, run.started_at, run.status) {
+                    (Some(ms), _, _) => html! { format::duration_ms(ms) },
+                    (None, Some(started), RunStatus::Running) => html! { <Elapsed since={started} /> },
+                    _ => html! { "—" },
+                } }
+            </dd>
+            if let Some(position) = run.queue_position {
+                <dt>{ "Queue position" }</dt><dd>{ format!("#{position} in line") }</dd>
+            }
+            if let Some(code) = run.exit_code {
+                <dt>{ "Exit code" }</dt><dd>{ code }</dd>
+            }
+            if let Some(reason) = &run.status_reason {
+                <dt>{ "Reason" }</dt><dd>{ reason.clone() }</dd>
+            }
+            if let Some(original) = run.rerun_of {
+                <dt>{ "Re-run of" }</dt>
+                <dd><Link<Route> to={Route::Run { id: original }}>{ format!("#{original}") }</Link<Route>></dd>
+            }
+        </dl>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct SummaryProps {
+    run: Run,
+}
+
+#[component]
+fn Summary(props: &SummaryProps) -> Html {
+    let summary = &props.run.summary;
+    let count = |label: &'static str, value: Option<i32>, class: &'static str| match value {
+        Some(value) if value > 0 || matches!(label, "total" | "passed" | "failed") => html! {
+            <li class={class}><span class="count-value">{ value }</span>{ " " }{ label }</li>
+        },
+        _ => html! {},
+    };
+    html! {
+        <div class="summary-block">
+            if props.run.status == RunStatus::Running {
+                <Progress summary={summary.clone()} />
+            }
+            <ul class="summary" aria-label="Summary">
+                { count("total", summary.total, "total") }
+                { count("passed", summary.passed, "passed") }
+                { count("failed", summary.failed, "failed") }
+                { count("errors", summary.errors, "errors") }
+                { count("skipped", summary.skipped, "skipped") }
+                { count("xfailed", summary.xfailed, "skipped") }
+                { count("xpassed", summary.xpassed, "skipped") }
+            </ul>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct CasesProps {
+    cases: Vec<CaseResult>,
+    /// The recent results of the failed tests' files, newest first; empty
+    /// until they arrive.
+    history: Vec<HistoryItem>,
+    run_id: i64,
+}
+
+/// Per-test results, failures first, each failure with its recent history.
+#[component]
+fn Cases(props: &CasesProps) -> Html {
+    let navigator = use_navigator();
+    let mut cases = props.cases.clone();
+    cases.sort_by(|a, b| {
+        outcome_rank(a.outcome)
+            .cmp(&outcome_rank(b.outcome))
+            .then_with(|| a.nodeid.cmp(&b.nodeid))
+    });
+    html! {
+        <section class="cases" aria-labelledby="cases-title">
+            <h2 id="cases-title">{ format!("Tests ({})", cases.len()) }</h2>
+            if cases.is_empty() {
+                <p class="empty">{ "No per-test results were recorded." }</p>
+            } else {
+                <div class="table-wrap">
+                    <table class="responsive">
+                        <thead>
+                            <tr>
+                                <th scope="col">{ "Test" }</th>
+                                <th scope="col">{ "Outcome" }</th>
+                                <th scope="col">{ "Time" }</th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            { for cases.iter().map(|case| html! {
+                                <tr key={case.nodeid.clone()} class={format!("case-{}", case.outcome.as_str())}>
+                                    <td data-label="Test">
+                                        <div class="case-test">
+                                            <div class="case-head">
+                                                <code class="nodeid">{ case.nodeid.clone() }</code>
+                                                if case.outcome.is_failure() {
+                                                    { history_strip(&navigator, &trend::strip(&props.history, &case.nodeid), props.run_id) }
+                                                }
+                                            </div>
+                                            if let Some(message) = &case.message {
+                                                <pre class="case-message">{ message.clone() }</pre>
+                                            }
+                                        </div>
+                                    </td>
+                                    <td data-label="Outcome">
+                                        <span class={classes!("badge", format!("outcome-{}", case.outcome.as_str()))}>
+                                            { case.outcome.as_str() }
+                                        </span>
+                                    </td>
+                                    <td data-label="Time">{ format::duration_ms(case.duration_ms) }</td>
+                                </tr>
+                            }) }
+                        </tbody>
+                    </table>
+                </div>
+            }
+        </section>
+    }
+}
+
+#[component]
+pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
+    let id = props.id;
+    let navigator = use_navigator();
+    let action_error = use_state(|| None::<ApiError>);
+    let acting = use_state(|| false);
+
+    let finished = use_state_eq(|| false);
+    let run = use_polling(id, (!*finished).then_some(1000), api::runs::get_run);
+    let now_finished = run.data().is_some_and(|run| run.status.is_finished());
+    {
+        let finished = finished.clone();
+        use_effect_with(now_finished, move |&now| finished.set(now));
+    }
+    // Per-test results come from pytest's report, once the run is over.
+    let cases = use_polling((id, *finished), None, |(id, finished)| async move {
+        if finished {
+            api::runs::cases(id).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    });
+    // The recent history of the failed tests: once, when the results are
+    // in, one request per file.
+    let failed_files = cases
+        .data()
+        .and_then(Option::as_ref)
+        .map(|cases| trend::failed_files(cases))
+        .unwrap_or_default();
+    let history = use_polling(failed_files, None, |files: Vec<String>| async move {
+        let mut history = Vec::new();
+        for file in &files {
+            history.extend(api::insights::file_history(file, STRIP_RESULTS).await?);
+        }
+        Ok(history)
+    });
+    let log = use_run_log(id, 1000);
+
+    let act = |action: Action| {
+        let navigator = navigator.clone();
+        let action_error = action_error.clone();
+        let acting = acting.clone();
+        let refresh = run.refresh_callback();
+        Callback::from(move |_: MouseEvent| {
+            if *acting {
+                return;
+            }
+            acting.set(true);
+            let navigator = navigator.clone();
+            let action_error = action_error.clone();
+            let acting = acting.clone();
+            let refresh = refresh.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                // Cancelling changes this run; a re-run makes a new one.
+                let result = match action {
+                    Action::Cancel => api::runs::cancel(id).await.map(|_| None),
+                    Action::Rerun => api::runs::rerun(id, false).await.map(Some),
+                    Action::RerunFailed => api::runs::rerun(id, true).await.map(Some),
+                };
+                acting.set(false);
+                match result {
+                    Ok(Some(new_run)) => {
+                        if let Some(navigator) = navigator {
+                            navigator.push(&Route::Run { id: new_run.id });
+                        }
+                    }
+                    Ok(None) => {
+                        action_error.set(None);
+                        refresh.emit(());
+                    }
+                    Err(why) => action_error.set(Some(why)),
+                }
+            });
+        })
+    };
+
+    let Some(data) = run.data() else {
+        return match run.error() {
+            Some(error) if error.status == 404 => html! {
+                <section class="page">
+                    <h1>{ format!("Run #{id}") }</h1>
+                    <p class="error" role="alert">{ format!("There is no run #{id}.") }</p>
+                    <p><Link<Route> to={Route::Runs}>{ "Back to the runs" }</Link<Route>></p>
+                </section>
+            },
+            Some(error) => html! {
+                <section class="page">
+                    <h1>{ format!("Run #{id}") }</h1>
+                    <p class="error" role="alert">{ format!("The run could not be read: {}", error.message()) }</p>
+                </section>
+            },
+            None => html! {
+                <section class="page"><h1>{ format!("Run #{id}") }</h1><p class="loading">{ "Loading…" }</p></section>
+            },
+        };
+    };
+    let has_failures = cases
+        .data()
+        .and_then(Option::as_ref)
+        .is_some_and(|cases| cases.iter().any(|c| c.outcome.is_failure()));
+
+    html! {
+        <section class="page run-page">
+            <div class="page-head">
+                <h1>{ format!("Run #{id}") }</h1>
+                <StatusBadge run={data.clone()} />
+                <div class="actions">
+                    if !data.status.is_finished() {
+                        <button type="button" class="danger" onclick={act(Action::Cancel)} disabled={*acting}>
+                            { "Cancel" }
+                        </button>
+                    }
+                    <button type="button" onclick={act(Action::Rerun)} disabled={*acting}>{ "Re-run" }</button>
+                    if has_failures {
+                        <button type="button" onclick={act(Action::RerunFailed)} disabled={*acting}>
+                            { "Re-run failed" }
+                        </button>
+                    }
+                </div>
+            </div>
+            if let Some(error) = &*action_error {
+                <p class="error" role="alert">{ error.message().to_string() }</p>
+            }
+            if let Some(error) = run.error().filter(|e| !e.is_unreachable()) {
+                <p class="error" role="alert">{ format!("The run could not be refreshed: {}", error.message()) }</p>
+            }
+            <Facts run={data.clone()} />
+            <Summary run={data.clone()} />
+            if let Some(Some(list)) = cases.data() {
+                <Cases cases={list.clone()} history={history.data().cloned().unwrap_or_default()} run_id={id} />
+            } else if let Some(error) = cases.error() {
+                <p class="error" role="alert">{ format!("The per-test results could not be read: {}", error.message()) }</p>
+            }
+            <LogView pieces={log.pieces.clone()} complete={log.complete} error={log.error.clone()}
+                raw_url={AttrValue::from(api::runs::raw_log_url(id))} />
+        </section>
+    }
+}
