@@ -10,7 +10,7 @@ use crate::pages::environment_edit::EnvironmentEditPage;
 use crate::pages::environments::EnvironmentsPage;
 use crate::pages::insights::InsightsPage;
 use crate::pages::new_run::NewRunPage;
-use crate::pages::not_found::NotFoundPage;
+use crate::pages::not_found::not_found_page;
 use crate::pages::run_details::RunDetailsPage;
 use crate::pages::runs::RunsPage;
 use crate::pages::upload::UploadPage;
@@ -51,7 +51,7 @@ fn switch(route: Route) -> Html {
         Route::Environment { id } => {
             html! { <EnvironmentEditPage key={id.to_string()} id={Some(id)} /> }
         }
-        Route::NotFound => html! { <NotFoundPage /> },
+        Route::NotFound => not_found_page(),
     }
 }
 

@@ -3,6 +3,8 @@
 
 use shared::{Catalog, CatalogFile};
 
+use crate::sort::sort_by;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DirNode {
     /// Relative to the tests root; empty for the root itself.
@@ -51,8 +53,8 @@ impl DirNode {
     }
 
     fn sort(&mut self) {
-        self.dirs.sort_by(|a, b| a.name.cmp(&b.name));
-        self.files.sort_by(|a, b| a.name.cmp(&b.name));
+        sort_by(&mut self.dirs, |a, b| a.name.cmp(&b.name));
+        sort_by(&mut self.files, |a, b| a.name.cmp(&b.name));
         for dir in &mut self.dirs {
             dir.sort();
         }

@@ -3,6 +3,8 @@
 
 use shared::{CaseResult, HistoryItem, Run, RunStatus};
 
+use crate::sort::sort_by;
+
 /// How many of the latest runs the runs page's chart looks at.
 pub const TREND_RUNS: usize = 50;
 
@@ -54,11 +56,11 @@ impl RunTrend {
             .iter()
             .filter(|bar| bar.status == RunStatus::Success)
             .count();
-        let mut durations: Vec<i64> = judged.iter().filter_map(|bar| bar.duration_ms).collect();
+        let durations: Vec<i64> = judged.iter().filter_map(|bar| bar.duration_ms).collect();
         RunTrend {
             passed,
             judged: judged.len(),
-            median_ms: median(&mut durations),
+            median_ms: median(durations),
             bars,
         }
     }
@@ -78,26 +80,16 @@ impl RunTrend {
     }
 }
 
-/// The median of `values` (reordered); between two middle values, their
-/// mean rounded down.
-pub fn median(values: &mut [i64]) -> Option<i64> {
-    if values.is_empty() {
-        return None;
-    }
-    // Insertion sort: a few dozen values, and far less wasm than `sort`.
-    for i in 1..values.len() {
-        let mut j = i;
-        while j > 0 && values[j - 1] > values[j] {
-            values.swap(j - 1, j);
-            j -= 1;
-        }
-    }
+/// The median of `values`; between two middle values, their mean rounded
+/// down.
+pub fn median(mut values: Vec<i64>) -> Option<i64> {
+    sort_by(&mut values, i64::cmp);
     let middle = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[middle]
-    } else {
-        values[middle - 1] + (values[middle] - values[middle - 1]) / 2
-    })
+    match values.len() {
+        0 => None,
+        len if len % 2 == 1 => Some(values[middle]),
+        _ => Some(values[middle - 1] + (values[middle] - values[middle - 1]) / 2),
+    }
 }
 
 /// The test file of a node id: `dir/test_x.py::TestK::test_b[1]` is in
@@ -223,11 +215,11 @@ mod tests {
 
     #[wasm_bindgen_test]
     fn medians_of_odd_and_even_counts() {
-        assert_eq!(median(&mut []), None);
-        assert_eq!(median(&mut [7]), Some(7));
-        assert_eq!(median(&mut [9, 1, 5]), Some(5));
-        assert_eq!(median(&mut [4, 1, 3, 2]), Some(2));
-        assert_eq!(median(&mut [10, 20]), Some(15));
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![7]), Some(7));
+        assert_eq!(median(vec![9, 1, 5]), Some(5));
+        assert_eq!(median(vec![4, 1, 3, 2]), Some(2));
+        assert_eq!(median(vec![10, 20]), Some(15));
     }
 
     #[wasm_bindgen_test]

@@ -63,7 +63,11 @@ impl OpenCase {
         self.in_detail = true;
     }
 
-    fn finish(self) -> CaseResult {
+    /// `None` for the nameless case pytest writes when it is interrupted.
+    fn finish(self) -> Option<CaseResult> {
+        if self.name.is_empty() && self.classname.is_empty() {
+            return None;
+        }
         let outcome = self.outcome.unwrap_or(CaseOutcome::Passed);
         let message = match outcome {
             CaseOutcome::Passed => None,
@@ -78,12 +82,12 @@ impl OpenCase {
                 })
                 .map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect()),
         };
-        CaseResult {
+        Some(CaseResult {
             nodeid: nodeid(&self.classname, &self.name, self.file.as_deref()),
             outcome,
             duration_ms: (self.seconds * 1000.0).round().max(0.0) as i64,
             message,
-        }
+        })
     }
 }
 
@@ -124,7 +128,7 @@ pub fn parse(xml: &str) -> Result<Vec<CaseResult>, String> {
                 if element.name().as_ref() == b"testcase" =>
             {
                 if let Some(case) = open.take() {
-                    cases.push(case.finish());
+                    cases.extend(case.finish());
                 }
                 open = Some(OpenCase::start(&element));
             }
@@ -153,7 +157,7 @@ pub fn parse(xml: &str) -> Result<Vec<CaseResult>, String> {
             Ok(Event::End(element)) => match element.name().as_ref() {
                 b"testcase" => {
                     if let Some(case) = open.take() {
-                        cases.push(case.finish());
+                        cases.extend(case.finish());
                     }
                 }
                 b"failure" | b"error" | b"skipped" => {
@@ -167,7 +171,7 @@ pub fn parse(xml: &str) -> Result<Vec<CaseResult>, String> {
         }
     }
     if let Some(case) = open.take() {
-        cases.push(case.finish());
+        cases.extend(case.finish());
     }
     Ok(cases)
 }
@@ -214,6 +218,14 @@ E   assert 1 == 2</failure></testcase>
             cases[4].message.as_deref(),
             Some("failed on setup with \"RuntimeError: no db\"")
         );
+    }
+
+    #[test]
+    fn an_interrupted_session_leaves_no_nameless_case() {
+        let xml = r#"<testsuites><testsuite name="pytest" tests="1"><testcase classname="test_long" name="test_a" file="test_long.py" line="1" time="0.001" /><testcase time="0.000" /></testsuite></testsuites>"#;
+        let cases = parse(xml).unwrap();
+        assert_eq!(cases.len(), 1);
+        assert_eq!(cases[0].nodeid, "test_long.py::test_a");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use gloo_net::http::Request;
 use shared::{Environment, NewEnvironment, UpdateEnvironment};
 
-use super::{get, request, request_empty, ApiError};
+use super::{get, request, request_empty, with_json, ApiError};
 
 pub async fn list() -> Result<Vec<Environment>, ApiError> {
     request(get("/api/environments")).await
@@ -14,11 +14,15 @@ pub async fn get_environment(id: i32) -> Result<Environment, ApiError> {
 }
 
 pub async fn create(environment: &NewEnvironment) -> Result<Environment, ApiError> {
-    request(Request::post("/api/environments").json(environment)).await
+    request(with_json(Request::post("/api/environments"), environment)).await
 }
 
 pub async fn update(id: i32, changes: &UpdateEnvironment) -> Result<Environment, ApiError> {
-    request(Request::put(&format!("/api/environments/{id}")).json(changes)).await
+    request(with_json(
+        Request::put(&format!("/api/environments/{id}")),
+        changes,
+    ))
+    .await
 }
 
 pub async fn delete(id: i32) -> Result<(), ApiError> {

@@ -8,8 +8,9 @@ pub mod insights;
 pub mod runs;
 pub mod service;
 
-use gloo_net::http::{Request, Response};
+use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use shared::{ApiErrorBody, ErrorCode, ErrorDetail};
 use web_sys::RequestCache;
 
@@ -56,11 +57,12 @@ impl ApiError {
     /// dropped, and nothing is left when it was the only one.
     pub fn without_field(&self, name: &str) -> Option<ApiError> {
         let fields = self.body.error.fields.as_ref()?;
-        let rest: shared::FieldErrors = fields
-            .iter()
-            .filter(|(key, _)| !is_field(key, name))
-            .map(|(key, why)| (key.clone(), why.clone()))
-            .collect();
+        // Inserted one by one: collecting into a map would sort, and bring
+        // another copy of the sorting code into the wasm.
+        let mut rest = shared::FieldErrors::new();
+        for (key, why) in fields.iter().filter(|(key, _)| !is_field(key, name)) {
+            rest.insert(key.clone(), why.clone());
+        }
         if rest.is_empty() {
             return None;
         }
@@ -141,7 +143,7 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, Api
     let status = response.status();
     // A proxy in front of the service (nginx) answers with HTML, not with
     // the API's error body: make one up from the status.
-    Err(match response.json::<ApiErrorBody>().await {
+    Err(match read_json::<ApiErrorBody>(&response).await {
         Ok(body) => ApiError { status, body },
         Err(_) => ApiError::new(
             status,
@@ -162,13 +164,36 @@ pub async fn request<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let response = send(request).await?;
     let status = response.status();
-    response.json::<T>().await.map_err(|why| {
+    read_json(&response).await.map_err(|why| {
         ApiError::new(
             status,
             ErrorCode::Internal,
             format!("the service's answer could not be read: {why}"),
         )
     })
+}
+
+/// The browser parses the JSON; serde only walks the result.
+async fn read_json<T: DeserializeOwned>(response: &Response) -> Result<T, String> {
+    let text = response.text().await.map_err(|why| why.to_string())?;
+    let value = js_sys::JSON::parse(&text).map_err(|_| "not JSON".to_string())?;
+    serde_wasm_bindgen::from_value(value).map_err(|why| why.to_string())
+}
+
+/// A request with `body` as JSON. The browser writes the JSON; serde only
+/// builds the value, as in [`read_json`].
+pub fn with_json<T: Serialize>(
+    builder: RequestBuilder,
+    body: &T,
+) -> Result<Request, gloo_net::Error> {
+    let value = body
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|why| gloo_net::Error::GlooError(why.to_string()))?;
+    let text = js_sys::JSON::stringify(&value)
+        .map_err(|_| gloo_net::Error::GlooError("the body could not be written as JSON".into()))?;
+    builder
+        .header("Content-Type", "application/json")
+        .body(String::from(text))
 }
 
 /// Sends a request whose answer has no body worth reading (204).

@@ -3,7 +3,7 @@
 use gloo_net::http::Request;
 use shared::{CaseResult, LogChunk, NewRun, Run, RunListQuery, RunPage};
 
-use super::{encode, get, request, ApiError};
+use super::{encode, get, request, with_json, ApiError};
 
 /// The query string of `GET /api/runs`, without the `?`.
 pub fn list_query_string(query: &RunListQuery) -> String {
@@ -35,7 +35,7 @@ pub async fn get_run(id: i64) -> Result<Run, ApiError> {
 }
 
 pub async fn create(new_run: &NewRun) -> Result<Run, ApiError> {
-    request(Request::post("/api/runs").json(new_run)).await
+    request(with_json(Request::post("/api/runs"), new_run)).await
 }
 
 pub async fn log(id: i64, offset: i64) -> Result<LogChunk, ApiError> {

@@ -5,35 +5,26 @@ use yew_router::prelude::*;
 
 use crate::app::Route;
 
-#[derive(Properties, PartialEq)]
-struct ItemProps {
-    to: Route,
-    label: AttrValue,
-    active: bool,
-}
-
-#[component]
-fn NavItem(props: &ItemProps) -> Html {
-    let navigator = use_navigator();
-    let onclick = {
-        let to = props.to.clone();
-        Callback::from(move |event: MouseEvent| {
-            // Let the browser open new tabs and windows itself.
-            if event.ctrl_key() || event.meta_key() || event.shift_key() || event.button() != 0 {
-                return;
-            }
-            if let Some(navigator) = &navigator {
-                event.prevent_default();
-                navigator.push(&to);
-            }
-        })
-    };
+/// One entry; a plain function, for a smaller wasm.
+fn nav_item(navigator: &Option<Navigator>, to: Route, label: &'static str, active: bool) -> Html {
+    let href = to.to_path();
+    let navigator = navigator.clone();
+    let onclick = Callback::from(move |event: MouseEvent| {
+        // Let the browser open new tabs and windows itself.
+        if event.ctrl_key() || event.meta_key() || event.shift_key() || event.button() != 0 {
+            return;
+        }
+        if let Some(navigator) = &navigator {
+            event.prevent_default();
+            navigator.push(&to);
+        }
+    });
     html! {
         <li>
-            <a href={props.to.to_path()} {onclick}
-                class={classes!(props.active.then_some("active"))}
-                aria-current={props.active.then_some("page")}>
-                { props.label.clone() }
+            <a {href} {onclick}
+                class={classes!(active.then_some("active"))}
+                aria-current={active.then_some("page")}>
+                { label }
             </a>
         </li>
     }
@@ -42,6 +33,7 @@ fn NavItem(props: &ItemProps) -> Html {
 #[component]
 pub fn Nav() -> Html {
     let route = use_route::<Route>();
+    let navigator = use_navigator();
     let is = |wanted: fn(&Route) -> bool| route.as_ref().is_some_and(wanted);
     html! {
         <header class="top">
@@ -49,16 +41,13 @@ pub fn Nav() -> Html {
             <Link<Route> to={Route::Runs} classes="brand">{ "Test executor" }</Link<Route>>
             <nav aria-label="Main">
                 <ul>
-                    <NavItem to={Route::Runs} label="Runs"
-                        active={is(|r| matches!(r, Route::Runs | Route::Run { .. }))} />
-                    <NavItem to={Route::NewRun} label="New run"
-                        active={is(|r| matches!(r, Route::NewRun))} />
-                    <NavItem to={Route::Upload} label="Upload"
-                        active={is(|r| matches!(r, Route::Upload))} />
-                    <NavItem to={Route::Insights} label="Insights"
-                        active={is(|r| matches!(r, Route::Insights))} />
-                    <NavItem to={Route::Environments} label="Environments"
-                        active={is(|r| matches!(r, Route::Environments | Route::Environment { .. } | Route::NewEnvironment))} />
+                    { nav_item(&navigator, Route::Runs, "Runs",
+                        is(|r| matches!(r, Route::Runs | Route::Run { .. }))) }
+                    { nav_item(&navigator, Route::NewRun, "New run", is(|r| matches!(r, Route::NewRun))) }
+                    { nav_item(&navigator, Route::Upload, "Upload", is(|r| matches!(r, Route::Upload))) }
+                    { nav_item(&navigator, Route::Insights, "Insights", is(|r| matches!(r, Route::Insights))) }
+                    { nav_item(&navigator, Route::Environments, "Environments",
+                        is(|r| matches!(r, Route::Environments | Route::Environment { .. } | Route::NewEnvironment))) }
                 </ul>
             </nav>
         </header>

@@ -2,16 +2,6 @@
 
 use yew::prelude::*;
 
-#[derive(Properties, PartialEq)]
-pub struct PaginationProps {
-    pub page: i64,
-    pub per_page: i64,
-    pub total: i64,
-    pub on_page: Callback<i64>,
-    /// What is counted, for "12 runs".
-    pub noun: Noun,
-}
-
 /// A countable word.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Noun {
@@ -29,22 +19,29 @@ impl Noun {
     }
 }
 
-#[component]
-pub fn Pagination(props: &PaginationProps) -> Html {
-    let pages = ((props.total + props.per_page - 1) / props.per_page.max(1)).max(1);
+/// "Newer" and "Older" buttons around "Page 2 of 5 · 230 runs";
+/// `on_page` gets the page asked for.
+pub fn pagination(
+    page: i64,
+    per_page: i64,
+    total: i64,
+    on_page: &Callback<i64>,
+    noun: Noun,
+) -> Html {
+    let pages = ((total + per_page - 1) / per_page.max(1)).max(1);
     let go = |page: i64| {
-        let on_page = props.on_page.clone();
+        let on_page = on_page.clone();
         Callback::from(move |_: MouseEvent| on_page.emit(page))
     };
     html! {
         <nav class="pagination" aria-label="Pages">
-            <button type="button" disabled={props.page <= 1} onclick={go(props.page - 1)}>
+            <button type="button" disabled={page <= 1} onclick={go(page - 1)}>
                 { "← Newer" }
             </button>
             <span aria-live="polite">
-                { format!("Page {} of {} · {} {}", props.page, pages, props.total, props.noun.plural(props.total)) }
+                { format!("Page {page} of {pages} · {total} {}", noun.plural(total)) }
             </span>
-            <button type="button" disabled={props.page >= pages} onclick={go(props.page + 1)}>
+            <button type="button" disabled={page >= pages} onclick={go(page + 1)}>
                 { "Older →" }
             </button>
         </nav>

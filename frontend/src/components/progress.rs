@@ -3,21 +3,15 @@
 use shared::RunSummary;
 use yew::prelude::*;
 
-#[derive(Properties, PartialEq)]
-pub struct ProgressProps {
-    pub summary: RunSummary,
-    #[prop_or_default]
-    pub compact: bool,
-}
-
-#[component]
-pub fn Progress(props: &ProgressProps) -> Html {
-    let done = props.summary.done();
-    match props.summary.total {
+/// A plain function, not a component: it is only ever part of a badge or
+/// a summary, which re-render with it anyway.
+pub fn progress(summary: &RunSummary, compact: bool) -> Html {
+    let done = summary.done();
+    match summary.total {
         Some(total) if total > 0 => {
             let label = format!("{done} of {total} tests done");
             html! {
-                <span class={classes!("progress", props.compact.then_some("compact"))}>
+                <span class={classes!("progress", compact.then_some("compact"))}>
                     <progress max={total.to_string()} value={done.min(total).to_string()}
                         aria-label={label.clone()} title={label}></progress>
                     <span class="progress-text">{ format!("{done}/{total}") }</span>
@@ -25,7 +19,7 @@ pub fn Progress(props: &ProgressProps) -> Html {
             }
         }
         _ => html! {
-            <span class={classes!("progress", props.compact.then_some("compact"))}>
+            <span class={classes!("progress", compact.then_some("compact"))}>
                 <progress aria-label="collecting tests"></progress>
                 <span class="progress-text">{ "collecting" }</span>
             </span>

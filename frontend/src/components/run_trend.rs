@@ -23,15 +23,9 @@ fn bar_height(duration_ms: Option<i64>, longest_ms: i64) -> i64 {
     }
 }
 
-#[derive(Properties, PartialEq)]
-pub struct RunTrendProps {
-    pub trend: RunTrend,
-}
-
-#[component]
-pub fn RunTrendChart(props: &RunTrendProps) -> Html {
-    let navigator = use_navigator();
-    let trend = &props.trend;
+/// A plain function, not a component, for a smaller wasm: the runs page
+/// re-renders only when its runs change, and then so may the chart.
+pub fn run_trend_chart(trend: &RunTrend, navigator: &Option<Navigator>) -> Html {
     if trend.bars.is_empty() {
         return html! {};
     }
@@ -47,17 +41,15 @@ pub fn RunTrendChart(props: &RunTrendProps) -> Html {
         .median_ms
         .map(format::duration_ms)
         .unwrap_or_else(|| "—".to_string());
-    let caption = format!(
-        "Last {} finished runs: {} of {} passed",
-        trend.bars.len(),
-        trend.passed,
-        trend.judged
+    let caption = format!("Last {} finished runs", trend.bars.len());
+    let label = format!(
+        "{caption}: {} of {} passed, median {median}",
+        trend.passed, trend.judged
     );
     html! {
         <section class="run-trend" aria-label="Recent runs">
             <svg viewBox={format!("0 0 {width} {HEIGHT}")} width={width.to_string()} height={HEIGHT.to_string()}
-                preserveAspectRatio="none" role="img"
-                aria-label={caption.clone()}>
+                preserveAspectRatio="none" role="img" aria-label={label}>
                 { for trend.bars.iter().enumerate().map(|(index, bar)| {
                     let height = bar_height(bar.duration_ms, longest);
                     let x = index as i64 * SLOT + (SLOT - BAR) / 2;
@@ -85,7 +77,10 @@ pub fn RunTrendChart(props: &RunTrendProps) -> Html {
             </svg>
             <p class="trend-figures">
                 <span class="trend-caption">{ caption }</span>
-                <span><strong class="pass-rate">{ pass_rate }</strong>{ " passed" }</span>
+                <span title="Of the runs that came to a verdict: cancelled runs are left out">
+                    <strong class="pass-rate">{ pass_rate }</strong>{ " passed " }
+                    <span class="trend-detail">{ format!("({} of {})", trend.passed, trend.judged) }</span>
+                </span>
                 <span><strong class="median-duration">{ median }</strong>{ " median" }</span>
             </p>
         </section>

@@ -5,19 +5,12 @@ use shared::{Run, RunStatus};
 use yew::prelude::*;
 
 use crate::components::elapsed::Elapsed;
-use crate::components::progress::Progress;
+use crate::components::progress::progress;
 
-#[derive(Properties, PartialEq)]
-pub struct StatusBadgeProps {
-    pub run: Run,
-    /// Show progress and clock next to the badge (the runs table).
-    #[prop_or_default]
-    pub detailed: bool,
-}
-
-#[component]
-pub fn StatusBadge(props: &StatusBadgeProps) -> Html {
-    let run = &props.run;
+/// The badge alone, or with `detailed`, next to its queue position or its
+/// clock and progress (the runs table). A plain function: it is part of a
+/// row or a page head, which re-render with it anyway.
+pub fn status_badge(run: &Run, detailed: bool) -> Html {
     let status = run.status;
     let title = run
         .status_reason
@@ -28,7 +21,7 @@ pub fn StatusBadge(props: &StatusBadgeProps) -> Html {
             { status.as_str() }
         </span>
     };
-    if !props.detailed {
+    if !detailed {
         return badge;
     }
     match status {
@@ -46,7 +39,7 @@ pub fn StatusBadge(props: &StatusBadgeProps) -> Html {
                 if let Some(started) = run.started_at {
                     <Elapsed since={started} />
                 }
-                <Progress summary={run.summary.clone()} compact=true />
+                { progress(&run.summary, true) }
             </span>
         },
         _ => badge,

@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use gloo_timers::callback::Interval;
@@ -37,6 +38,10 @@ impl<T> Polling<T> {
     }
 }
 
+/// A call of the API, boxed: the polling itself is then one copy per type
+/// of answer and of `deps`, not one per call site, which the wasm feels.
+type Fetch<D, T> = Rc<dyn Fn(D) -> Pin<Box<dyn Future<Output = Result<T, ApiError>>>>>;
+
 /// Calls `fetch(deps)` now and then every `period_ms` milliseconds; with
 /// `period_ms` of `None`, once per change of `deps`. A call never overlaps
 /// the previous one, and an answer that arrives after `deps` changed is
@@ -48,6 +53,16 @@ where
     D: PartialEq + Clone + 'static,
     F: Fn(D) -> Fut + 'static,
     Fut: Future<Output = Result<T, ApiError>> + 'static,
+{
+    let fetch: Fetch<D, T> = Rc::new(move |deps| Box::pin(fetch(deps)));
+    use_boxed_polling(deps, period_ms, fetch)
+}
+
+#[hook]
+fn use_boxed_polling<T, D>(deps: D, period_ms: Option<u32>, fetch: Fetch<D, T>) -> Polling<T>
+where
+    T: PartialEq + 'static,
+    D: PartialEq + Clone + 'static,
 {
     let data = use_state_eq(|| None::<T>);
     let error = use_state_eq(|| None::<ApiError>);

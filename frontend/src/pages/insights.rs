@@ -1,8 +1,6 @@
 //! Which tests are flaky, failing or slow over the last days. The window
 //! lives in the URL (`?days=7`), so a link reproduces the view.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 use shared::{FailingTest, FlakyTest, SlowTest};
 use yew::prelude::*;
@@ -12,6 +10,7 @@ use crate::api;
 use crate::app::Route;
 use crate::format;
 use crate::hooks::use_polling::use_polling;
+use crate::query;
 
 /// The windows the picker offers; the URL may name any other the service
 /// accepts.
@@ -30,10 +29,8 @@ struct WindowQuery {
 
 /// The window of the URL's query; anything unreadable means the default.
 fn days_from(location: Option<&Location>) -> u32 {
-    let pairs: HashMap<String, String> = location
-        .and_then(|location| location.query::<HashMap<String, String>>().ok())
-        .unwrap_or_default();
-    parse_days(pairs.get("days").map(String::as_str))
+    let raw = location.map(Location::query_str).unwrap_or_default();
+    parse_days(query::param(raw, "days").as_deref())
 }
 
 fn parse_days(value: Option<&str>) -> u32 {

@@ -5,8 +5,8 @@ use yew_router::prelude::*;
 
 use crate::app::Route;
 
-#[component]
-pub fn NotFoundPage() -> Html {
+/// A plain function: a page without state needs no component.
+pub fn not_found_page() -> Html {
     html! {
         <section class="page not-found">
             <h1>{ "Page not found" }</h1>

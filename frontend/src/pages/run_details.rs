@@ -10,11 +10,12 @@ use crate::app::Route;
 use crate::components::elapsed::Elapsed;
 use crate::components::history_strip::history_strip;
 use crate::components::log_view::LogView;
-use crate::components::progress::Progress;
-use crate::components::status_badge::StatusBadge;
+use crate::components::progress::progress;
+use crate::components::status_badge::status_badge;
 use crate::format;
 use crate::hooks::use_polling::use_polling;
 use crate::hooks::use_run_log::use_run_log;
+use crate::sort::sort_by;
 use crate::trend::{self, STRIP_RESULTS};
 
 #[derive(Properties, PartialEq)]
@@ -48,15 +49,8 @@ fn time_cell(at: Option<&chrono::DateTime<chrono::Utc>>) -> Html {
     }
 }
 
-#[derive(Properties, PartialEq)]
-struct FactsProps {
-    run: Run,
-}
-
 /// Everything the run was created with, and its times.
-#[component]
-fn Facts(props: &FactsProps) -> Html {
-    let run = &props.run;
+fn facts(run: &Run) -> Html {
     html! {
         <dl class="facts">
             <dt>{ "Requested by" }</dt><dd>{ run.username.clone() }</dd>
@@ -92,14 +86,9 @@ fn Facts(props: &FactsProps) -> Html {
     }
 }
 
-#[derive(Properties, PartialEq)]
-struct SummaryProps {
-    run: Run,
-}
-
-#[component]
-fn Summary(props: &SummaryProps) -> Html {
-    let summary = &props.run.summary;
+/// The counts of the run's tests, and its progress while it runs.
+fn summary(run: &Run) -> Html {
+    let summary = &run.summary;
     let count = |label: &'static str, value: Option<i32>, class: &'static str| match value {
         Some(value) if value > 0 || matches!(label, "total" | "passed" | "failed") => html! {
             <li class={class}><span class="count-value">{ value }</span>{ " " }{ label }</li>
@@ -108,8 +97,8 @@ fn Summary(props: &SummaryProps) -> Html {
     };
     html! {
         <div class="summary-block">
-            if props.run.status == RunStatus::Running {
-                <Progress summary={summary.clone()} />
+            if run.status == RunStatus::Running {
+                { progress(summary, false) }
             }
             <ul class="summary" aria-label="Summary">
                 { count("total", summary.total, "total") }
@@ -138,7 +127,7 @@ struct CasesProps {
 fn Cases(props: &CasesProps) -> Html {
     let navigator = use_navigator();
     let mut cases = props.cases.clone();
-    cases.sort_by(|a, b| {
+    sort_by(&mut cases, |a, b| {
         outcome_rank(a.outcome)
             .cmp(&outcome_rank(b.outcome))
             .then_with(|| a.nodeid.cmp(&b.nodeid))
@@ -295,7 +284,7 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
         <section class="page run-page">
             <div class="page-head">
                 <h1>{ format!("Run #{id}") }</h1>
-                <StatusBadge run={data.clone()} />
+                { status_badge(data, false) }
                 <div class="actions">
                     if !data.status.is_finished() {
                         <button type="button" class="danger" onclick={act(Action::Cancel)} disabled={*acting}>
@@ -316,8 +305,8 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
             if let Some(error) = run.error().filter(|e| !e.is_unreachable()) {
                 <p class="error" role="alert">{ format!("The run could not be refreshed: {}", error.message()) }</p>
             }
-            <Facts run={data.clone()} />
-            <Summary run={data.clone()} />
+            { facts(data) }
+            { summary(data) }
             if let Some(Some(list)) = cases.data() {
                 <Cases cases={list.clone()} history={history.data().cloned().unwrap_or_default()} run_id={id} />
             } else if let Some(error) = cases.error() {

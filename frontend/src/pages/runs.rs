@@ -1,8 +1,6 @@
 //! The home page: every run, newest first, live. Filters and page live in
 //! the URL, so a link reproduces the view.
 
-use std::collections::HashMap;
-
 use shared::{Run, RunListQuery, RunStatus};
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
@@ -10,11 +8,12 @@ use yew_router::prelude::*;
 
 use crate::api::{self, ApiError};
 use crate::app::Route;
-use crate::components::pagination::{Noun, Pagination};
-use crate::components::run_trend::RunTrendChart;
-use crate::components::status_badge::StatusBadge;
+use crate::components::pagination::{pagination, Noun};
+use crate::components::run_trend::run_trend_chart;
+use crate::components::status_badge::status_badge;
 use crate::format;
 use crate::hooks::use_polling::use_polling;
+use crate::query;
 use crate::trend::{RunTrend, TREND_RUNS};
 
 /// How often the chart's own list is asked for, when the table shows
@@ -23,12 +22,9 @@ const TREND_POLL_MS: u32 = 5000;
 
 /// The filters of the URL's query; anything unreadable is ignored.
 fn filters_from(location: Option<&Location>) -> RunListQuery {
-    let pairs: HashMap<String, String> = location
-        .and_then(|location| location.query::<HashMap<String, String>>().ok())
-        .unwrap_or_default();
+    let raw = location.map(Location::query_str).unwrap_or_default();
     let text = |key: &str| {
-        pairs
-            .get(key)
+        query::param(raw, key)
             .map(|value| value.trim().to_string())
             .filter(|value| !value.is_empty())
     };
@@ -89,7 +85,7 @@ fn RunRow(props: &RunRowProps) -> Html {
             </td>
             <td data-label="Environment">{ run.environment_id }</td>
             <td data-label="Tests" class="paths" title={run.paths.join("\n")}>{ format::paths_summary(&run.paths) }</td>
-            <td data-label="Status"><StatusBadge run={run.clone()} detailed=true /></td>
+            <td data-label="Status">{ status_badge(run, true) }</td>
             <td data-label="Duration">{ duration }</td>
         </tr>
     }
@@ -208,6 +204,7 @@ fn Filters(props: &FilterProps) -> Html {
 pub fn RunsPage() -> Html {
     let location = use_location();
     let navigator = use_navigator();
+    let chart_navigator = navigator.clone();
     let filters = filters_from(location.as_ref());
     let runs = use_polling(filters.clone(), Some(1000), api::runs::list);
     // The chart reads the table's answer when it holds the latest runs, and
@@ -278,8 +275,8 @@ pub fn RunsPage() -> Html {
                         </tbody>
                     </table>
                 </div>
-                <Pagination page={page.page} per_page={page.per_page.max(1)} total={page.total} {on_page}
-                    noun={Noun { one: "run", many: "runs" }} />
+                { pagination(page.page, page.per_page.max(1), page.total, &on_page,
+                    Noun { one: "run", many: "runs" }) }
             </>
         },
         (None, Some(error)) => error_text(error),
@@ -292,8 +289,8 @@ pub fn RunsPage() -> Html {
                 <h1>{ "Runs" }</h1>
                 <Link<Route> to={Route::NewRun} classes="button primary">{ "New run" }</Link<Route>>
             </div>
-            if let Some(trend) = trend {
-                <RunTrendChart {trend} />
+            if let Some(trend) = &trend {
+                { run_trend_chart(trend, &chart_navigator) }
             }
             <Filters filters={filters.clone()} on_apply={apply} />
             if let (Some(_), Some(error)) = (runs.data(), runs.error()) {
