@@ -3,13 +3,11 @@
 use shared::NewRun;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
-use yew_router::prelude::*;
 
-use crate::api::{self, ApiError};
-use crate::app::Route;
 use crate::components::environment_picker::EnvironmentPicker;
 use crate::components::field::{error_id, Field};
-use crate::hooks::use_stored_username::{remember_username, use_stored_username};
+use crate::hooks::use_start_run::{use_start_run, StartRun};
+use crate::hooks::use_stored_username::use_stored_username;
 
 #[derive(Properties, PartialEq)]
 pub struct QuickRunProps {
@@ -22,43 +20,18 @@ pub struct QuickRunProps {
 pub fn QuickRun(props: &QuickRunProps) -> Html {
     let username = use_stored_username();
     let environment_id = use_state(|| 1_i32);
-    let error = use_state(|| None::<ApiError>);
-    let busy = use_state(|| false);
-    let navigator = use_navigator();
+    let StartRun { error, busy, start } = use_start_run();
 
     let onsubmit = {
         let paths = props.paths.clone();
         let username = username.clone();
         let environment_id = environment_id.clone();
-        let error = error.clone();
-        let busy = busy.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
-            if *busy {
-                return;
-            }
-            busy.set(true);
-            let new_run = NewRun {
+            start.emit(NewRun {
                 username: (*username).clone(),
                 environment_id: *environment_id,
                 paths: paths.clone(),
-            };
-            let error = error.clone();
-            let busy = busy.clone();
-            let navigator = navigator.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                match api::runs::create(&new_run).await {
-                    Ok(run) => {
-                        remember_username(&new_run.username);
-                        if let Some(navigator) = navigator {
-                            navigator.push(&Route::Run { id: run.id });
-                        }
-                    }
-                    Err(why) => {
-                        error.set(Some(why));
-                        busy.set(false);
-                    }
-                }
             });
         })
     };

@@ -9,13 +9,14 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 use yew_router::prelude::*;
 
-use crate::api::{self, ApiError};
+use crate::api;
 use crate::app::Route;
 use crate::components::environment_picker::EnvironmentPicker;
 use crate::components::field::{error_id, Field};
 use crate::components::test_tree::TestTree;
 use crate::hooks::use_polling::use_polling;
-use crate::hooks::use_stored_username::{remember_username, use_stored_username};
+use crate::hooks::use_start_run::{use_start_run, StartRun};
+use crate::hooks::use_stored_username::use_stored_username;
 use crate::tree::{self, DirNode};
 
 const FIELDS: [&str; 3] = ["username", "environment_id", "paths"];
@@ -26,9 +27,7 @@ pub fn NewRunPage() -> Html {
     let environment_id = use_state(|| 1_i32);
     let selection = use_state(|| Rc::new(Vec::<String>::new()));
     let search = use_state(String::new);
-    let error = use_state(|| None::<ApiError>);
-    let busy = use_state(|| false);
-    let navigator = use_navigator();
+    let StartRun { error, busy, start } = use_start_run();
     // The catalog changes rarely: every five seconds is enough.
     let catalog = use_polling((), Some(5000), |()| api::catalog::list());
     let root = {
@@ -47,35 +46,12 @@ pub fn NewRunPage() -> Html {
         let username = username.clone();
         let environment_id = environment_id.clone();
         let selection = selection.clone();
-        let error = error.clone();
-        let busy = busy.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
-            if *busy {
-                return;
-            }
-            busy.set(true);
-            let new_run = NewRun {
+            start.emit(NewRun {
                 username: (*username).clone(),
                 environment_id: *environment_id,
                 paths: selection.to_vec(),
-            };
-            let error = error.clone();
-            let busy = busy.clone();
-            let navigator = navigator.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                match api::runs::create(&new_run).await {
-                    Ok(run) => {
-                        remember_username(new_run.username.trim());
-                        if let Some(navigator) = navigator {
-                            navigator.push(&Route::Run { id: run.id });
-                        }
-                    }
-                    Err(why) => {
-                        error.set(Some(why));
-                        busy.set(false);
-                    }
-                }
             });
         })
     };
