@@ -66,6 +66,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         config: Arc::clone(&config),
         tests_root,
         scheduler: Arc::clone(&scheduler),
+        responses: Arc::default(),
     };
     let server = HttpServer::new(move || {
         App::new()

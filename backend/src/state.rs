@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::catalog::TestsRoot;
 use crate::config::Config;
 use crate::db::PgPool;
+use crate::routes::etag::ResponseCache;
 use crate::scheduler::Scheduler;
 
 #[derive(Clone)]
@@ -13,4 +14,5 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub tests_root: TestsRoot,
     pub scheduler: Arc<Scheduler>,
+    pub responses: Arc<ResponseCache>,
 }

@@ -7,7 +7,7 @@ use shared::validate::{self, Fields};
 use shared::{ApiErrorBody, Environment, NewEnvironment, UpdateEnvironment};
 use std::collections::BTreeMap;
 
-use super::etag::conditional;
+use super::etag::conditional_cached;
 use super::{json_body, path_id};
 use crate::db::environments::EnvironmentChanges;
 use crate::db::{self, run_blocking};
@@ -49,7 +49,8 @@ fn environment_id(raw: &str) -> Result<i32, ApiError> {
     )
 )]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let environments = conditional(&state, &req, |conn| db::environments::list(conn)).await?;
+    let environments =
+        conditional_cached(&state, &req, |conn| db::environments::list(conn)).await?;
     Ok(environments.respond(|list| HttpResponse::Ok().json(list)))
 }
 
@@ -73,7 +74,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = environment_id(&id)?;
     let environment =
-        conditional(&state, &req, move |conn| db::environments::get(conn, id)).await?;
+        conditional_cached(&state, &req, move |conn| db::environments::get(conn, id)).await?;
     Ok(environment.respond(|environment| HttpResponse::Ok().json(environment)))
 }
 

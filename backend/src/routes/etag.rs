@@ -6,6 +6,9 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::db::{self, run_blocking, PgConn};
 use crate::error::ApiError;
@@ -68,6 +71,75 @@ where
     .await
 }
 
+/// Recent answers by URL and state version, so that many clients polling
+/// the same view of an idle system cost one tiny query each, not the
+/// view's own queries (the run list's count alone scans the table).
+/// An entry is only ever served for the exact version it was built at.
+#[derive(Default)]
+pub struct ResponseCache {
+    entries: Mutex<HashMap<u64, CachedAnswer>>,
+}
+
+/// The state version an answer was built at, and the answer.
+type CachedAnswer = (i64, Arc<dyn Any + Send + Sync>);
+
+/// Enough for the views a team has open; each entry is one page of JSON.
+const CACHED_ANSWERS: usize = 64;
+
+impl ResponseCache {
+    fn get<T: Clone + 'static>(&self, resource: u64, version: i64) -> Option<T> {
+        let entries = self.entries.lock().ok()?;
+        let (at, body) = entries.get(&resource)?;
+        (*at == version).then(|| body.downcast_ref::<T>().cloned())?
+    }
+
+    fn put<T: Send + Sync + 'static>(&self, resource: u64, version: i64, body: T) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHED_ANSWERS && !entries.contains_key(&resource) {
+                // Old versions are useless anyway: start again.
+                entries.clear();
+            }
+            entries.insert(resource, (version, Arc::new(body)));
+        }
+    }
+}
+
+/// [`conditional`], also answering from the [`ResponseCache`] when the
+/// state has not changed since the same URL was last answered.
+pub async fn conditional_cached<T, F>(
+    state: &AppState,
+    req: &HttpRequest,
+    query: F,
+) -> Result<Tagged<T>, ApiError>
+where
+    F: FnOnce(&mut PgConn) -> Result<T, ApiError> + Send + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    let resource = resource_hash(req);
+    let held = if_none_match(req);
+    let cache = Arc::clone(&state.responses);
+    run_blocking(&state.pool, move |conn| {
+        let version = db::state::version(conn)?;
+        let etag = format!("\"{version:x}-{resource:016x}\"");
+        if held.contains(&etag) {
+            return Ok(Tagged { etag, body: None });
+        }
+        if let Some(body) = cache.get::<T>(resource, version) {
+            return Ok(Tagged {
+                etag,
+                body: Some(body),
+            });
+        }
+        let body = query(conn)?;
+        cache.put(resource, version, body.clone());
+        Ok(Tagged {
+            etag,
+            body: Some(body),
+        })
+    })
+    .await
+}
+
 /// The tags of `If-None-Match`, weak ones (`W/"…"`, as proxies that
 /// compress make them) compared as strong: the bodies are the same bytes.
 fn if_none_match(req: &HttpRequest) -> Vec<String> {
@@ -110,6 +182,33 @@ mod tests {
             .insert_header((header::IF_NONE_MATCH, "W/\"a-1\", \"b-2\""))
             .to_http_request();
         assert_eq!(if_none_match(&req), vec!["\"a-1\"", "\"b-2\""]);
+    }
+
+    #[test]
+    fn cached_answers_are_served_only_for_their_version() {
+        let cache = ResponseCache::default();
+        cache.put(1, 7, vec![1, 2, 3]);
+        assert_eq!(cache.get::<Vec<i32>>(1, 7), Some(vec![1, 2, 3]));
+        assert_eq!(
+            cache.get::<Vec<i32>>(1, 8),
+            None,
+            "a newer state is not served stale"
+        );
+        assert_eq!(
+            cache.get::<Vec<i32>>(2, 7),
+            None,
+            "another URL is another answer"
+        );
+        assert_eq!(
+            cache.get::<String>(1, 7),
+            None,
+            "another type is never confused"
+        );
+        for resource in 0..(CACHED_ANSWERS as u64 + 5) {
+            cache.put(resource, 9, resource);
+        }
+        let kept = cache.entries.lock().map(|e| e.len()).unwrap_or(usize::MAX);
+        assert!(kept <= CACHED_ANSWERS, "bounded: {kept}");
     }
 
     #[test]

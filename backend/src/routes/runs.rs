@@ -10,7 +10,7 @@ use shared::{
 };
 use std::time::{Duration, Instant};
 
-use super::etag::conditional;
+use super::etag::{conditional, conditional_cached};
 use super::{json_body, path_id, query_pairs, query_param};
 use crate::db::models::NewRunRow;
 use crate::db::{self, run_blocking};
@@ -186,7 +186,7 @@ fn parse_list_query(req: &HttpRequest) -> Result<(RunListQuery, i64, i64), ApiEr
 )]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let (query, page, per_page) = parse_list_query(&req)?;
-    let page_of_runs = conditional(&state, &req, move |conn| {
+    let page_of_runs = conditional_cached(&state, &req, move |conn| {
         db::runs::list(conn, &query, page, per_page)
     })
     .await?;
@@ -219,7 +219,7 @@ pub async fn get(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = path_id(&id, "run id")?;
-    let run = conditional(&state, &req, move |conn| db::runs::get(conn, id)).await?;
+    let run = conditional_cached(&state, &req, move |conn| db::runs::get(conn, id)).await?;
     Ok(run.respond(|run| HttpResponse::Ok().json(run)))
 }
 
@@ -308,7 +308,7 @@ pub async fn cases(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = path_id(&id, "run id")?;
-    let cases = conditional(&state, &req, move |conn| db::runs::cases(conn, id)).await?;
+    let cases = conditional_cached(&state, &req, move |conn| db::runs::cases(conn, id)).await?;
     Ok(cases.respond(|cases| HttpResponse::Ok().json(cases)))
 }
 

@@ -230,7 +230,12 @@ fn supervise_pytest(
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => output_done = true,
+            Err(RecvTimeoutError::Disconnected) => {
+                // The output ended; the exit follows within moments. Look
+                // often, to hand the environment on at once, without spinning.
+                output_done = true;
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         if exit_status.is_none() {
             exit_status = child.try_wait().ok().flatten();
