@@ -1,0 +1,1057 @@
+#!/usr/bin/env python3
+"""The benchmark suite of issue 7, driven by scripts/bench.sh.
+
+Starts its own backends (one per phase, each on a fresh database in the
+Postgres server of --admin-url), drives load with wrk and pgbench, and
+prints one table: every figure next to its target. Python standard library
+only. Everything it starts is stopped in `finally` blocks; all traffic is
+on 127.0.0.1.
+
+Phases (each figure is the median over --reps repetitions unless said):
+  dispatch   POST on an idle environment -> the test process exists
+  overhead   50 runs of a one-test file through the service vs 50 direct
+             pytest calls, interleaved in blocks; hand-off gaps from the
+             same runs
+  runlist    100 000 runs; GET /api/runs?per_page=50, wrk -c32; ETag/304;
+             then the same SQL through pgbench -c32 (database share)
+  drain      1 000 runs over 100 environments, MAX_PARALLEL_RUNS=2
+  biglog     one test printing 200 000 lines; /api/health p99 meanwhile
+  memory     backend RSS, sampled every 50 ms in every phase
+  spa        frontend/dist/*.wasm, gzipped
+"""
+
+import argparse
+import datetime
+import glob
+import gzip
+import http.client
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+FINAL = {"success", "failed", "error", "cancelled"}
+ONE_TEST = "smoke/test_one.py"
+BIG_LOG = "big/test_big_log.py"
+
+
+class Interrupted(Exception):
+    pass
+
+
+def on_signal(signum, _frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def pct(values, p):
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-p * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def med(values):
+    values = [v for v in values if v == v]
+    return statistics.median(values) if values else float("nan")
+
+
+def parse_time_ns(text):
+    if text is None:
+        return None
+    dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(dt.timestamp() * 1_000_000) * 1000
+
+
+def cpu_busy(seconds=1.0):
+    """Share of all CPUs busy over `seconds`, from /proc/stat: between
+    phases, when the suite itself is idle, that is other work."""
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]
+        return idle, sum(fields)
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_until(predicate, timeout, interval, what):
+    """Bounded polling: every loop of the suite goes through here."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+# --- Postgres ----------------------------------------------------------------
+
+
+class Pg:
+    def __init__(self, admin_url, psql, prefix):
+        self.admin_url = admin_url
+        self.psql = psql
+        self.prefix = prefix
+        self.created = []
+
+    def url(self, name):
+        parts = urllib.parse.urlsplit(self.admin_url)
+        return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+    def sql(self, url, sql, timeout=300):
+        out = subprocess.run(
+            [self.psql, "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+            capture_output=True, text=True, timeout=timeout,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"psql failed: {out.stderr.strip()}")
+        return out.stdout
+
+    def create(self, phase):
+        name = f"{self.prefix}_{phase}"
+        self.sql(self.admin_url, f'DROP DATABASE IF EXISTS "{name}"')
+        self.sql(self.admin_url, f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return self.url(name)
+
+    def drop_all(self):
+        for name in self.created:
+            try:
+                self.sql(self.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', timeout=60)
+            except Exception as e:  # best effort: report, go on
+                log(f"could not drop database {name}: {e}")
+        self.created = []
+
+
+# --- the backend ---------------------------------------------------------------
+
+
+def rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class Backend:
+    """One service process, with its RSS sampled every 50 ms."""
+
+    def __init__(self, args, phase, database_url, mode, extra_env=None):
+        self.args = args
+        self.phase = phase
+        self.stamps_path = os.path.join(args.work, f"stamps-{phase}.txt")
+        open(self.stamps_path, "w").close()
+        self.log_path = os.path.join(args.work, f"backend-{phase}.log")
+        env = dict(os.environ)
+        env.update({
+            "DATABASE_URL": database_url,
+            "BIND_ADDR": "127.0.0.1:0",
+            "TESTS_ROOT": args.tests_root,
+            "MAX_PARALLEL_RUNS": "2",
+            "LEASE_SECS": "30",
+            "PYTHON": args.stamp,
+            "INSTANCE_ID": f"bench-{phase}-{os.getpid()}",
+            "RUST_LOG": "warn",
+            "SHUTDOWN_GRACE_SECS": "2",
+            "KILL_GRACE_MS": "500",
+            "BENCH_STAMP_FILE": self.stamps_path,
+            "BENCH_STAMP_MODE": mode,
+            "BENCH_REAL_PYTHON": args.python,
+        })
+        env.update(extra_env or {})
+        self.samples = []  # (monotonic, rss kB)
+        self.stop_sampling = threading.Event()
+        self.logfile = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [args.binary], env=env, stdout=subprocess.PIPE, stderr=self.logfile,
+            stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+        )
+        with open(os.path.join(args.work, "backend.pids"), "a") as f:
+            f.write(f"{self.proc.pid}\n")
+        self.url = None
+        found = {}
+
+        def read_stdout():
+            for line in self.proc.stdout:
+                m = re.search(r"listening on (http://\S+)", line)
+                if m and "url" not in found:
+                    found["url"] = m.group(1)
+
+        threading.Thread(target=read_stdout, daemon=True).start()
+        try:
+            wait_until(lambda: found.get("url") or self.proc.poll() is not None,
+                       60, 0.02, f"backend {phase} to listen")
+        except Exception:
+            self.stop()
+            raise
+        if self.proc.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"backend {phase} exited: {self.tail()}")
+        self.url = found["url"]
+        parsed = urllib.parse.urlsplit(self.url)
+        self.host, self.port = parsed.hostname, parsed.port
+        if self.host not in ("127.0.0.1", "localhost", "::1"):
+            self.stop()
+            raise RuntimeError(f"backend listens on {self.host}, not loopback")
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self):
+        while not self.stop_sampling.is_set():
+            kb = rss_kb(self.proc.pid)
+            if kb is None:
+                return
+            self.samples.append((time.monotonic(), kb))
+            self.stop_sampling.wait(0.05)
+
+    def rss_mb(self):
+        kb = rss_kb(self.proc.pid)
+        return kb / 1024 if kb is not None else float("nan")
+
+    def peak_mb(self, since=None, until=None):
+        window = [kb for t, kb in list(self.samples)
+                  if (since is None or t >= since) and (until is None or t <= until)]
+        return max(window) / 1024 if window else float("nan")
+
+    def tail(self, lines=20):
+        try:
+            with open(self.log_path) as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self):
+        self.stop_sampling.set()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.logfile.close()
+
+
+class Client:
+    """A keep-alive HTTP/1.1 client for one backend."""
+
+    def __init__(self, backend, timeout=30):
+        self.host, self.port, self.timeout = backend.host, backend.port, timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None):
+        headers = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                payload = resp.read()
+                return resp.status, resp.headers, payload
+            except (http.client.HTTPException, ConnectionError, OSError):
+                self.conn.close()
+                self.conn = None
+                if attempt == 2:
+                    raise
+
+    def json(self, method, path, body=None, expect=(200, 201)):
+        status, _, payload = self.request(method, path, body)
+        if status not in expect:
+            raise RuntimeError(f"{method} {path}: {status} {payload[:300]!r}")
+        return json.loads(payload)
+
+    def post_run(self, environment_id, path=ONE_TEST, username="bench"):
+        return self.json("POST", "/api/runs", {
+            "username": username, "environment_id": environment_id, "paths": [path],
+        }, expect=(201,))["id"]
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+
+
+class Stamps:
+    """The stamp file the PYTHON wrapper appends to, read incrementally."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.start = {}
+        self.end = {}
+
+    def refresh(self):
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        for line in complete.decode().splitlines():
+            kind, run, ns = line.split()
+            (self.start if kind == "start" else self.end)[int(run)] = int(ns)
+        return self
+
+    def wait_start(self, run_id, timeout=10):
+        # The stamp holds its own time: polling only needs to be frequent
+        # enough not to slow the loop, and light enough not to steal CPU.
+        return wait_until(lambda: self.refresh().start.get(run_id), timeout, 0.002,
+                          f"run {run_id} to start")
+
+    def wait_end(self, run_id, timeout=120):
+        return wait_until(lambda: self.refresh().end.get(run_id), timeout, 0.005,
+                          f"run {run_id} to end")
+
+
+def wait_finished(client, run_id, timeout=120, interval=0.005):
+    def done():
+        run = client.json("GET", f"/api/runs/{run_id}")
+        return run if run["status"] in FINAL else None
+    return wait_until(done, timeout, interval, f"run {run_id} to finish")
+
+
+# --- phases --------------------------------------------------------------------
+
+
+def phase_dispatch(args, pg, res):
+    """POST on an idle environment of an idle service -> wrapper's stamp.
+    The wrapper is a stub here (no Python), so that many samples are cheap;
+    what happens after the stamp does not enter the figure."""
+    be = Backend(args, "dispatch", pg.create("dispatch"), mode="stub")
+    client = Client(be)
+    try:
+        time.sleep(2)
+        res["rss_idle_mb"] = be.rss_mb()
+        stamps = Stamps(be.stamps_path)
+        # Warm-up: first connections of the pool, first thread spawns.
+        for env in (1, 2, 3):
+            run_id = client.post_run(env)
+            stamps.wait_start(run_id)
+            wait_finished(client, run_id)
+        p50s, p99s, pooled = [], [], []
+        for rep in range(args.reps):
+            lat = []
+            for i in range(args.dispatch_samples):
+                env = (rep * args.dispatch_samples + i) % 100 + 1
+                time.sleep(0.02)
+                t0 = time.time_ns()
+                run_id = client.post_run(env)
+                started = stamps.wait_start(run_id)
+                lat.append((started - t0) / 1e6)
+                wait_finished(client, run_id)
+            p50s.append(pct(lat, 50))
+            p99s.append(pct(lat, 99))
+            pooled += lat
+            log(f"dispatch rep {rep + 1}: p50 {p50s[-1]:.2f} ms, p99 {p99s[-1]:.2f} ms, max {max(lat):.2f} ms")
+        res["dispatch_p50_ms"] = med(p50s)
+        res["dispatch_p99_ms"] = med(p99s)
+        res["dispatch_max_ms"] = max(pooled)
+        res["dispatch_samples"] = len(pooled)
+        res["rss_peak_dispatch_mb"] = be.peak_mb()
+    finally:
+        client.close()
+        be.stop()
+
+
+def pytest_args():
+    # The runner's own arguments (backend/src/runner/mod.rs).
+    return ["-m", "pytest", "-v", "-rA", "--color=yes", "-p", "no:cacheprovider",
+            "-o", "junit_family=xunit1"]
+
+
+def phase_overhead(args, pg, res):
+    """n runs of a one-test file through the service vs the same n pytest
+    invocations run directly, both one after the other; hand-off gaps from
+    the same runs.
+
+    A shared machine's load drifts over a minute, so the two sides are
+    interleaved in blocks of 5 runs, in ABBA order. A service block is
+    its runs queued at once on one environment, timed from its first test
+    process's start (the POST before it is the dispatch latency, measured
+    above) to the last run's `finished_at`; a direct block from its first
+    pytest start to its last exit."""
+    be = Backend(args, "overhead", pg.create("overhead"), mode="wrap")
+    client = Client(be)
+    junit = os.path.join(args.work, "direct-junit.xml")
+    direct_cmd = [args.python] + pytest_args() + [
+        f"--rootdir={args.tests_root}", f"--junitxml={junit}", "--", ONE_TEST]
+    direct_env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+    direct_env.pop("PYTEST_ADDOPTS", None)
+    n = args.overhead_runs
+    block = min(5, n)
+
+    def direct_once():
+        out = subprocess.run(direct_cmd, cwd=args.tests_root, env=direct_env,
+                             capture_output=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"direct pytest failed: {out.stdout[-500:]!r}")
+
+    def direct_block(k):
+        t = time.perf_counter()
+        for _ in range(k):
+            direct_once()
+        return time.perf_counter() - t
+
+    def service_block(k):
+        ids = [client.post_run(1) for _ in range(k)]
+        wait_until(lambda: client.json("GET", f"/api/runs/{ids[-1]}")["status"] in FINAL,
+                   30 + k * 10, 0.02, "the overhead runs to finish")
+        runs = client.json("GET", f"/api/runs?environment_id=1&per_page={max(k, 1)}")["items"]
+        runs = [r for r in runs if r["id"] in set(ids)]
+        bad = [r for r in runs if r["status"] != "success"]
+        if len(runs) != k or bad:
+            raise RuntimeError(f"overhead runs did not all succeed: {bad[:2]}")
+        stamps.refresh()
+        took = (max(parse_time_ns(r["finished_at"]) for r in runs) - stamps.start[ids[0]]) / 1e9
+        gaps = [(stamps.start[b] - stamps.end[a]) / 1e6 for a, b in zip(ids, ids[1:])]
+        in_process = sum(stamps.end[i] - stamps.start[i] for i in ids) / 1e9
+        return took, gaps, in_process
+
+    try:
+        stamps = Stamps(be.stamps_path)
+        direct_once()
+        wait_finished(client, client.post_run(1), timeout=60, interval=0.02)
+        ratios, gaps_p50, direct_s, service_s, per_run_ms = [], [], [], [], []
+        pooled_gaps = []
+        for rep in range(args.reps):
+            direct = service = in_process = 0.0
+            gaps = []
+            sizes = [block] * (n // block) + ([n % block] if n % block else [])
+            for i, k in enumerate(sizes):
+                service_first = (i + rep) % 2 == 1
+                if service_first:
+                    took, g, inside = service_block(k)
+                    direct += direct_block(k)
+                else:
+                    direct += direct_block(k)
+                    took, g, inside = service_block(k)
+                service += took
+                in_process += inside
+                gaps += g
+            ratios.append(service / direct)
+            gaps_p50.append(pct(gaps, 50))
+            pooled_gaps += gaps
+            direct_s.append(direct)
+            service_s.append(service)
+            per_run_ms.append((service - in_process) / n * 1000)
+            log(f"overhead rep {rep + 1}: direct {direct:.2f} s, service {service:.2f} s, "
+                f"ratio {ratios[-1]:.3f}; per run: direct {direct / n * 1000:.0f} ms, test process "
+                f"under the service {in_process / n * 1000:.0f} ms, outside it {per_run_ms[-1]:.1f} ms; "
+                f"hand-off p50 {gaps_p50[-1]:.2f} ms, max {max(gaps):.2f} ms")
+        res["overhead_ratio"] = med(ratios)
+        res["overhead_direct_s"] = med(direct_s)
+        res["overhead_service_s"] = med(service_s)
+        res["overhead_outside_process_ms_per_run"] = med(per_run_ms)
+        res["overhead_direct_ms_per_run"] = med(direct_s) / n * 1000
+        res["handoff_p50_ms"] = med(gaps_p50)
+        res["handoff_p99_ms"] = pct(pooled_gaps, 99)
+        res["handoff_samples"] = len(pooled_gaps)
+        res["rss_peak_overhead_mb"] = be.peak_mb()
+    finally:
+        client.close()
+        be.stop()
+
+
+FILL_SQL = """
+INSERT INTO test_runs (username, environment_id, paths, status, status_reason,
+    created_at, started_at, finished_at, exit_code, total, passed, failed,
+    skipped, errors, log_bytes, fence, instance_id)
+SELECT 'user' || (n % 25), n % 100 + 1, '["smoke/test_one.py", "api"]'::jsonb,
+       s.status,
+       CASE s.status WHEN 'failed' THEN 'some tests failed'
+                     WHEN 'error' THEN 'no tests were collected (exit 5)'
+                     WHEN 'cancelled' THEN 'cancelled by user' END,
+       s.t, s.t + interval '1 second', s.t + (2 + n % 120) * interval '1 second',
+       CASE s.status WHEN 'success' THEN 0 WHEN 'failed' THEN 1 WHEN 'error' THEN 5 END,
+       12, CASE s.status WHEN 'success' THEN 11 ELSE 9 END,
+       CASE s.status WHEN 'success' THEN 0 ELSE 2 END, 1, 0,
+       2000 + n % 5000, n, 'bench-fill'
+FROM generate_series(1, {rows}) AS n,
+     LATERAL (SELECT now() - ({rows} - n) * interval '20 seconds' AS t,
+                     CASE WHEN n % 10 < 7 THEN 'success'
+                          WHEN n % 10 < 9 THEN 'failed'
+                          WHEN n % 20 = 9 THEN 'error'
+                          ELSE 'cancelled' END AS status) AS s
+"""
+
+# The statements GET /api/runs?per_page=50 sends (routes/etag.rs and
+# db/runs.rs `list`): the state version behind the ETag, the total, then
+# the page. Queue positions are only asked for queued runs, and the
+# filled history has none. (The pool's `SELECT 1` check is left out.)
+RUNLIST_SQL = """SELECT coalesce(sum(changes), 0)::bigint AS version FROM state_version;
+SELECT count(*) FROM test_runs;
+SELECT id, username, environment_id, paths, status, status_reason, created_at, started_at, finished_at, exit_code, total, passed, failed, skipped, errors, xfailed, xpassed, log_bytes, rerun_of FROM test_runs ORDER BY id DESC LIMIT 50 OFFSET 0;
+"""
+
+RUNLIST_COUNTS_TOTAL = "SELECT coalesce(sum(runs), 0)::bigint AS total FROM run_counts;"
+
+COUNT_STATUS_LUA = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) c200 = 0; c304 = 0; cother = 0 end
+function response(status, headers, body)
+  if status == 304 then c304 = c304 + 1
+  elseif status == 200 then c200 = c200 + 1
+  else cother = cother + 1 end
+end
+function done(summary, latency, requests)
+  local a, b, c = 0, 0, 0
+  for _, t in ipairs(threads) do
+    a = a + t:get("c200"); b = b + t:get("c304"); c = c + t:get("cother")
+  end
+  io.write(string.format("STATUS c200=%d c304=%d cother=%d\\n", a, b, c))
+end
+"""
+
+
+def to_ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(args, url, seconds, headers=(), script=None):
+    cmd = [args.wrk, "-t2", f"-c{args.connections}", f"-d{seconds}s", "--latency",
+           "--timeout", "5s"]
+    for h in headers:
+        cmd += ["-H", h]
+    if script:
+        cmd += ["-s", script]
+    cmd.append(url)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed: {out.stderr.strip()}")
+    text = out.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+    p99 = to_ms(m.group(1), m.group(2)) if m else float("nan")
+    m = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+    p50 = to_ms(m.group(1), m.group(2)) if m else float("nan")
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = re.search(r"Socket errors:.*", text)
+    status = re.search(r"STATUS c200=(\d+) c304=(\d+) cother=(\d+)", text)
+    return {
+        "rps": rps, "p50_ms": p50, "p99_ms": p99,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(0) if errors else None,
+        "status": tuple(int(x) for x in status.groups()) if status else None,
+        "raw": text,
+    }
+
+
+def phase_runlist(args, pg, res):
+    url = pg.create("runlist")
+    be = Backend(args, "runlist", url, mode="stub")
+    client = Client(be)
+    try:
+        t = time.monotonic()
+        pg.sql(url, FILL_SQL.format(rows=args.rows))
+        # As autovacuum would soon: statistics, and a visibility map for
+        # index-only scans.
+        pg.sql(url, "VACUUM ANALYZE test_runs")
+        log(f"runlist: {args.rows} runs inserted in {time.monotonic() - t:.1f} s")
+        path = "/api/runs?per_page=50"
+        status, headers, body = client.request("GET", path)
+        page = json.loads(body)
+        if status != 200 or page["total"] != args.rows or len(page["items"]) != 50:
+            raise RuntimeError(f"unexpected run list: {status} total={page.get('total')}")
+        res["runlist_body_bytes"] = len(body)
+        etag = headers.get("ETag")
+        full_url = be.url + path
+        run_wrk(args, full_url, 2)  # warm-up
+        since = time.monotonic()
+        reps = []
+        for rep in range(args.reps):
+            r = run_wrk(args, full_url, args.wrk_secs)
+            if r["non2xx"] or r["socket_errors"]:
+                log(f"runlist rep {rep + 1}: {r['non2xx']} non-2xx, {r['socket_errors']}")
+            reps.append(r)
+            log(f"runlist rep {rep + 1}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms")
+        res["runlist_rps"] = med([r["rps"] for r in reps])
+        res["runlist_p50_ms"] = med([r["p50_ms"] for r in reps])
+        res["runlist_p99_ms"] = med([r["p99_ms"] for r in reps])
+        res["runlist_non2xx"] = sum(r["non2xx"] for r in reps)
+        res["rss_peak_runlist_mb"] = be.peak_mb(since)
+        res["runlist_etag"] = etag
+        if etag:
+            script = os.path.join(args.work, "count-status.lua")
+            with open(script, "w") as f:
+                f.write(COUNT_STATUS_LUA)
+            reps = []
+            for rep in range(args.reps):
+                r = run_wrk(args, full_url, args.wrk_304_secs,
+                            headers=[f"If-None-Match: {etag}"], script=script)
+                c200, c304, cother = r["status"] or (0, 0, 0)
+                total = c200 + c304 + cother
+                r["rate"] = c304 / total if total else 0.0
+                reps.append(r)
+                log(f"runlist 304 rep {rep + 1}: {r['rps']:.0f} req/s, p99 {r['p99_ms']:.1f} ms, "
+                    f"304 {c304}/{total}")
+            res["runlist_304_rate"] = med([r["rate"] for r in reps])
+            res["runlist_304_rps"] = med([r["rps"] for r in reps])
+            res["runlist_304_p99_ms"] = med([r["p99_ms"] for r in reps])
+        else:
+            status, _, _ = client.request("GET", path, headers={"If-None-Match": '"bench"'})
+            res["runlist_304_rate"] = 0.0
+            res["runlist_304_note"] = f"no ETag header (If-None-Match answered {status})"
+            log("runlist: no ETag header, so no 304s")
+        # The same load while the state changes, as it does whenever runs
+        # go: a new (stub) run every 100 ms, each created, claimed and
+        # finished. An answer cache keyed by the state version helps the
+        # idle case above; here most of its entries are stale.
+        stop = threading.Event()
+        churned = []
+
+        def churn():
+            cc = Client(be)
+            try:
+                i = 0
+                while not stop.wait(0.1):
+                    cc.post_run(i % 100 + 1)
+                    churned.append(time.monotonic())
+                    i += 1
+            except Exception as e:  # reported with the figures
+                churned.append(repr(e))
+            finally:
+                cc.close()
+
+        reps = []
+        for rep in range(args.reps):
+            stop.clear()
+            churned.clear()
+            worker = threading.Thread(target=churn, daemon=True)
+            worker.start()
+            r = run_wrk(args, full_url, args.wrk_secs)
+            stop.set()
+            worker.join(timeout=30)
+            r["changes_per_s"] = sum(1 for c in churned if isinstance(c, float)) / args.wrk_secs
+            reps.append(r)
+            errors = [c for c in churned if not isinstance(c, float)]
+            log(f"runlist while runs go rep {rep + 1}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, "
+                f"p99 {r['p99_ms']:.1f} ms, {r['changes_per_s']:.1f} new runs/s"
+                + (f"; churn failed: {errors[0]}" if errors else ""))
+        res["runlist_busy_rps"] = med([r["rps"] for r in reps])
+        res["runlist_busy_p99_ms"] = med([r["p99_ms"] for r in reps])
+        res["runlist_busy_runs_per_s"] = med([r["changes_per_s"] for r in reps])
+    finally:
+        client.close()
+        be.stop()
+    explain = os.path.join(args.out, "runlist-explain.txt")
+    with open(explain, "w") as f:
+        for stmt in runlist_sql(pg, url).strip().splitlines():
+            f.write(f"-- {stmt}\n")
+            f.write(pg.sql(url, f"EXPLAIN (ANALYZE, BUFFERS) {stmt}"))
+            f.write("\n")
+    phase_dbshare(args, pg, url, res)
+
+
+def runlist_sql(pg, url):
+    """RUNLIST_SQL, with the total from run_counts in a build that keeps
+    totals there (the fix BENCHMARKS.md proposes)."""
+    if pg.sql(url, "SELECT to_regclass('run_counts') IS NOT NULL").strip() == "t":
+        return RUNLIST_SQL.replace("SELECT count(*) FROM test_runs;", RUNLIST_COUNTS_TOTAL)
+    return RUNLIST_SQL
+
+
+def phase_dbshare(args, pg, url, res):
+    """The run list's SQL alone, through pgbench with the same 32 clients
+    (extended protocol: diesel's boxed queries are not prepared once)."""
+    script = os.path.join(args.work, "runlist.sql")
+    sql = runlist_sql(pg, url)
+    if RUNLIST_COUNTS_TOTAL in sql:
+        res["pgbench_total_from"] = "run_counts"
+    with open(script, "w") as f:
+        f.write(sql)
+    tps = []
+    for rep in range(args.reps):
+        out = subprocess.run(
+            [args.pgbench, "-n", "-M", "extended", f"-c{args.connections}", "-j2",
+             f"-T{args.wrk_secs}", "-f", script, url],
+            capture_output=True, text=True, timeout=args.wrk_secs + 120)
+        if out.returncode != 0:
+            raise RuntimeError(f"pgbench failed: {out.stderr.strip()[-500:]}")
+        m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout) \
+            or re.search(r"tps = ([\d.]+)", out.stdout)
+        tps.append(float(m.group(1)))
+        log(f"pgbench rep {rep + 1}: {tps[-1]:.0f} tps")
+    res["pgbench_tps"] = med(tps)
+    if res.get("runlist_rps"):
+        res["db_share"] = res["runlist_rps"] / res["pgbench_tps"]
+
+
+def phase_drain(args, pg, res):
+    url = pg.create("drain")
+    be = Backend(args, "drain", url, mode="wrap")
+    client = Client(be)
+    n = args.drain_runs
+    try:
+        stamps = Stamps(be.stamps_path)
+        since = time.monotonic()
+        t0 = time.time_ns()
+        ids = [client.post_run(i % 100 + 1, username=f"user{i % 7}") for i in range(n)]
+        res["rss_queued_mb"] = be.rss_mb()
+        queued_now = client.json("GET", "/api/runs?status=queued&per_page=1")["total"]
+        res["rss_queued_count"] = queued_now
+        t = time.perf_counter()
+        client.json("GET", "/api/runs?status=queued&per_page=500")
+        res["queued_list_500_ms"] = (time.perf_counter() - t) * 1000
+        log(f"drain: {n} runs posted in {(time.time_ns() - t0) / 1e9:.1f} s; "
+            f"{queued_now} queued, RSS {res['rss_queued_mb']:.1f} MB")
+
+        def drained():
+            q = client.json("GET", "/api/runs?status=queued&per_page=1")["total"]
+            r = client.json("GET", "/api/runs?status=running&per_page=1")["total"]
+            return q == 0 and r == 0
+        wait_until(drained, args.drain_timeout, 0.25, "the queue to drain")
+        res["rss_peak_drain_mb"] = be.peak_mb(since)
+    finally:
+        client.close()
+        be.stop()
+    rows = []
+    for line in pg.sql(url, "SELECT id, environment_id, status, "
+                       "(extract(epoch FROM started_at) * 1e6)::bigint, "
+                       "(extract(epoch FROM finished_at) * 1e6)::bigint "
+                       "FROM test_runs ORDER BY id").split():
+        i, env, status, start, end = line.split("|")
+        rows.append((int(i), int(env), status, int(start) * 1000 if start else None,
+                     int(end) * 1000 if end else None))
+    rows = [r for r in rows if r[0] in set(ids)]
+    finished = [r for r in rows if r[2] in FINAL]
+    res["drain_finished"] = len(finished)
+    res["drain_success"] = sum(1 for r in rows if r[2] == "success")
+    res["drain_total"] = n
+    # Overlap on one environment, by the database's clock and by the
+    # processes' own stamps; at most MAX_PARALLEL_RUNS processes at once.
+    stamps.refresh()
+    overlap_db = overlap_proc = fifo_breaks = 0
+    by_env = {}
+    for r in rows:
+        by_env.setdefault(r[1], []).append(r)
+    for env_rows in by_env.values():
+        by_start = sorted(env_rows, key=lambda r: r[3] or 0)
+        if [r[0] for r in by_start] != sorted(r[0] for r in env_rows):
+            fifo_breaks += 1
+        for a, b in zip(by_start, by_start[1:]):
+            if a[4] is None or b[3] is None or b[3] < a[4]:
+                overlap_db += 1
+        procs = sorted((stamps.start.get(r[0]), stamps.end.get(r[0])) for r in env_rows
+                       if r[0] in stamps.start)
+        for (_, a_end), (b_start, _) in zip(procs, procs[1:]):
+            if a_end is None or b_start < a_end:
+                overlap_proc += 1
+    events = sorted([(s, 1) for i, s in stamps.start.items() if i in set(ids)]
+                    + [(e, -1) for i, e in stamps.end.items() if i in set(ids)])
+    live = max_live = 0
+    for _, delta in events:
+        live += delta
+        max_live = max(max_live, live)
+    res["drain_overlap"] = overlap_db + overlap_proc
+    res["drain_fifo_breaks"] = fifo_breaks
+    res["drain_max_parallel"] = max_live
+    total = (max(r[4] for r in finished) - t0) / 1e9
+    ideal = sum(r[4] - r[3] for r in finished) / 2 / 1e9
+    ideal_proc = sum(stamps.end[i] - stamps.start[i] for i in ids
+                     if i in stamps.end and i in stamps.start) / 2 / 1e9
+    res["drain_total_s"] = total
+    res["drain_ideal_s"] = ideal
+    res["drain_ratio"] = total / ideal
+    res["drain_ratio_process"] = total / ideal_proc if ideal_proc else float("nan")
+    log(f"drain: {len(finished)}/{n} finished in {total:.1f} s; ideal {ideal:.1f} s "
+        f"(ratio {res['drain_ratio']:.3f}; vs process time {res['drain_ratio_process']:.3f}); "
+        f"overlap {overlap_db}+{overlap_proc}, max parallel {max_live}")
+
+
+def phase_biglog(args, pg, res):
+    be = Backend(args, "biglog", pg.create("biglog"), mode="wrap",
+                 extra_env={"BENCH_LOG_LINES": str(args.log_lines)})
+    client = Client(be)
+    try:
+        stamps = Stamps(be.stamps_path)
+        avail, health_p99, health_max, rss, lines_seen, bytes_seen, read_ms = [], [], [], [], [], [], []
+        for rep in range(args.reps):
+            stop = threading.Event()
+            lat = []
+            health_errors = []
+
+            def health_load():
+                hc = Client(be, timeout=10)
+                try:
+                    while not stop.is_set():
+                        t = time.perf_counter()
+                        status, _, _ = hc.request("GET", "/api/health")
+                        lat.append((time.perf_counter() - t) * 1000)
+                        if status != 200:
+                            health_errors.append(status)
+                        stop.wait(0.005)
+                except Exception as e:  # reported below
+                    health_errors.append(repr(e))
+                finally:
+                    hc.close()
+
+            loader = threading.Thread(target=health_load, daemon=True)
+            since = time.monotonic()
+            loader.start()
+            run_id = client.post_run(1, path=BIG_LOG)
+            ended = stamps.wait_end(run_id, timeout=300)
+            run = wait_finished(client, run_id, timeout=60, interval=0.005)
+            available = time.time_ns()
+            stop.set()
+            loader.join(timeout=15)
+            until = time.monotonic()
+            if run["status"] != "success":
+                raise RuntimeError(f"big-log run ended {run['status']}: {run.get('status_reason')}")
+            t = time.perf_counter()
+            offset, content, complete = 0, [], False
+            for _ in range(10000):
+                chunk = client.json("GET", f"/api/runs/{run_id}/log?offset={offset}")
+                content.append(chunk["content"])
+                complete = chunk["complete"]
+                if chunk["next_offset"] == offset:
+                    break
+                offset = chunk["next_offset"]
+            read_ms.append((time.perf_counter() - t) * 1000)
+            text = "".join(content)
+            # The first line follows pytest's own "path::test " on the same line.
+            got = len(re.findall(r"bench-line \d{6} ", text))
+            capped = "bytes cut (log limit reached)" in text
+            if not complete or (got != args.log_lines and not capped):
+                raise RuntimeError(f"log incomplete: {got} lines, complete={complete}")
+            avail.append((available - ended) / 1e6)
+            health_p99.append(pct(lat, 99))
+            health_max.append(max(lat) if lat else float("nan"))
+            rss.append(be.peak_mb(since, until))
+            lines_seen.append(got)
+            bytes_seen.append(len(text.encode()))
+            log(f"biglog rep {rep + 1}: log available {avail[-1]:.0f} ms after the process ended; "
+                f"{got} lines, {bytes_seen[-1] / 1e6:.1f} MB{' (capped)' if capped else ''}; "
+                f"health p99 {health_p99[-1]:.1f} ms over {len(lat)} requests "
+                f"(max {health_max[-1]:.1f}); RSS peak {rss[-1]:.1f} MB"
+                + (f"; health errors {health_errors[:3]}" if health_errors else ""))
+        res["biglog_available_ms"] = med(avail)
+        res["biglog_health_p99_ms"] = med(health_p99)
+        res["biglog_health_max_ms"] = max(health_max)
+        res["rss_biglog_mb"] = med(rss)
+        res["rss_peak_biglog_mb"] = max(rss)
+        res["biglog_lines"] = min(lines_seen)
+        res["biglog_bytes"] = max(bytes_seen)
+        res["biglog_read_ms"] = med(read_ms)
+    finally:
+        client.close()
+        be.stop()
+
+
+def phase_spa(args, res):
+    wasm = sorted(glob.glob(os.path.join(args.root, "frontend", "dist", "*.wasm")))
+    if not wasm:
+        res["spa_gzip_kb"] = None
+        return
+    with open(wasm[0], "rb") as f:
+        data = f.read()
+    res["spa_file"] = os.path.relpath(wasm[0], args.root)
+    res["spa_raw_kb"] = len(data) / 1024
+    res["spa_gzip_kb"] = len(gzip.compress(data, 9)) / 1024
+
+
+# --- the table -------------------------------------------------------------------
+
+
+def fmt(value, spec):
+    if value is None or value != value:
+        return "n/a"
+    return format(value, spec)
+
+
+def table(res, args):
+    rows = []
+
+    def row(name, key, spec, unit, target, ok):
+        value = res.get(key)
+        measured = fmt(value, spec) + (unit if value is not None and value == value else "")
+        verdict = "?" if value is None or value != value else ("ok" if ok(value) else "MISSED")
+        rows.append((name, measured, target, verdict))
+
+    def info(name, measured, target="(report)"):
+        rows.append((name, measured, target, ""))
+
+    def error_row(phase):
+        if phase in res.get("errors", {}):
+            rows.append((f"{phase}: FAILED", res["errors"][phase][:60], "", "ERROR"))
+
+    error_row("dispatch")
+    row("dispatch latency p50", "dispatch_p50_ms", ".1f", " ms", "<= 15 ms", lambda v: v <= 15)
+    row("dispatch latency p99", "dispatch_p99_ms", ".1f", " ms", "<= 100 ms", lambda v: v <= 100)
+    error_row("overhead")
+    row("hand-off gap p50", "handoff_p50_ms", ".1f", " ms", "<= 15 ms", lambda v: v <= 15)
+    row(f"overhead, {args.overhead_runs} runs, service/direct", "overhead_ratio", ".3f", "x",
+        "<= 1.05x", lambda v: v <= 1.05)
+    error_row("runlist")
+    row(f"run list req/s ({args.rows} runs, c{args.connections})", "runlist_rps", ".0f", "",
+        ">= 3000", lambda v: v >= 3000)
+    row("run list p99", "runlist_p99_ms", ".1f", " ms", "<= 50 ms", lambda v: v <= 50)
+    if "runlist_304_rate" in res:
+        note = res.get("runlist_304_note")
+        if note:
+            info("run list If-None-Match: 304 rate", "0% (not supported)", "(state it)")
+        else:
+            info("run list If-None-Match: 304 rate",
+                 f"{res['runlist_304_rate'] * 100:.1f}% at {fmt(res.get('runlist_304_rps'), '.0f')} req/s, "
+                 f"p99 {fmt(res.get('runlist_304_p99_ms'), '.1f')} ms", "(state it)")
+    if "runlist_busy_rps" in res:
+        rows.append(("run list req/s, new run every 100 ms (extra)",
+                     f"{res['runlist_busy_rps']:.0f}", ">= 3000",
+                     "ok" if res["runlist_busy_rps"] >= 3000 else "MISSED"))
+        row("run list p99, new run every 100 ms (extra)", "runlist_busy_p99_ms", ".1f", " ms",
+            "<= 50 ms", lambda v: v <= 50)
+    if "db_share" in res:
+        info("database share: API req/s / pgbench tps",
+             f"{res['db_share']:.2f} ({res['runlist_rps']:.0f} / {res['pgbench_tps']:.0f})")
+    error_row("drain")
+    if "drain_finished" in res:
+        row(f"queue drain: finished", "drain_finished", "d", f"/{res['drain_total']}",
+            "all", lambda v: v == res["drain_total"])
+        row("queue drain: overlaps", "drain_overlap", "d", "", "0", lambda v: v == 0)
+        row("queue drain: total / ideal", "drain_ratio", ".3f", "x", "<= 1.15x", lambda v: v <= 1.15)
+    error_row("biglog")
+    row(f"log of {args.log_lines} lines: available after exit", "biglog_available_ms", ".0f", " ms",
+        "<= 1000 ms", lambda v: v <= 1000)
+    row("  /api/health p99 meanwhile", "biglog_health_p99_ms", ".1f", " ms", "<= 50 ms", lambda v: v <= 50)
+    row("RSS idle", "rss_idle_mb", ".1f", " MB", "<= 30 MB", lambda v: v <= 30)
+    row("RSS with ~1000 queued", "rss_queued_mb", ".1f", " MB", "<= 100 MB", lambda v: v <= 100)
+    row("RSS during the big log (peak)", "rss_peak_biglog_mb", ".1f", " MB", "<= 100 MB", lambda v: v <= 100)
+    row("RSS peak, any phase", "rss_peak_mb", ".1f", " MB", "<= 100 MB", lambda v: v <= 100)
+    if res.get("spa_gzip_kb") is None and "spa_gzip_kb" in res:
+        rows.append(("SPA .wasm gzipped", "not built", "<= 250 KB", "?"))
+    else:
+        row("SPA .wasm gzipped", "spa_gzip_kb", ".0f", " KB", "<= 250 KB", lambda v: v <= 250)
+
+    w = [max(len(r[i]) for r in rows + [("figure", "measured", "target", "")]) for i in range(4)]
+    lines = ["| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(("figure", "measured", "target", ""))) + " |",
+             "|" + "|".join("-" * (x + 2) for x in w) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(c.ljust(w[i]) for i, c in enumerate(r)) + " |")
+    return "\n".join(lines), sum(1 for r in rows if r[3] in ("MISSED", "ERROR"))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--root", required=True)
+    p.add_argument("--binary", required=True)
+    p.add_argument("--stamp", required=True)
+    p.add_argument("--python", required=True)
+    p.add_argument("--admin-url", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--psql", default="psql")
+    p.add_argument("--pgbench", default="pgbench")
+    p.add_argument("--wrk", default="wrk")
+    p.add_argument("--phases", default="dispatch,overhead,runlist,drain,biglog,spa")
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    env_int = lambda name, full, fast: int(os.environ.get(name, fast if quick else full))
+    args = p.parse_args()
+    args.reps = env_int("BENCH_REPS", 3, 1)
+    args.dispatch_samples = env_int("BENCH_DISPATCH_SAMPLES", 100, 30)
+    args.overhead_runs = env_int("BENCH_OVERHEAD_RUNS", 50, 10)
+    args.rows = env_int("BENCH_ROWS", 100000, 100000)
+    args.connections = env_int("BENCH_CONNECTIONS", 32, 32)
+    args.wrk_secs = env_int("BENCH_WRK_SECS", 8, 3)
+    args.wrk_304_secs = env_int("BENCH_WRK_304_SECS", 5, 3)
+    args.drain_runs = env_int("BENCH_DRAIN_RUNS", 1000, 200)
+    args.drain_timeout = env_int("BENCH_DRAIN_TIMEOUT", 900, 300)
+    args.log_lines = env_int("BENCH_LOG_LINES", 200000, 200000)
+    args.tests_root = os.path.join(args.work, "tests")
+    os.makedirs(os.path.join(args.tests_root, "smoke"), exist_ok=True)
+    os.makedirs(os.path.join(args.tests_root, "big"), exist_ok=True)
+    with open(os.path.join(args.tests_root, ONE_TEST), "w") as f:
+        f.write("def test_one():\n    assert 1 + 1 == 2\n")
+    with open(os.path.join(args.tests_root, BIG_LOG), "w") as f:
+        f.write(
+            "import os\nimport sys\n\n"
+            "LINES = int(os.environ.get('BENCH_LOG_LINES', '200000'))\n\n\n"
+            "def test_big_log(capsys):\n"
+            "    # Printed live, as a chatty test would with -s.\n"
+            "    with capsys.disabled():\n"
+            "        for i in range(LINES):\n"
+            "            sys.stdout.write(f'bench-line {i:06d} the quick brown fox jumps over the lazy dog\\n')\n"
+            "        sys.stdout.flush()\n")
+    os.makedirs(args.out, exist_ok=True)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    pg = Pg(args.admin_url, args.psql, f"bench_{os.getpid()}")
+    res = {"errors": {}}
+    phases = args.phases.split(",")
+    started = time.monotonic()
+    # Peak RSS over every backend of the suite.
+    peaks = []
+    try:
+        for name, fn in [("dispatch", phase_dispatch), ("overhead", phase_overhead),
+                         ("runlist", phase_runlist), ("drain", phase_drain),
+                         ("biglog", phase_biglog)]:
+            if name not in phases:
+                continue
+            busy = cpu_busy()
+            res.setdefault("ambient_cpu_busy", {})[name] = busy
+            log(f"--- {name} (other work keeps {busy * 100:.0f}% of the CPUs busy)")
+            t = time.monotonic()
+            try:
+                fn(args, pg, res)
+            except Interrupted:
+                raise
+            except Exception as e:
+                res["errors"][name] = f"{type(e).__name__}: {e}"
+                log(f"{name} failed: {e}")
+            log(f"{name} took {time.monotonic() - t:.0f} s")
+        if "spa" in phases:
+            phase_spa(args, res)
+    except Interrupted as e:
+        log(f"interrupted ({e}); cleaning up")
+        pg.drop_all()
+        return 130
+    finally:
+        pg.drop_all()
+    peaks = [v for k, v in res.items() if k.startswith("rss_") and k.endswith("_mb") and v == v]
+    res["rss_peak_mb"] = max(peaks) if peaks else float("nan")
+    res["suite_seconds"] = time.monotonic() - started
+    text, missed = table(res, args)
+    res["config"] = {k: v for k, v in vars(args).items() if isinstance(v, (int, str))}
+    with open(os.path.join(args.out, "latest.json"), "w") as f:
+        json.dump(res, f, indent=2, sort_keys=True)
+    with open(os.path.join(args.out, "latest.md"), "w") as f:
+        f.write(text + "\n")
+    print()
+    print(text)
+    print()
+    for phase, why in res["errors"].items():
+        print(f"{phase}: {why}")
+    busy = list(res.get("ambient_cpu_busy", {}).values())
+    if busy:
+        print(f"other work on the machine kept {min(busy) * 100:.0f}-{max(busy) * 100:.0f}% of its "
+              f"{os.cpu_count()} CPUs busy just before the phases; anything above a few % skews the figures")
+    print(f"suite time {res['suite_seconds']:.0f} s; details in {os.path.relpath(args.out, args.root)}/latest.json")
+    if os.environ.get("BENCH_STRICT") == "1" and missed:
+        return 1
+    return 2 if res["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
