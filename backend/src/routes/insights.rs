@@ -3,9 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use shared::{ApiErrorBody, HistoryItem, Insights};
 
-use super::etag::conditional_cached;
 use super::{query_pairs, query_param};
 use crate::db::insights::{self, HistoryOf};
+use crate::db::run_blocking;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -31,8 +31,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "How many results, 50 unless given"),
     ),
     responses(
-        (status = 200, description = "Results, newest first", body = Vec<HistoryItem>, headers(("ETag" = String))),
-        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 200, description = "Results, newest first", body = Vec<HistoryItem>),
         (status = 400, description = "Neither or both of nodeid and path, or a bad limit", body = ApiErrorBody),
     )
 )]
@@ -62,11 +61,8 @@ async fn history(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
             "limit must be from 1 to {MAX_HISTORY}, not {limit}"
         )));
     }
-    let items = conditional_cached(&state, &req, move |conn| {
-        insights::history(conn, &of, limit)
-    })
-    .await?;
-    Ok(items.respond(|items| HttpResponse::Ok().json(items)))
+    let items = run_blocking(&state.pool, move |conn| insights::history(conn, &of, limit)).await?;
+    Ok(HttpResponse::Ok().json(items))
 }
 
 /// Flaky, failing and slowest tests over the last days.
@@ -76,8 +72,7 @@ async fn history(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
     tag = "insights",
     params(("days" = Option<i32>, Query, minimum = 1, maximum = 366, description = "The window, 7 days unless given")),
     responses(
-        (status = 200, description = "The insights", body = Insights, headers(("ETag" = String))),
-        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 200, description = "The insights", body = Insights),
         (status = 400, description = "A bad number of days", body = ApiErrorBody),
     )
 )]
@@ -90,9 +85,6 @@ async fn insights(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
             "days must be from 1 to {MAX_DAYS}, not {days}"
         )));
     }
-    // Aggregating a window of case rows is costly: while nothing changed,
-    // every viewer gets the answer already built.
-    let insights =
-        conditional_cached(&state, &req, move |conn| insights::insights(conn, days)).await?;
-    Ok(insights.respond(|insights| HttpResponse::Ok().json(insights)))
+    let insights = run_blocking(&state.pool, move |conn| insights::insights(conn, days)).await?;
+    Ok(HttpResponse::Ok().json(insights))
 }
