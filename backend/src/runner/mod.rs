@@ -230,15 +230,15 @@ fn supervise_pytest(
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                // The output ended; the exit follows within moments. Look
-                // often, to hand the environment on at once, without spinning.
-                output_done = true;
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            Err(RecvTimeoutError::Disconnected) => output_done = true,
         }
         if exit_status.is_none() {
             exit_status = child.try_wait().ok().flatten();
+            if output_done && exit_status.is_none() {
+                // The exit follows the end of output within moments: look
+                // again soon, to hand the environment on, without spinning.
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         if exit_status.is_some() {
             if output_done {
