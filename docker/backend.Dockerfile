@@ -21,14 +21,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p backend \
- && cp target/release/test-executor /usr/local/bin/test-executor
+ && cp target/release/test-executor target/release/test-executor-supervise /usr/local/bin/
 
 FROM debian:bookworm-slim
 # libpq for the database; python3 and pytest for the runs.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libpq5 python3 python3-pytest \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /usr/local/bin/test-executor /usr/local/bin/test-executor
+COPY --from=build /usr/local/bin/test-executor /usr/local/bin/test-executor-supervise /usr/local/bin/
 # The sample tests, the tests root unless a volume replaces them.
 COPY sample-tests /srv/tests
 ENV BIND_ADDR=0.0.0.0:8080 \

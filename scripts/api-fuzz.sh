@@ -85,7 +85,7 @@ cp -r sample-tests "$WORK/tests"
 mkdir -p "$OUT"
 
 log "building the backend (debug)"
-cargo build -q -p backend --bin test-executor
+cargo build -q -p backend --bins
 
 log "starting the service on a free port"
 DATABASE_URL="$FUZZ_DB_URL" BIND_ADDR=127.0.0.1:0 TESTS_ROOT="$WORK/tests" \

@@ -20,6 +20,7 @@ use crate::state::AppState;
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(mut config: Config) -> Result<(), String> {
+    crate::runner::process::prepare_supervisor();
     let listener = TcpListener::bind(&config.bind_addr)
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind_addr))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;

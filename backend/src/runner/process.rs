@@ -3,6 +3,10 @@
 //! when the service dies or stops renewing its lease, and stopped by
 //! signalling the group.
 //!
+//! The supervisor is `test-executor-supervise`, next to the service's
+//! binary; where that is missing, the service's own binary in `supervise`
+//! mode (slower to start: it loads libpq and its chain).
+//!
 //! The supervisor learns both through its stdin: the service writes a byte
 //! after every lease renewal. End of file means the service is gone (even
 //! by SIGKILL); silence past the watchdog deadline means it is paused or
@@ -10,14 +14,19 @@
 //! instance. Either way the group dies first.
 
 use std::ffi::OsString;
+use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The subcommand under which this binary supervises one test process.
 pub const SUPERVISE: &str = "supervise";
+/// The supervisor's own binary, looked for next to the service's.
+const SUPERVISOR_BINARY: &str = "test-executor-supervise";
 /// Names the service's pid to the supervisor, which checks it is still
 /// its parent after arming the parent-death signal.
 const PARENT_PID_VAR: &str = "TEST_EXECUTOR_PARENT_PID";
@@ -41,15 +50,8 @@ pub fn spawn(
     output: io::PipeWriter,
     watchdog: Duration,
 ) -> io::Result<Child> {
-    // This very binary, even if its file was replaced since it started.
-    let supervisor = Path::new("/proc/self/exe");
-    let mut cmd = if supervisor.exists() {
-        Command::new(supervisor)
-    } else {
-        Command::new(std::env::current_exe()?)
-    };
-    cmd.arg(SUPERVISE)
-        .arg("--")
+    let mut cmd = supervisor_command()?;
+    cmd.arg("--")
         .arg(command.program)
         .args(&command.args)
         .current_dir(command.cwd)
@@ -79,6 +81,52 @@ pub fn spawn(
     cmd.spawn()
 }
 
+/// Where supervisors come from, settled once per process.
+enum Supervisor {
+    /// The supervisor binary, kept open since startup and executed through
+    /// its descriptor: every run gets the file this service started with,
+    /// even after a rebuild replaced it on disk.
+    Binary(File),
+    /// This very binary in `supervise` mode (through `/proc/self/exe`,
+    /// which survives a replacement as well).
+    ThisBinary,
+}
+
+static SUPERVISOR: OnceLock<Supervisor> = OnceLock::new();
+
+/// Finds and opens the supervisor binary; called at startup, so that the
+/// files of one build are used together.
+pub fn prepare_supervisor() {
+    SUPERVISOR.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| File::open(exe.with_file_name(SUPERVISOR_BINARY)).ok())
+            .map_or(Supervisor::ThisBinary, Supervisor::Binary)
+    });
+}
+
+fn supervisor_command() -> io::Result<Command> {
+    prepare_supervisor();
+    match SUPERVISOR.get() {
+        Some(Supervisor::Binary(file)) => {
+            // The forked child inherits the descriptor until it execs.
+            let mut cmd = Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()));
+            cmd.arg0(SUPERVISOR_BINARY);
+            Ok(cmd)
+        }
+        _ => {
+            let this = Path::new("/proc/self/exe");
+            let mut cmd = if this.exists() {
+                Command::new(this)
+            } else {
+                Command::new(std::env::current_exe()?)
+            };
+            cmd.arg(SUPERVISE);
+            Ok(cmd)
+        }
+    }
+}
+
 /// Tells the supervisor the lease was just renewed.
 pub fn heartbeat(child: &mut Child) {
     if let Some(stdin) = child.stdin.as_mut() {
@@ -98,6 +146,14 @@ pub fn signal_group(pgid: i32, signal: libc::c_int) {
 
 /// Whether any live (not zombie) process is left in the group.
 pub fn group_alive(pgid: i32) -> bool {
+    // ESRCH: no process at all, zombies included, so no scan is needed.
+    // SAFETY: signal 0 only checks; nothing is sent.
+    if pgid > 1
+        && unsafe { libc::kill(-pgid, 0) } != 0
+        && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    {
+        return false;
+    }
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return false;
     };
@@ -170,12 +226,34 @@ fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
         .collect()
 }
 
+/// Whether this process has any child, running or not yet reaped; leaves
+/// them all unreaped.
+fn has_children() -> bool {
+    // SAFETY: an all-zero siginfo_t is a valid value to be filled in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes only into `info`; WNOWAIT reaps nothing.
+    let found = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    found == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ECHILD)
+}
+
 /// Kills every process descending from this supervisor, whatever its
 /// process group or session: being a subreaper, orphans become our
 /// children, so repeating "kill and reap my children" empties the tree.
 fn kill_descendants() {
     // SAFETY: plain syscall.
     let me = unsafe { libc::getpid() };
+    if !has_children() {
+        // The usual end: the tests left nothing behind, so /proc need not
+        // be scanned.
+        return;
+    }
     for _ in 0..500 {
         let children = children_of(me);
         if children.is_empty() {
@@ -217,6 +295,9 @@ pub fn supervise(args: &[OsString]) -> i32 {
         libc::signal(libc::SIGINT, ignore as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, ignore as *const () as libc::sighandler_t);
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        // Started through a descriptor, the process would be named after
+        // its number in `ps` and `top`.
+        libc::prctl(libc::PR_SET_NAME, c"te-supervise".as_ptr());
     }
     let parent_ok = std::env::var(PARENT_PID_VAR)
         .ok()
