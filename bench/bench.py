@@ -860,6 +860,68 @@ def phase_biglog(args, pg, res):
         be.stop()
 
 
+HISTORY_FILES = 50
+HISTORY_TESTS_PER_FILE = 20
+
+# {runs} finished runs spread evenly over 14 days on 100 environments; each
+# ran one of 50 files of 20 tests. In every file, test_0 always fails,
+# test_1 fails one time in three (so it flips), test_2 is skipped one time
+# in ten, the rest pass; durations grow with the test's number.
+HISTORY_SQL = """
+INSERT INTO test_runs (username, environment_id, paths, status, created_at,
+    started_at, finished_at, exit_code, total, passed, failed, skipped, errors)
+SELECT 'user' || (n % 25), n % 100 + 1,
+       jsonb_build_array('suite/test_' || (n % {files}) || '.py'), 'failed',
+       s.t, s.t, s.t, 1, {tests}, {tests} - 2, 1, 0, 0
+FROM generate_series(1, {runs}) AS n,
+     LATERAL (SELECT now() - ({runs} - n) * (interval '14 days' / {runs}) AS t) AS s;
+INSERT INTO run_cases (run_id, nodeid, outcome, duration_ms)
+SELECT r.id, 'suite/test_' || (r.id % {files}) || '.py::test_' || k,
+       CASE WHEN k = 0 THEN 'failed'
+            WHEN k = 1 AND random() < 0.33 THEN 'failed'
+            WHEN k = 2 AND random() < 0.1 THEN 'skipped'
+            ELSE 'passed' END,
+       (k * 25 + random() * 100)::bigint
+FROM test_runs r, generate_series(0, {tests} - 1) AS k;
+SELECT rebuild_test_insights();
+"""
+
+
+def phase_insights(args, pg, res):
+    url = pg.create("insights")
+    be = Backend(args, "insights", url, mode="stub")
+    client = Client(be)
+    try:
+        t = time.monotonic()
+        pg.sql(url, HISTORY_SQL.format(runs=args.history_runs, files=HISTORY_FILES,
+                                       tests=HISTORY_TESTS_PER_FILE), timeout=1800)
+        pg.sql(url, "VACUUM ANALYZE")
+        cases = int(pg.sql(url, "SELECT count(*) FROM run_cases").strip())
+        res["history_cases"] = cases
+        log(f"insights: {args.history_runs} runs, {cases} case rows in {time.monotonic() - t:.0f} s")
+        calls = [
+            ("insights_7d", "/api/insights?days=7"),
+            ("insights_1d", "/api/insights?days=1"),
+            ("insights_30d", "/api/insights?days=30"),
+            ("history_test", "/api/tests/history?nodeid=suite/test_7.py::test_1&limit=50"),
+            ("history_file", "/api/tests/history?path=suite/test_7.py&limit=50"),
+        ]
+        for key, path in calls:
+            times = []
+            for _ in range(args.reps * 3 + 1):
+                t = time.monotonic()
+                status, _, body = client.request("GET", path)
+                times.append((time.monotonic() - t) * 1000)
+                if status != 200:
+                    raise RuntimeError(f"GET {path}: {status} {body[:200]!r}")
+            # The first call warms the caches; the median of the rest.
+            res[f"{key}_ms"] = med(times[1:])
+            log(f"{path}: median {res[f'{key}_ms']:.1f} ms, first {times[0]:.1f} ms")
+    finally:
+        client.close()
+        be.stop()
+
+
 def phase_spa(args, res):
     wasm = sorted(glob.glob(os.path.join(args.root, "frontend", "dist", "*.wasm")))
     if not wasm:
@@ -935,6 +997,18 @@ def table(res, args):
     row(f"log of {args.log_lines} lines: available after exit", "biglog_available_ms", ".0f", " ms",
         "<= 1000 ms", lambda v: v <= 1000)
     row("  /api/health p99 meanwhile", "biglog_health_p99_ms", ".1f", " ms", "<= 50 ms", lambda v: v <= 50)
+    error_row("insights")
+    if "history_cases" in res:
+        cases = f"{res['history_cases'] / 1e6:.1f}M case rows"
+        row(f"GET /api/insights?days=7 ({cases})", "insights_7d_ms", ".1f", " ms", "<= 100 ms",
+            lambda v: v <= 100)
+        row("GET /api/insights?days=1", "insights_1d_ms", ".1f", " ms", "<= 100 ms", lambda v: v <= 100)
+        row("GET /api/insights?days=30 (all 14 days)", "insights_30d_ms", ".1f", " ms", "<= 100 ms",
+            lambda v: v <= 100)
+        row("GET /api/tests/history?nodeid=", "history_test_ms", ".1f", " ms", "<= 100 ms",
+            lambda v: v <= 100)
+        row("GET /api/tests/history?path=", "history_file_ms", ".1f", " ms", "<= 100 ms",
+            lambda v: v <= 100)
     row("RSS idle", "rss_idle_mb", ".1f", " MB", "<= 30 MB", lambda v: v <= 30)
     row("RSS with ~1000 queued", "rss_queued_mb", ".1f", " MB", "<= 100 MB", lambda v: v <= 100)
     row("RSS during the big log (peak)", "rss_peak_biglog_mb", ".1f", " MB", "<= 100 MB", lambda v: v <= 100)
@@ -964,7 +1038,7 @@ def main():
     p.add_argument("--psql", default="psql")
     p.add_argument("--pgbench", default="pgbench")
     p.add_argument("--wrk", default="wrk")
-    p.add_argument("--phases", default="dispatch,overhead,runlist,drain,biglog,spa")
+    p.add_argument("--phases", default="dispatch,overhead,runlist,drain,biglog,insights,spa")
     quick = os.environ.get("BENCH_QUICK") == "1"
     env_int = lambda name, full, fast: int(os.environ.get(name, fast if quick else full))
     args = p.parse_args()
@@ -978,6 +1052,7 @@ def main():
     args.drain_runs = env_int("BENCH_DRAIN_RUNS", 1000, 200)
     args.drain_timeout = env_int("BENCH_DRAIN_TIMEOUT", 900, 300)
     args.log_lines = env_int("BENCH_LOG_LINES", 200000, 200000)
+    args.history_runs = env_int("BENCH_HISTORY_RUNS", 100000, 100000)
     args.tests_root = os.path.join(args.work, "tests")
     os.makedirs(os.path.join(args.tests_root, "smoke"), exist_ok=True)
     os.makedirs(os.path.join(args.tests_root, "big"), exist_ok=True)
@@ -1006,7 +1081,7 @@ def main():
     try:
         for name, fn in [("dispatch", phase_dispatch), ("overhead", phase_overhead),
                          ("runlist", phase_runlist), ("drain", phase_drain),
-                         ("biglog", phase_biglog)]:
+                         ("biglog", phase_biglog), ("insights", phase_insights)]:
             if name not in phases:
                 continue
             busy = cpu_busy()

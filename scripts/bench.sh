@@ -8,7 +8,7 @@
 #   BENCH_QUICK=1     fewer repetitions and runs (about 2 minutes), for a
 #                     quick look; not for BENCHMARKS.md
 #   BENCH_PHASES=...  a comma-separated subset of
-#                     dispatch,overhead,runlist,drain,biglog,spa
+#                     dispatch,overhead,runlist,drain,biglog,insights,spa
 #   BENCH_STRICT=1    exit 1 when a target is missed
 #   BENCH_KEEP=1      keep the scratch directory (backend logs, stamps)
 #   BENCH_PYTHON      the interpreter that runs pytest (default: the real

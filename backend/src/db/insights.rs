@@ -1,6 +1,8 @@
 //! Test history and insights across runs: per-test outcomes over time,
 //! flaky tests, failing tests and slow tests.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
@@ -63,13 +65,27 @@ pub fn history(
         .bind::<Text, _>(nodeid)
         .bind::<BigInt, _>(limit)
         .load(conn)?,
+        // The file's distinct node ids first, each found by one step
+        // along the prefix index (in its byte order, `~<~`), then the
+        // newest results of each from the (nodeid, run_id) index: the
+        // work follows the answer's size, not the file's whole history.
         HistoryOf::File(path) => diesel::sql_query(
-            "SELECT run_id, environment_id, nodeid, outcome, duration_ms, finished_at FROM ( \
-               SELECT c.run_id, r.environment_id, c.nodeid, c.outcome, c.duration_ms, r.finished_at, \
-                      row_number() OVER (PARTITION BY c.nodeid ORDER BY c.run_id DESC, c.id DESC) AS n \
+            "WITH RECURSIVE tests AS ( \
+               (SELECT nodeid FROM run_cases WHERE nodeid LIKE $2 ORDER BY nodeid USING ~<~ LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT c.nodeid FROM run_cases c \
+                       WHERE c.nodeid LIKE $2 AND c.nodeid ~>~ t.nodeid \
+                       ORDER BY c.nodeid USING ~<~ LIMIT 1) \
+               FROM tests t WHERE t.nodeid IS NOT NULL \
+             ) \
+             SELECT h.run_id, h.environment_id, n.nodeid, h.outcome, h.duration_ms, h.finished_at \
+             FROM (SELECT nodeid FROM tests WHERE nodeid IS NOT NULL UNION SELECT $1) AS n \
+             CROSS JOIN LATERAL ( \
+               SELECT c.run_id, r.environment_id, c.outcome, c.duration_ms, r.finished_at \
                FROM run_cases c JOIN test_runs r ON r.id = c.run_id \
-               WHERE c.nodeid = $1 OR c.nodeid LIKE $2 \
-             ) recent WHERE n <= $3 ORDER BY run_id DESC, nodeid",
+               WHERE c.nodeid = n.nodeid ORDER BY c.run_id DESC, c.id DESC LIMIT $3 \
+             ) AS h \
+             ORDER BY h.run_id DESC, n.nodeid",
         )
         .bind::<Text, _>(path)
         .bind::<Text, _>(format!("{}::%", escape_like(path)))
@@ -91,6 +107,15 @@ fn escape_like(text: &str) -> String {
     out
 }
 
+/// Keeps the tables insights read up to date with a run that has just
+/// finished; called in the transaction that writes its cases.
+pub fn record_finished_run(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> {
+    diesel::sql_query("SELECT record_test_results($1)")
+        .bind::<BigInt, _>(run_id)
+        .execute(conn)?;
+    Ok(())
+}
+
 #[derive(QueryableByName)]
 struct FlakyRow {
     #[diesel(sql_type = Text)]
@@ -103,106 +128,220 @@ struct FlakyRow {
     run_ids: Vec<i64>,
 }
 
+/// Failures and durations of one test over part of the window.
 #[derive(QueryableByName)]
-struct FailingRow {
+struct StatsRow {
     #[diesel(sql_type = Text)]
     nodeid: String,
     #[diesel(sql_type = BigInt)]
     failures: i64,
+    #[diesel(sql_type = Array<Integer>)]
+    durations_ms: Vec<i32>,
+}
+
+#[derive(QueryableByName)]
+struct RunIdsRow {
+    #[diesel(sql_type = Text)]
+    nodeid: String,
     #[diesel(sql_type = Array<BigInt>)]
     run_ids: Vec<i64>,
 }
 
-#[derive(QueryableByName)]
-struct SlowRow {
-    #[diesel(sql_type = Text)]
-    nodeid: String,
-    #[diesel(sql_type = BigInt)]
-    median_ms: i64,
-    #[diesel(sql_type = Array<BigInt>)]
-    run_ids: Vec<i64>,
-}
+/// Where the window starts: `now()` minus the days, in the one clock every
+/// instance shares.
+const WINDOW_START: &str = "now() - make_interval(days => $1)";
 
 /// Flaky, failing and slowest tests among the runs finished in the last
 /// `days` days.
 ///
 /// A test is flaky when, on one environment, its outcome changed between
-/// passed and failed (an error counts as failed) from one run to the next;
-/// `flips` counts those changes over all environments. Each figure lists
-/// at most the 50 newest runs behind it.
+/// passed and failed (an error counts as failed) from one run to the next,
+/// both runs within the window; `flips` counts those changes over all
+/// environments and `run_ids` are the runs on either side of them. Failing
+/// tests count their failed or erroring results; the slowest rank by the
+/// median duration of their results other than skipped. Each list holds
+/// at most 50 tests, each with at most the 50 newest runs behind it.
+///
+/// Reads the tables `record_test_results` keeps (see its migration), not
+/// every case row in the window, all in one snapshot.
 pub fn insights(conn: &mut PgConnection, days: i32) -> Result<Insights, ApiError> {
-    let flaky: Vec<FlakyRow> = diesel::sql_query(
-        "WITH recent AS ( \
-           SELECT c.nodeid, r.environment_id, c.run_id, r.finished_at, \
-                  (c.outcome = 'passed') AS passed \
-           FROM run_cases c JOIN test_runs r ON r.id = c.run_id \
-           WHERE r.finished_at >= now() - make_interval(days => $1) \
-             AND c.outcome IN ('passed', 'failed', 'error') \
-         ), steps AS ( \
-           SELECT *, lag(passed) OVER (PARTITION BY nodeid, environment_id ORDER BY run_id) AS before \
-           FROM recent \
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(|conn| {
+            let flaky = flaky_tests(conn, days)?;
+            let stats = window_stats(conn, days)?;
+            let failing = most_failing(&stats);
+            let slowest = slowest(stats);
+            let failing_runs = runs_of(conn, days, failing.iter().map(|(n, _)| n), true)?;
+            let slowest_runs = runs_of(conn, days, slowest.iter().map(|(n, _)| n), false)?;
+            Ok(Insights {
+                flaky,
+                failing: failing
+                    .into_iter()
+                    .map(|(nodeid, failures)| FailingTest {
+                        run_ids: failing_runs.get(&nodeid).cloned().unwrap_or_default(),
+                        nodeid,
+                        failures,
+                    })
+                    .collect(),
+                slowest: slowest
+                    .into_iter()
+                    .map(|(nodeid, median_ms)| SlowTest {
+                        run_ids: slowest_runs.get(&nodeid).cloned().unwrap_or_default(),
+                        nodeid,
+                        median_ms,
+                    })
+                    .collect(),
+            })
+        })
+}
+
+fn flaky_tests(conn: &mut PgConnection, days: i32) -> Result<Vec<FlakyTest>, ApiError> {
+    let rows: Vec<FlakyRow> = diesel::sql_query(format!(
+        "WITH flips AS ( \
+           SELECT nodeid, run_id, previous_run_id, flipped_at FROM test_flips \
+           WHERE flipped_at >= {WINDOW_START} AND previous_at >= {WINDOW_START} \
+         ), ranked AS ( \
+           SELECT nodeid, count(*) AS flips, max(flipped_at) AS last_flip_at FROM flips \
+           GROUP BY nodeid ORDER BY flips DESC, last_flip_at DESC, nodeid LIMIT $2 \
          ) \
-         SELECT nodeid, \
-                count(*) FILTER (WHERE before IS DISTINCT FROM passed AND before IS NOT NULL) AS flips, \
-                max(finished_at) FILTER (WHERE before IS DISTINCT FROM passed AND before IS NOT NULL) AS last_flip_at, \
-                (array_agg(run_id ORDER BY run_id DESC))[1:50] AS run_ids \
-         FROM steps GROUP BY nodeid \
-         HAVING count(*) FILTER (WHERE before IS DISTINCT FROM passed AND before IS NOT NULL) > 0 \
-         ORDER BY flips DESC, last_flip_at DESC, nodeid LIMIT $2",
-    )
+         SELECT r.nodeid, r.flips, r.last_flip_at, \
+                ARRAY(SELECT DISTINCT side.run_id \
+                      FROM flips f CROSS JOIN LATERAL (VALUES (f.run_id), (f.previous_run_id)) AS side (run_id) \
+                      WHERE f.nodeid = r.nodeid ORDER BY side.run_id DESC LIMIT $2) AS run_ids \
+         FROM ranked r ORDER BY r.flips DESC, r.last_flip_at DESC, r.nodeid"
+    ))
     .bind::<Integer, _>(days)
     .bind::<BigInt, _>(MAX_TESTS)
     .load(conn)?;
-    let failing: Vec<FailingRow> = diesel::sql_query(
-        "SELECT c.nodeid, count(*) AS failures, \
-                (array_agg(c.run_id ORDER BY c.run_id DESC))[1:50] AS run_ids \
-         FROM run_cases c JOIN test_runs r ON r.id = c.run_id \
-         WHERE r.finished_at >= now() - make_interval(days => $1) \
-           AND c.outcome IN ('failed', 'error') \
-         GROUP BY c.nodeid ORDER BY failures DESC, c.nodeid LIMIT $2",
-    )
+    Ok(rows
+        .into_iter()
+        .map(|r| FlakyTest {
+            nodeid: r.nodeid,
+            flips: r.flips,
+            last_flip_at: r.last_flip_at,
+            run_ids: r.run_ids,
+        })
+        .collect())
+}
+
+/// Each test's failures and durations over the window, from case rows for
+/// the part before its first whole hour, hourly rows up to its first
+/// midnight (UTC) and daily rows after that.
+fn window_stats(
+    conn: &mut PgConnection,
+    days: i32,
+) -> Result<HashMap<String, (i64, Vec<i32>)>, ApiError> {
+    // Whole hours and days are added as fixed lengths, whatever the
+    // session's time zone.
+    let rows: Vec<StatsRow> = diesel::sql_query(format!(
+        "WITH bounds AS ( \
+           SELECT start, \
+                  date_trunc('hour', start, 'UTC') \
+                    + CASE WHEN date_trunc('hour', start, 'UTC') < start \
+                           THEN interval '1 hour' ELSE interval '0' END AS first_hour, \
+                  date_trunc('day', start, 'UTC') \
+                    + CASE WHEN date_trunc('day', start, 'UTC') < start \
+                           THEN interval '24 hours' ELSE interval '0' END AS first_day \
+           FROM (SELECT {WINDOW_START} AS start) s \
+         ) \
+         SELECT c.nodeid, (c.outcome IN ('failed', 'error'))::int::bigint AS failures, \
+                CASE WHEN c.outcome = 'skipped' THEN '{{}}'::int[] \
+                     ELSE ARRAY[least(c.duration_ms, 2147483647)::int] END AS durations_ms \
+         FROM bounds b \
+         JOIN test_runs r ON r.finished_at >= b.start AND r.finished_at < b.first_hour \
+         JOIN run_cases c ON c.run_id = r.id \
+         UNION ALL \
+         SELECT s.nodeid, s.failures::bigint, s.durations_ms \
+         FROM bounds b JOIN test_period_stats s \
+           ON s.period = 'hour' AND s.starts_at >= b.first_hour AND s.starts_at < b.first_day \
+         UNION ALL \
+         SELECT s.nodeid, s.failures::bigint, s.durations_ms \
+         FROM bounds b JOIN test_period_stats s \
+           ON s.period = 'day' AND s.starts_at >= b.first_day"
+    ))
     .bind::<Integer, _>(days)
+    .load(conn)?;
+    let mut stats: HashMap<String, (i64, Vec<i32>)> = HashMap::new();
+    for row in rows {
+        let entry = stats.entry(row.nodeid).or_default();
+        entry.0 += row.failures;
+        entry.1.extend(row.durations_ms);
+    }
+    Ok(stats)
+}
+
+/// The tests that failed most often, most first.
+fn most_failing(stats: &HashMap<String, (i64, Vec<i32>)>) -> Vec<(String, i64)> {
+    let mut failing: Vec<(String, i64)> = stats
+        .iter()
+        .filter(|(_, (failures, _))| *failures > 0)
+        .map(|(nodeid, (failures, _))| (nodeid.clone(), *failures))
+        .collect();
+    failing.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    failing.truncate(MAX_TESTS as usize);
+    failing
+}
+
+/// The tests with the longest median duration, longest first.
+fn slowest(stats: HashMap<String, (i64, Vec<i32>)>) -> Vec<(String, i64)> {
+    let mut slowest: Vec<(String, i64)> = stats
+        .into_iter()
+        .filter_map(|(nodeid, (_, mut durations))| Some((nodeid, median(&mut durations)?)))
+        .collect();
+    slowest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    slowest.truncate(MAX_TESTS as usize);
+    slowest
+}
+
+/// The lower median (an actual sample, as SQL's `percentile_disc(0.5)`).
+fn median(values: &mut [i32]) -> Option<i64> {
+    if values.is_empty() {
+        return None;
+    }
+    let middle = (values.len() - 1) / 2;
+    let (_, value, _) = values.select_nth_unstable(middle);
+    Some(i64::from(*value))
+}
+
+/// The newest runs within the window behind each of `nodeids`: those where
+/// it failed, or (with `failed_only` false) where it ran and was not
+/// skipped.
+fn runs_of<'a>(
+    conn: &mut PgConnection,
+    days: i32,
+    nodeids: impl Iterator<Item = &'a String>,
+    failed_only: bool,
+) -> Result<HashMap<String, Vec<i64>>, ApiError> {
+    let nodeids: Vec<&String> = nodeids.collect();
+    if nodeids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let outcomes = if failed_only {
+        "c.outcome IN ('failed', 'error')"
+    } else {
+        "c.outcome <> 'skipped'"
+    };
+    // Every run finished in the window has at least the id of the oldest
+    // one, which bounds the walk down each test's index entries.
+    let rows: Vec<RunIdsRow> = diesel::sql_query(format!(
+        "WITH first AS ( \
+           SELECT coalesce(min(id), 0) AS id FROM test_runs WHERE finished_at >= {WINDOW_START} \
+         ) \
+         SELECT t.nodeid, ARRAY( \
+           SELECT c.run_id FROM run_cases c JOIN test_runs r ON r.id = c.run_id \
+           WHERE c.nodeid = t.nodeid AND {outcomes} \
+             AND c.run_id >= (SELECT id FROM first) AND r.finished_at >= {WINDOW_START} \
+           ORDER BY c.run_id DESC LIMIT $3 \
+         ) AS run_ids \
+         FROM unnest($2::text[]) AS t (nodeid)"
+    ))
+    .bind::<Integer, _>(days)
+    .bind::<Array<Text>, _>(nodeids)
     .bind::<BigInt, _>(MAX_TESTS)
     .load(conn)?;
-    let slowest: Vec<SlowRow> = diesel::sql_query(
-        "SELECT c.nodeid, \
-                percentile_disc(0.5) WITHIN GROUP (ORDER BY c.duration_ms) AS median_ms, \
-                (array_agg(c.run_id ORDER BY c.run_id DESC))[1:50] AS run_ids \
-         FROM run_cases c JOIN test_runs r ON r.id = c.run_id \
-         WHERE r.finished_at >= now() - make_interval(days => $1) \
-           AND c.outcome <> 'skipped' \
-         GROUP BY c.nodeid ORDER BY median_ms DESC, c.nodeid LIMIT $2",
-    )
-    .bind::<Integer, _>(days)
-    .bind::<BigInt, _>(MAX_TESTS)
-    .load(conn)?;
-    Ok(Insights {
-        flaky: flaky
-            .into_iter()
-            .map(|r| FlakyTest {
-                nodeid: r.nodeid,
-                flips: r.flips,
-                last_flip_at: r.last_flip_at,
-                run_ids: r.run_ids,
-            })
-            .collect(),
-        failing: failing
-            .into_iter()
-            .map(|r| FailingTest {
-                nodeid: r.nodeid,
-                failures: r.failures,
-                run_ids: r.run_ids,
-            })
-            .collect(),
-        slowest: slowest
-            .into_iter()
-            .map(|r| SlowTest {
-                nodeid: r.nodeid,
-                median_ms: r.median_ms,
-                run_ids: r.run_ids,
-            })
-            .collect(),
-    })
+    Ok(rows.into_iter().map(|r| (r.nodeid, r.run_ids)).collect())
 }
 
 #[cfg(test)]
@@ -212,5 +351,13 @@ mod tests {
     #[test]
     fn like_patterns_are_escaped() {
         assert_eq!(escape_like("a_b%c\\d"), "a\\_b\\%c\\\\d");
+    }
+
+    #[test]
+    fn the_median_is_the_lower_middle_sample() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [7]), Some(7));
+        assert_eq!(median(&mut [30, 10, 20]), Some(20));
+        assert_eq!(median(&mut [40, 10, 30, 20]), Some(20));
     }
 }

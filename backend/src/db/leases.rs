@@ -283,6 +283,7 @@ pub fn finish(
                 .values(batch)
                 .execute(conn)?;
         }
+        super::insights::record_finished_run(conn, run_id)?;
         if let Some(xml) = &outcome.junit_xml {
             super::reports::store(conn, run_id, xml)?;
         }

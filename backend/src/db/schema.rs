@@ -58,6 +58,38 @@ diesel::table! {
 }
 
 diesel::table! {
+    test_flips (id) {
+        id -> Int8,
+        nodeid -> Text,
+        environment_id -> Int4,
+        run_id -> Int8,
+        flipped_at -> Timestamptz,
+        previous_run_id -> Int8,
+        previous_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    test_last_results (environment_id, nodeid) {
+        environment_id -> Int4,
+        nodeid -> Text,
+        passed -> Bool,
+        run_id -> Int8,
+        finished_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    test_period_stats (period, starts_at, nodeid) {
+        period -> Text,
+        starts_at -> Timestamptz,
+        nodeid -> Text,
+        failures -> Int4,
+        durations_ms -> Array<Int4>,
+    }
+}
+
+diesel::table! {
     test_runs (id) {
         id -> Int8,
         username -> Text,
@@ -87,6 +119,7 @@ diesel::table! {
 diesel::joinable!(run_cases -> test_runs (run_id));
 diesel::joinable!(run_log_chunks -> test_runs (run_id));
 diesel::joinable!(run_reports -> test_runs (run_id));
+diesel::joinable!(test_flips -> test_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     environment_locks,
@@ -95,5 +128,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     run_log_chunks,
     run_reports,
     state_version,
+    test_flips,
+    test_last_results,
+    test_period_stats,
     test_runs,
 );

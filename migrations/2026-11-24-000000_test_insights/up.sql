@@ -1,0 +1,145 @@
+-- Insights read these tables instead of every case row in their window.
+-- record_test_results() keeps them up to date in the transaction that
+-- finishes a run; rebuild_test_insights() derives them from the case rows.
+
+-- Failures and durations of each test per UTC hour and per UTC day. A
+-- window (now minus some days, to now) is read as case rows up to its
+-- first whole hour, hourly rows up to its first midnight and daily rows
+-- after that, so both its edges are exact.
+CREATE TABLE test_period_stats (
+    period       TEXT        NOT NULL CHECK (period IN ('hour', 'day')),
+    starts_at    TIMESTAMPTZ NOT NULL,
+    nodeid       TEXT        NOT NULL,
+    failures     INTEGER     NOT NULL,
+    -- Every duration of a result other than skipped: an exact median
+    -- needs them all.
+    durations_ms INTEGER[]   NOT NULL,
+    PRIMARY KEY (period, starts_at, nodeid)
+);
+
+-- The latest pass or fail of each test on each environment, which its
+-- next result there is compared with.
+CREATE TABLE test_last_results (
+    environment_id INTEGER     NOT NULL,
+    nodeid         TEXT        NOT NULL,
+    passed         BOOLEAN     NOT NULL,
+    run_id         BIGINT      NOT NULL,
+    finished_at    TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (environment_id, nodeid)
+);
+
+-- Each change of a test between passed and failed (or error) from one run
+-- to the next on the same environment.
+CREATE TABLE test_flips (
+    id              BIGSERIAL   PRIMARY KEY,
+    nodeid          TEXT        NOT NULL,
+    environment_id  INTEGER     NOT NULL,
+    run_id          BIGINT      NOT NULL REFERENCES test_runs (id) ON DELETE CASCADE,
+    flipped_at      TIMESTAMPTZ NOT NULL,
+    previous_run_id BIGINT      NOT NULL,
+    previous_at     TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX test_flips_by_time ON test_flips (flipped_at);
+
+-- A failing test's runs, newest first, without walking its passes.
+CREATE INDEX run_cases_failures_by_nodeid ON run_cases (nodeid, run_id DESC)
+    WHERE outcome IN ('failed', 'error');
+
+CREATE FUNCTION record_test_results(finished_run BIGINT) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    finished test_runs%ROWTYPE;
+BEGIN
+    SELECT * INTO finished FROM test_runs WHERE id = finished_run;
+    IF finished.finished_at IS NULL THEN
+        RETURN;
+    END IF;
+    -- Rows in key order: finishes on other environments share rows (the
+    -- same test in the same hour), and one order of locking them rules
+    -- out deadlocks.
+    INSERT INTO test_period_stats AS s (period, starts_at, nodeid, failures, durations_ms)
+    SELECT p.period, date_trunc(p.period, finished.finished_at, 'UTC'), c.nodeid,
+           count(*) FILTER (WHERE c.outcome IN ('failed', 'error')),
+           coalesce(array_agg(least(c.duration_ms, 2147483647)::int ORDER BY c.id)
+                    FILTER (WHERE c.outcome <> 'skipped'), '{}')
+    FROM run_cases c CROSS JOIN (VALUES ('hour'), ('day')) AS p (period)
+    WHERE c.run_id = finished_run
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (period, starts_at, nodeid) DO UPDATE
+        SET failures = s.failures + excluded.failures,
+            durations_ms = s.durations_ms || excluded.durations_ms;
+
+    -- Runs on one environment never overlap, so nothing else writes this
+    -- environment's rows meanwhile.
+    WITH latest AS (
+        SELECT DISTINCT ON (nodeid) nodeid, outcome = 'passed' AS passed
+        FROM run_cases
+        WHERE run_id = finished_run AND outcome IN ('passed', 'failed', 'error')
+        ORDER BY nodeid, id DESC
+    ), flips AS (
+        INSERT INTO test_flips
+            (nodeid, environment_id, run_id, flipped_at, previous_run_id, previous_at)
+        SELECT l.nodeid, finished.environment_id, finished_run, finished.finished_at,
+               r.run_id, r.finished_at
+        FROM latest l
+        JOIN test_last_results r
+          ON r.environment_id = finished.environment_id AND r.nodeid = l.nodeid
+        WHERE r.passed <> l.passed AND r.run_id < finished_run
+    )
+    INSERT INTO test_last_results AS r (environment_id, nodeid, passed, run_id, finished_at)
+    SELECT finished.environment_id, nodeid, passed, finished_run, finished.finished_at
+    FROM latest
+    ORDER BY nodeid
+    ON CONFLICT (environment_id, nodeid) DO UPDATE
+        SET passed = excluded.passed, run_id = excluded.run_id,
+            finished_at = excluded.finished_at
+        WHERE r.run_id < excluded.run_id;
+END
+$$;
+
+CREATE FUNCTION rebuild_test_insights() RETURNS void
+LANGUAGE sql AS $$
+    TRUNCATE test_period_stats, test_last_results, test_flips;
+
+    INSERT INTO test_period_stats (period, starts_at, nodeid, failures, durations_ms)
+    SELECT p.period, date_trunc(p.period, r.finished_at, 'UTC'), c.nodeid,
+           count(*) FILTER (WHERE c.outcome IN ('failed', 'error')),
+           coalesce(array_agg(least(c.duration_ms, 2147483647)::int ORDER BY c.id)
+                    FILTER (WHERE c.outcome <> 'skipped'), '{}')
+    FROM run_cases c
+    JOIN test_runs r ON r.id = c.run_id
+    CROSS JOIN (VALUES ('hour'), ('day')) AS p (period)
+    WHERE r.finished_at IS NOT NULL
+    GROUP BY 1, 2, 3;
+
+    WITH latest AS (
+        -- Each test's last pass or fail in each run.
+        SELECT DISTINCT ON (c.run_id, c.nodeid)
+               c.nodeid, r.environment_id, c.run_id, r.finished_at,
+               c.outcome = 'passed' AS passed
+        FROM run_cases c
+        JOIN test_runs r ON r.id = c.run_id
+        WHERE r.finished_at IS NOT NULL AND c.outcome IN ('passed', 'failed', 'error')
+        ORDER BY c.run_id, c.nodeid, c.id DESC
+    ), steps AS (
+        SELECT *, lag(passed) OVER w AS previous_passed,
+               lag(run_id) OVER w AS previous_run_id,
+               lag(finished_at) OVER w AS previous_at,
+               row_number() OVER (PARTITION BY nodeid, environment_id ORDER BY run_id DESC) AS newest
+        FROM latest
+        WINDOW w AS (PARTITION BY nodeid, environment_id ORDER BY run_id)
+    ), flips AS (
+        INSERT INTO test_flips
+            (nodeid, environment_id, run_id, flipped_at, previous_run_id, previous_at)
+        SELECT nodeid, environment_id, run_id, finished_at, previous_run_id, previous_at
+        FROM steps
+        WHERE passed <> previous_passed
+    )
+    INSERT INTO test_last_results (environment_id, nodeid, passed, run_id, finished_at)
+    SELECT environment_id, nodeid, passed, run_id, finished_at
+    FROM steps
+    WHERE newest = 1;
+$$;
+
+SELECT rebuild_test_insights();
