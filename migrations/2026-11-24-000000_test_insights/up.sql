@@ -11,9 +11,11 @@ CREATE TABLE test_period_stats (
     starts_at    TIMESTAMPTZ NOT NULL,
     nodeid       TEXT        NOT NULL,
     failures     INTEGER     NOT NULL,
-    -- Every duration of a result other than skipped: an exact median
-    -- needs them all.
-    durations_ms INTEGER[]   NOT NULL,
+    -- Every duration of a result other than skipped, as 4-byte big-endian
+    -- integers (int4send) one after the other: an exact median needs them
+    -- all, and this form is sent as it is stored, where an int4[] would be
+    -- encoded element by element.
+    durations_ms BYTEA       NOT NULL,
     PRIMARY KEY (period, starts_at, nodeid)
 );
 
@@ -40,10 +42,18 @@ CREATE TABLE test_flips (
     previous_at     TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX test_flips_by_time ON test_flips (flipped_at);
+-- A flaky test's newest flips.
+CREATE INDEX test_flips_by_nodeid ON test_flips (nodeid, run_id DESC);
 
 -- A failing test's runs, newest first, without walking its passes.
 CREATE INDEX run_cases_failures_by_nodeid ON run_cases (nodeid, run_id DESC)
     WHERE outcome IN ('failed', 'error');
+
+-- The oldest run finished within a window, from the index alone: it
+-- bounds the walk down a test's results in (nodeid, run_id) order.
+DROP INDEX test_runs_by_finished_at;
+CREATE INDEX test_runs_by_finished_at ON test_runs (finished_at) INCLUDE (id)
+    WHERE finished_at IS NOT NULL;
 
 CREATE FUNCTION record_test_results(finished_run BIGINT) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -60,8 +70,8 @@ BEGIN
     INSERT INTO test_period_stats AS s (period, starts_at, nodeid, failures, durations_ms)
     SELECT p.period, date_trunc(p.period, finished.finished_at, 'UTC'), c.nodeid,
            count(*) FILTER (WHERE c.outcome IN ('failed', 'error')),
-           coalesce(array_agg(least(c.duration_ms, 2147483647)::int ORDER BY c.id)
-                    FILTER (WHERE c.outcome <> 'skipped'), '{}')
+           coalesce(string_agg(int4send(least(c.duration_ms, 2147483647)::int), '' ORDER BY c.id)
+                    FILTER (WHERE c.outcome <> 'skipped'), '')
     FROM run_cases c CROSS JOIN (VALUES ('hour'), ('day')) AS p (period)
     WHERE c.run_id = finished_run
     GROUP BY 1, 2, 3
@@ -105,8 +115,8 @@ LANGUAGE sql AS $$
     INSERT INTO test_period_stats (period, starts_at, nodeid, failures, durations_ms)
     SELECT p.period, date_trunc(p.period, r.finished_at, 'UTC'), c.nodeid,
            count(*) FILTER (WHERE c.outcome IN ('failed', 'error')),
-           coalesce(array_agg(least(c.duration_ms, 2147483647)::int ORDER BY c.id)
-                    FILTER (WHERE c.outcome <> 'skipped'), '{}')
+           coalesce(string_agg(int4send(least(c.duration_ms, 2147483647)::int), '' ORDER BY c.id)
+                    FILTER (WHERE c.outcome <> 'skipped'), '')
     FROM run_cases c
     JOIN test_runs r ON r.id = c.run_id
     CROSS JOIN (VALUES ('hour'), ('day')) AS p (period)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bytea, Integer, Nullable, Text, Timestamptz};
 use shared::{CaseOutcome, FailingTest, FlakyTest, HistoryItem, Insights, SlowTest};
 
 use crate::error::ApiError;
@@ -135,8 +135,9 @@ struct StatsRow {
     nodeid: String,
     #[diesel(sql_type = BigInt)]
     failures: i64,
-    #[diesel(sql_type = Array<Integer>)]
-    durations_ms: Vec<i32>,
+    /// 4-byte big-endian integers, as `test_period_stats` keeps them.
+    #[diesel(sql_type = Bytea)]
+    durations_ms: Vec<u8>,
 }
 
 #[derive(QueryableByName)]
@@ -173,8 +174,11 @@ pub fn insights(conn: &mut PgConnection, days: i32) -> Result<Insights, ApiError
             let stats = window_stats(conn, days)?;
             let failing = most_failing(&stats);
             let slowest = slowest(stats);
-            let failing_runs = runs_of(conn, days, failing.iter().map(|(n, _)| n), true)?;
-            let slowest_runs = runs_of(conn, days, slowest.iter().map(|(n, _)| n), false)?;
+            let first_run = first_run_in_window(conn, days)?;
+            let failing_runs =
+                runs_of(conn, days, first_run, failing.iter().map(|(n, _)| n), true)?;
+            let slowest_runs =
+                runs_of(conn, days, first_run, slowest.iter().map(|(n, _)| n), false)?;
             Ok(Insights {
                 flaky,
                 failing: failing
@@ -198,19 +202,26 @@ pub fn insights(conn: &mut PgConnection, days: i32) -> Result<Insights, ApiError
 }
 
 fn flaky_tests(conn: &mut PgConnection, days: i32) -> Result<Vec<FlakyTest>, ApiError> {
+    // A test's newest 50 flips hold the newest 50 runs on either side of
+    // its flips: each flip's run is newer than the run before it.
     let rows: Vec<FlakyRow> = diesel::sql_query(format!(
-        "WITH flips AS ( \
-           SELECT nodeid, run_id, previous_run_id, flipped_at FROM test_flips \
+        "WITH ranked AS ( \
+           SELECT nodeid, count(*) AS flips, max(flipped_at) AS last_flip_at FROM test_flips \
            WHERE flipped_at >= {WINDOW_START} AND previous_at >= {WINDOW_START} \
-         ), ranked AS ( \
-           SELECT nodeid, count(*) AS flips, max(flipped_at) AS last_flip_at FROM flips \
-           GROUP BY nodeid ORDER BY flips DESC, last_flip_at DESC, nodeid LIMIT $2 \
+           GROUP BY nodeid \
+           ORDER BY flips DESC, last_flip_at DESC, nodeid COLLATE \"C\" LIMIT $2 \
          ) \
-         SELECT r.nodeid, r.flips, r.last_flip_at, \
-                ARRAY(SELECT DISTINCT side.run_id \
-                      FROM flips f CROSS JOIN LATERAL (VALUES (f.run_id), (f.previous_run_id)) AS side (run_id) \
-                      WHERE f.nodeid = r.nodeid ORDER BY side.run_id DESC LIMIT $2) AS run_ids \
-         FROM ranked r ORDER BY r.flips DESC, r.last_flip_at DESC, r.nodeid"
+         SELECT r.nodeid, r.flips, r.last_flip_at, ARRAY( \
+           SELECT DISTINCT side.run_id FROM ( \
+             SELECT f.run_id, f.previous_run_id FROM test_flips f \
+             WHERE f.nodeid = r.nodeid \
+               AND f.flipped_at >= {WINDOW_START} AND f.previous_at >= {WINDOW_START} \
+             ORDER BY f.run_id DESC LIMIT $2 \
+           ) AS newest \
+           CROSS JOIN LATERAL (VALUES (newest.run_id), (newest.previous_run_id)) AS side (run_id) \
+           ORDER BY side.run_id DESC LIMIT $2 \
+         ) AS run_ids \
+         FROM ranked r ORDER BY r.flips DESC, r.last_flip_at DESC, r.nodeid COLLATE \"C\""
     ))
     .bind::<Integer, _>(days)
     .bind::<BigInt, _>(MAX_TESTS)
@@ -247,8 +258,8 @@ fn window_stats(
            FROM (SELECT {WINDOW_START} AS start) s \
          ) \
          SELECT c.nodeid, (c.outcome IN ('failed', 'error'))::int::bigint AS failures, \
-                CASE WHEN c.outcome = 'skipped' THEN '{{}}'::int[] \
-                     ELSE ARRAY[least(c.duration_ms, 2147483647)::int] END AS durations_ms \
+                CASE WHEN c.outcome = 'skipped' THEN ''::bytea \
+                     ELSE int4send(least(c.duration_ms, 2147483647)::int) END AS durations_ms \
          FROM bounds b \
          JOIN test_runs r ON r.finished_at >= b.start AND r.finished_at < b.first_hour \
          JOIN run_cases c ON c.run_id = r.id \
@@ -267,7 +278,11 @@ fn window_stats(
     for row in rows {
         let entry = stats.entry(row.nodeid).or_default();
         entry.0 += row.failures;
-        entry.1.extend(row.durations_ms);
+        entry.1.extend(
+            row.durations_ms
+                .chunks_exact(4)
+                .map(|bytes| i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])),
+        );
     }
     Ok(stats)
 }
@@ -305,12 +320,35 @@ fn median(values: &mut [i32]) -> Option<i64> {
     Some(i64::from(*value))
 }
 
+#[derive(QueryableByName)]
+struct FirstRun {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// The lowest id of the runs finished within the window (0 if none): no
+/// run below it is in the window.
+fn first_run_in_window(conn: &mut PgConnection, days: i32) -> Result<i64, ApiError> {
+    // The fence (OFFSET 0) keeps the planner on the (finished_at) INCLUDE
+    // (id) index: a walk up the primary key filtering on finished_at would
+    // read most of the table first.
+    let first: FirstRun = diesel::sql_query(format!(
+        "SELECT coalesce(min(id), 0) AS id FROM ( \
+           SELECT id FROM test_runs WHERE finished_at >= {WINDOW_START} OFFSET 0 \
+         ) AS in_window"
+    ))
+    .bind::<Integer, _>(days)
+    .get_result(conn)?;
+    Ok(first.id)
+}
+
 /// The newest runs within the window behind each of `nodeids`: those where
 /// it failed, or (with `failed_only` false) where it ran and was not
 /// skipped.
 fn runs_of<'a>(
     conn: &mut PgConnection,
     days: i32,
+    first_run: i64,
     nodeids: impl Iterator<Item = &'a String>,
     failed_only: bool,
 ) -> Result<HashMap<String, Vec<i64>>, ApiError> {
@@ -323,22 +361,19 @@ fn runs_of<'a>(
     } else {
         "c.outcome <> 'skipped'"
     };
-    // Every run finished in the window has at least the id of the oldest
-    // one, which bounds the walk down each test's index entries.
+    // `first_run` bounds the walk down each test's index entries.
     let rows: Vec<RunIdsRow> = diesel::sql_query(format!(
-        "WITH first AS ( \
-           SELECT coalesce(min(id), 0) AS id FROM test_runs WHERE finished_at >= {WINDOW_START} \
-         ) \
-         SELECT t.nodeid, ARRAY( \
+        "SELECT t.nodeid, ARRAY( \
            SELECT c.run_id FROM run_cases c JOIN test_runs r ON r.id = c.run_id \
            WHERE c.nodeid = t.nodeid AND {outcomes} \
-             AND c.run_id >= (SELECT id FROM first) AND r.finished_at >= {WINDOW_START} \
-           ORDER BY c.run_id DESC LIMIT $3 \
+             AND c.run_id >= $3 AND r.finished_at >= {WINDOW_START} \
+           ORDER BY c.run_id DESC LIMIT $4 \
          ) AS run_ids \
          FROM unnest($2::text[]) AS t (nodeid)"
     ))
     .bind::<Integer, _>(days)
     .bind::<Array<Text>, _>(nodeids)
+    .bind::<BigInt, _>(first_run)
     .bind::<BigInt, _>(MAX_TESTS)
     .load(conn)?;
     Ok(rows.into_iter().map(|r| (r.nodeid, r.run_ids)).collect())

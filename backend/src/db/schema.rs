@@ -85,7 +85,7 @@ diesel::table! {
         starts_at -> Timestamptz,
         nodeid -> Text,
         failures -> Int4,
-        durations_ms -> Array<Int4>,
+        durations_ms -> Bytea,
     }
 }
 
