@@ -75,9 +75,14 @@ where
 /// the same view of an idle system cost one tiny query each, not the
 /// view's own queries (the run list's count alone scans the table).
 /// An entry is only ever served for the exact version it was built at.
+///
+/// When the state moves, every client polling a view asks at once; one of
+/// them builds the new answer while the others wait for it (per URL), so a
+/// busy system costs one build per view and change, not one per client.
 #[derive(Default)]
 pub struct ResponseCache {
     entries: Mutex<HashMap<u64, CachedAnswer>>,
+    builders: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
 }
 
 /// The state version an answer was built at, and the answer.
@@ -88,9 +93,55 @@ const CACHED_ANSWERS: usize = 64;
 
 impl ResponseCache {
     fn get<T: Clone + 'static>(&self, resource: u64, version: i64) -> Option<T> {
+        self.get_since(resource, version)
+            .and_then(|(at, body)| (at == version).then_some(body))
+    }
+
+    /// The answer built at `version` or later, with the version it has.
+    fn get_since<T: Clone + 'static>(&self, resource: u64, version: i64) -> Option<(i64, T)> {
         let entries = self.entries.lock().ok()?;
         let (at, body) = entries.get(&resource)?;
-        (*at == version).then(|| body.downcast_ref::<T>().cloned())?
+        (*at >= version).then(|| body.downcast_ref::<T>().cloned().map(|body| (*at, body)))?
+    }
+
+    /// The cached answer for `resource` at `version` or later, else the one
+    /// `build` makes, which is kept. Concurrent callers for one resource
+    /// take turns, so that only the first of them builds; the others get
+    /// its answer. Returns the version the answer belongs to.
+    pub fn answer<T, E>(
+        &self,
+        resource: u64,
+        version: i64,
+        build: impl FnOnce() -> Result<T, E>,
+    ) -> Result<(i64, T), E>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        if let Some(body) = self.get(resource, version) {
+            return Ok((version, body));
+        }
+        let builder = self.builder(resource);
+        let _turn = builder
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(found) = self.get_since(resource, version) {
+            return Ok(found);
+        }
+        let body = build()?;
+        self.put(resource, version, body.clone());
+        Ok((version, body))
+    }
+
+    fn builder(&self, resource: u64) -> Arc<Mutex<()>> {
+        let mut builders = self
+            .builders
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if builders.len() >= CACHED_ANSWERS && !builders.contains_key(&resource) {
+            // A caller still holding an old one only builds once more.
+            builders.clear();
+        }
+        Arc::clone(builders.entry(resource).or_default())
     }
 
     fn put<T: Send + Sync + 'static>(&self, resource: u64, version: i64, body: T) {
@@ -124,14 +175,12 @@ where
         if held.contains(&etag) {
             return Ok(Tagged { etag, body: None });
         }
-        if let Some(body) = cache.get::<T>(resource, version) {
-            return Ok(Tagged {
-                etag,
-                body: Some(body),
-            });
+        let (at, body) = cache.answer(resource, version, || query(conn))?;
+        // Built by another request at a newer state: tagged as that one.
+        let etag = format!("\"{at:x}-{resource:016x}\"");
+        if held.contains(&etag) {
+            return Ok(Tagged { etag, body: None });
         }
-        let body = query(conn)?;
-        cache.put(resource, version, body.clone());
         Ok(Tagged {
             etag,
             body: Some(body),
@@ -209,6 +258,45 @@ mod tests {
         }
         let kept = cache.entries.lock().map(|e| e.len()).unwrap_or(usize::MAX);
         assert!(kept <= CACHED_ANSWERS, "bounded: {kept}");
+    }
+
+    #[test]
+    fn clients_asking_at_once_share_one_build() {
+        let cache = Arc::new(ResponseCache::default());
+        let builds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let start = Arc::new(std::sync::Barrier::new(8));
+        let askers: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, builds, start) = (cache.clone(), builds.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    cache.answer(3, 11, || {
+                        builds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        Ok::<_, ()>("page".to_string())
+                    })
+                })
+            })
+            .collect();
+        for asker in askers {
+            assert_eq!(asker.join().unwrap(), Ok((11, "page".to_string())));
+        }
+        assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let newer = cache.answer(3, 12, || Ok::<_, ()>("newer".to_string()));
+        assert_eq!(
+            newer,
+            Ok((12, "newer".to_string())),
+            "a new state builds again"
+        );
+        let late = cache.answer(3, 11, || Ok::<_, ()>("unused".to_string()));
+        assert_eq!(
+            late,
+            Ok((12, "newer".to_string())),
+            "an older state is given the newer answer, tagged as such"
+        );
+        let failed = cache.answer(4, 1, || Err::<String, _>("down"));
+        assert_eq!(failed, Err("down"), "errors are not kept");
     }
 
     #[test]
