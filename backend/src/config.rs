@@ -42,12 +42,17 @@ impl Config {
         };
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
         let lease_secs = number("LEASE_SECS", 30)?.max(1);
+        let max_parallel_runs = number("MAX_PARALLEL_RUNS", cpus)?.max(1);
+        // Two queries per core keep the database busy; more only queue in
+        // it and lengthen every answer's tail. Plus one for each running
+        // run's log flushes and lease renewals.
+        let default_pool = (2 * cpus + max_parallel_runs).max(4);
         Ok(Config {
             database_url: var("DATABASE_URL")
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:54329/test_executor".into()),
             bind_addr: var("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
             tests_root: PathBuf::from(var("TESTS_ROOT").unwrap_or_else(|| "sample-tests".into())),
-            max_parallel_runs: number("MAX_PARALLEL_RUNS", cpus)?.max(1) as usize,
+            max_parallel_runs: max_parallel_runs as usize,
             run_timeout: Duration::from_secs(number("RUN_TIMEOUT_SECS", 1800)?.max(1)),
             lease_secs: lease_secs as i64,
             upload_max_bytes: number("UPLOAD_MAX_BYTES", 1024 * 1024)?,
@@ -57,7 +62,7 @@ impl Config {
             kill_grace: Duration::from_millis(number("KILL_GRACE_MS", 3000)?),
             shutdown_grace: Duration::from_secs(number("SHUTDOWN_GRACE_SECS", 30)?),
             tick: Duration::from_millis(number("SCHEDULER_TICK_MS", 1000)?.max(10)),
-            db_pool_size: number("DB_POOL_SIZE", 16)?.clamp(2, 200) as u32,
+            db_pool_size: number("DB_POOL_SIZE", default_pool)?.clamp(2, 200) as u32,
         })
     }
 
