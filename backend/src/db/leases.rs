@@ -266,12 +266,18 @@ pub fn finish(
                 .execute(conn)?;
             offset += piece.len() as i64;
         }
+        let nodeids: Vec<_> = outcome
+            .cases
+            .iter()
+            .map(|case| super::runs::stored_nodeid(&case.nodeid))
+            .collect();
         let rows: Vec<NewCaseRow> = outcome
             .cases
             .iter()
-            .map(|case| NewCaseRow {
+            .zip(&nodeids)
+            .map(|(case, nodeid)| NewCaseRow {
                 run_id,
-                nodeid: &case.nodeid,
+                nodeid,
                 outcome: case.outcome.as_str(),
                 duration_ms: case.duration_ms,
                 message: case.message.as_deref(),

@@ -134,7 +134,9 @@ pub fn cases(conn: &mut PgConnection, run_id: i64) -> Result<Vec<CaseResult>, Ap
     Ok(rows.into_iter().map(CaseResult::from).collect())
 }
 
-/// Node ids of a run's failed and errored cases, in report order.
+/// Node ids of a run's failed and errored cases, in report order, to run
+/// again. A node id stored shortened cannot select its test: its whole
+/// file stands in for it.
 pub fn failed_nodeids(conn: &mut PgConnection, run_id: i64) -> Result<Vec<String>, ApiError> {
     let ids: Vec<String> = run_cases::table
         .filter(run_cases::run_id.eq(run_id))
@@ -145,8 +147,50 @@ pub fn failed_nodeids(conn: &mut PgConnection, run_id: i64) -> Result<Vec<String
     let mut seen = std::collections::HashSet::new();
     Ok(ids
         .into_iter()
+        .map(|id| match shortened_file(&id) {
+            Some(file) => file.to_string(),
+            None => id,
+        })
         .filter(|id| seen.insert(id.clone()))
         .collect())
+}
+
+/// Node ids are kept whole up to this many bytes: an index entry holds
+/// at most about 2.7 kB, and a longer id would fail the whole finish.
+const MAX_STORED_NODEID: usize = 1024;
+/// Ends a shortened node id, followed by a hash of the whole one, so that
+/// two long ids with one beginning stay apart.
+const SHORTENED_MARK: &str = "…#";
+
+/// `nodeid` as it is stored: itself, or (when longer than
+/// [`MAX_STORED_NODEID`]) its beginning, [`SHORTENED_MARK`] and a hash of
+/// the whole.
+pub fn stored_nodeid(nodeid: &str) -> std::borrow::Cow<'_, str> {
+    if nodeid.len() <= MAX_STORED_NODEID {
+        return nodeid.into();
+    }
+    let hash = nodeid
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let suffix = format!("{SHORTENED_MARK}{hash:016x}");
+    let mut end = MAX_STORED_NODEID - suffix.len();
+    while !nodeid.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &nodeid[..end]).into()
+}
+
+/// The file of a node id that [`stored_nodeid`] shortened.
+fn shortened_file(stored: &str) -> Option<&str> {
+    let (kept, hash) = stored.rsplit_once(SHORTENED_MARK)?;
+    let is_hash = hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    // Shortened ids have the full length, less at most the 3 bytes a cut
+    // on a character boundary can lose.
+    let full_length = stored.len() + 3 >= MAX_STORED_NODEID;
+    let file = kept.split("::").next()?;
+    (is_hash && full_length && !file.is_empty()).then_some(file)
 }
 
 /// What a cancel request did.
@@ -204,4 +248,30 @@ pub fn active_run_names(conn: &mut PgConnection, path: &str) -> Result<Option<i6
             .any(|named| crate::catalog::names_file(named, path))
             .then_some(id)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_node_ids_are_stored_shortened_and_rerun_as_their_file() {
+        assert_eq!(stored_nodeid("a.py::t[1]"), "a.py::t[1]");
+        let long = format!("dir/a.py::test[{}é]", "x".repeat(3000));
+        let stored = stored_nodeid(&long);
+        assert!(stored.len() <= MAX_STORED_NODEID, "{}", stored.len());
+        assert!(stored.starts_with("dir/a.py::test[xxx"));
+        let longer = format!("dir/a.py::test[{}", "x".repeat(3001));
+        let other = stored_nodeid(&longer);
+        assert_ne!(stored, other, "same beginning, other id");
+        assert_eq!(shortened_file(&stored), Some("dir/a.py"));
+        assert_eq!(
+            shortened_file("a.py::t[…#0123456789abcdef]"),
+            None,
+            "short ids are whole"
+        );
+        // Cut on a character boundary, whatever the bytes.
+        let wide = format!("b.py::t[{}]", "é".repeat(1000));
+        assert!(stored_nodeid(&wide).len() <= MAX_STORED_NODEID);
+    }
 }

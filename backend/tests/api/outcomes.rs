@@ -231,3 +231,51 @@ fn a_file_deleted_after_queueing_ends_the_run_as_an_error() {
     );
     assert!(app.log_text(doomed).contains("test_gone.py"));
 }
+
+#[test]
+fn a_test_with_a_very_long_node_id_is_kept_shortened_and_reruns_as_its_file() {
+    // Explicit ids of 4 000 varied characters: more than an index entry
+    // can hold, and not compressible below it.
+    let source = r#"
+import random
+import string
+import pytest
+
+random.seed(7)
+LONG = "".join(random.choice(string.ascii_letters + string.digits) for _ in range(4000))
+
+@pytest.mark.parametrize("x", [LONG, "short"], ids=[LONG, "short"])
+def test_param(x):
+    assert x == "short"
+"#;
+    let tests = TestsDir::with(&[("long/test_ids.py", source)]);
+    let app = TestApp::spawn(&tests, &[]);
+    let id = app.create_run("jo", 17, &["long/test_ids.py"]);
+    let run = app.wait_finished(id, SECS_30);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["summary"]["failed"], 1);
+    let (_, cases) = app.get(&format!("/api/runs/{id}/cases"));
+    let failed: Vec<&str> = cases
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["outcome"] == "failed")
+        .filter_map(|c| c["nodeid"].as_str())
+        .collect();
+    assert_eq!(failed.len(), 1, "{cases}");
+    assert!(failed[0].starts_with("long/test_ids.py::test_param["));
+    assert!(
+        failed[0].len() <= 1024,
+        "kept shortened: {}",
+        failed[0].len()
+    );
+
+    let (status, again) = app.post(
+        &format!("/api/runs/{id}/rerun?failed_only=true"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["paths"], serde_json::json!(["long/test_ids.py"]));
+    let rerun = app.wait_finished(again["id"].as_i64().expect("id"), SECS_30);
+    assert_eq!(rerun["summary"]["failed"], 1, "{rerun}");
+}
