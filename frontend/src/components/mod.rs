@@ -11,6 +11,7 @@ pub mod pagination;
 pub mod progress;
 pub mod quick_run;
 pub mod run_link;
+pub mod run_target_fields;
 pub mod run_trend;
 pub mod status_badge;
 pub mod test_tree;

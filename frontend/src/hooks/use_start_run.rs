@@ -50,3 +50,13 @@ pub fn use_start_run() -> StartRun {
     };
     StartRun { error, busy, start }
 }
+
+/// Takes back the server's complaint about `field`: called when the user
+/// edits that field.
+pub fn forget_field(
+    error: &UseStateHandle<Option<ApiError>>,
+    field: &'static str,
+) -> impl Fn() + 'static {
+    let error = error.clone();
+    move || error.set(error.as_ref().and_then(|e| e.without_field(field)))
+}

@@ -11,11 +11,11 @@ use yew_router::prelude::*;
 
 use crate::api;
 use crate::app::Route;
-use crate::components::environment_picker::EnvironmentPicker;
-use crate::components::field::{error_id, Field};
+use crate::components::field::error_id;
+use crate::components::run_target_fields::RunTargetFields;
 use crate::components::test_tree::TestTree;
 use crate::hooks::use_polling::use_polling;
-use crate::hooks::use_start_run::{use_start_run, StartRun};
+use crate::hooks::use_start_run::{forget_field, use_start_run, StartRun};
 use crate::hooks::use_stored_username::use_stored_username;
 use crate::tree::{self, DirNode};
 
@@ -55,27 +55,6 @@ pub fn NewRunPage() -> Html {
             });
         })
     };
-    // Editing a field takes back the server's complaint about it.
-    let forget = |field: &'static str| {
-        let error = error.clone();
-        move || error.set(error.as_ref().and_then(|e| e.without_field(field)))
-    };
-    let on_username = {
-        let username = username.clone();
-        let forget = forget("username");
-        Callback::from(move |event: InputEvent| {
-            username.set(event.target_unchecked_into::<HtmlInputElement>().value());
-            forget();
-        })
-    };
-    let on_environment = {
-        let environment_id = environment_id.clone();
-        let forget = forget("environment_id");
-        Callback::from(move |id| {
-            environment_id.set(id);
-            forget();
-        })
-    };
     let on_search = {
         let search = search.clone();
         Callback::from(move |event: InputEvent| {
@@ -84,7 +63,7 @@ pub fn NewRunPage() -> Html {
     };
     let on_toggle = {
         let selection = selection.clone();
-        let forget = forget("paths");
+        let forget = forget_field(&error, "paths");
         Callback::from(move |(path, checked): (String, bool)| {
             selection.set(Rc::new(tree::toggle(&selection, &path, checked)));
             forget();
@@ -93,7 +72,7 @@ pub fn NewRunPage() -> Html {
     let remove = |path: &str| {
         let selection = selection.clone();
         let path = path.to_string();
-        let forget = forget("paths");
+        let forget = forget_field(&error, "paths");
         Callback::from(move |_: MouseEvent| {
             selection.set(Rc::new(tree::toggle(&selection, &path, false)));
             forget();
@@ -105,8 +84,6 @@ pub fn NewRunPage() -> Html {
     };
 
     let field_error = |name: &str| error.as_ref().and_then(|e| e.field(name));
-    let username_error = field_error("username");
-    let environment_error = field_error("environment_id");
     let paths_error = field_error("paths");
     let form_error = error.as_ref().filter(|e| {
         FIELDS.iter().all(|name| e.field(name).is_none()) || !e.other_fields(&FIELDS).is_empty()
@@ -133,18 +110,9 @@ pub fn NewRunPage() -> Html {
         <section class="page new-run-page">
             <h1>{ "New run" }</h1>
             <form {onsubmit} novalidate=true aria-label="New run">
-                <div class="row">
-                    <Field id="username" label="Your name" error={username_error.clone()}>
-                        <input id="username" name="username" type="text" autocomplete="username"
-                            value={(*username).clone()} oninput={on_username}
-                            aria-invalid={username_error.is_some().then_some("true")}
-                            aria-describedby={username_error.is_some().then(|| error_id("username"))} />
-                    </Field>
-                    <Field id="environment" label="Environment" error={environment_error.clone()}>
-                        <EnvironmentPicker id="environment" value={*environment_id}
-                            on_change={on_environment} invalid={environment_error.is_some()} />
-                    </Field>
-                </div>
+                <RunTargetFields username_id="username" environment_field_id="environment"
+                    username={username.clone()} environment_id={environment_id.clone()}
+                    error={error.clone()} />
                 <fieldset class={classes!("tests", paths_error.is_some().then_some("invalid"))}
                     aria-describedby={paths_error.is_some().then(|| error_id("tests"))}>
                     <legend>{ "Tests" }</legend>
