@@ -9,11 +9,37 @@ use super::models::{CaseRow, NewRunRow, RunRow};
 use super::schema::{environments, run_cases, test_runs};
 use crate::error::ApiError;
 
-/// Inserts a queued run. The environment row is locked for the insert, so
-/// that runs of one environment commit in id order and the queue stays FIFO
-/// by id even when many are created at once.
-pub fn create(conn: &mut PgConnection, new: NewRunRow) -> Result<Run, ApiError> {
+/// Taken shared by every run created and exclusively by the deletion of a
+/// test file, across all instances: a file is never deleted between a new
+/// run's check that its paths exist and its commit.
+const CATALOG_LOCK: i64 = 0x7465_7374_5f66_696c;
+
+/// Holds the catalog lock until the transaction ends: shared while a run is
+/// created, exclusive while a test file is deleted.
+pub fn lock_catalog(conn: &mut PgConnection, exclusive: bool) -> QueryResult<()> {
+    let take = if exclusive {
+        "SELECT pg_advisory_xact_lock($1)"
+    } else {
+        "SELECT pg_advisory_xact_lock_shared($1)"
+    };
+    diesel::sql_query(take)
+        .bind::<BigInt, _>(CATALOG_LOCK)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Inserts a queued run, if `paths_exist` (asked under the catalog lock)
+/// still agrees. The environment row is locked for the insert, so that
+/// runs of one environment commit in id order and the queue stays FIFO by
+/// id even when many are created at once.
+pub fn create(
+    conn: &mut PgConnection,
+    new: NewRunRow,
+    paths_exist: impl FnOnce() -> Result<(), ApiError>,
+) -> Result<Run, ApiError> {
     conn.transaction(|conn| {
+        lock_catalog(conn, false)?;
+        paths_exist()?;
         let environment: Option<i32> = environments::table
             .find(new.environment_id)
             .select(environments::id)
@@ -235,8 +261,27 @@ pub fn cancel(conn: &mut PgConnection, id: i64) -> Result<CancelOutcome, ApiErro
     })
 }
 
+/// Runs `remove` (which deletes the test file `path`) unless a queued or
+/// running run names the file, under the catalog lock taken exclusively:
+/// no run can be created between the check and the removal.
+pub fn remove_unless_named(
+    conn: &mut PgConnection,
+    path: &str,
+    remove: impl FnOnce() -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    conn.transaction(|conn| {
+        lock_catalog(conn, true)?;
+        if let Some(run_id) = active_run_names(conn, path)? {
+            return Err(ApiError::Conflict(format!(
+                "run {run_id} is queued or running with {path}; cancel it or wait"
+            )));
+        }
+        remove()
+    })
+}
+
 /// Whether a queued or running run names this file, or a directory holding it.
-pub fn active_run_names(conn: &mut PgConnection, path: &str) -> Result<Option<i64>, ApiError> {
+fn active_run_names(conn: &mut PgConnection, path: &str) -> Result<Option<i64>, ApiError> {
     let active: Vec<(i64, serde_json::Value)> = test_runs::table
         .filter(test_runs::status.eq_any(["queued", "running"]))
         .select((test_runs::id, test_runs::paths))

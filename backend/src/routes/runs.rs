@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
-use shared::validate::{self, Fields};
+use shared::validate::{self, Fields, TestPath};
 use shared::{
     ApiErrorBody, CaseResult, LogChunk, NewRun, Run, RunListQuery, RunPage, RunStatus,
     DEFAULT_PER_PAGE, MAX_PER_PAGE,
@@ -42,7 +42,7 @@ fn created(run: Run) -> HttpResponse {
 }
 
 /// Parses `{"username", "environment_id", "paths"}`, naming every bad field.
-fn parse_new_run(state: &AppState, body: &Value) -> Result<NewRunRow, ApiError> {
+fn parse_new_run(state: &AppState, body: &Value) -> Result<(NewRunRow, Vec<TestPath>), ApiError> {
     let Some(object) = body.as_object() else {
         return Err(ApiError::BadRequest(
             "the body must be a JSON object".into(),
@@ -86,22 +86,30 @@ fn parse_new_run(state: &AppState, body: &Value) -> Result<NewRunRow, ApiError> 
         None => fields.check("paths", Err::<Vec<_>, _>("is required".into())),
     };
     if let Some(paths) = &paths {
-        for path in paths {
-            if let Err(why) = state.tests_root.entry(path) {
-                fields.add("paths", why);
-                break;
-            }
+        if let Err(why) = paths_exist(state, paths) {
+            fields.add("paths", why);
         }
     }
     match (username, environment_id, paths) {
-        (Some(username), Some(environment_id), Some(paths)) if fields.is_empty() => Ok(NewRunRow {
-            username,
-            environment_id,
-            paths: Value::from(paths.iter().map(|p| p.as_arg()).collect::<Vec<_>>()),
-            rerun_of: None,
-        }),
+        (Some(username), Some(environment_id), Some(paths)) if fields.is_empty() => Ok((
+            NewRunRow {
+                username,
+                environment_id,
+                paths: Value::from(paths.iter().map(|p| p.as_arg()).collect::<Vec<_>>()),
+                rerun_of: None,
+            },
+            paths,
+        )),
         _ => Err(ApiError::validation(fields.into_inner())),
     }
+}
+
+/// Whether every path names a test file or directory of the catalog; the
+/// first that does not, and why.
+fn paths_exist(state: &AppState, paths: &[TestPath]) -> Result<(), String> {
+    paths
+        .iter()
+        .try_for_each(|path| state.tests_root.entry(path).map(|_| ()))
 }
 
 /// Queue a run.
@@ -126,10 +134,18 @@ pub async fn create(
     let body = json_body(&req, payload, MAX_BODY_BYTES).await?;
     // The catalog check reads the disk: off the async threads.
     let checked = state.clone();
-    let new = web::block(move || parse_new_run(&checked, &body))
+    let (new, paths) = web::block(move || parse_new_run(&checked, &body))
         .await
         .map_err(ApiError::internal)??;
-    let run = run_blocking(&state.pool, move |conn| db::runs::create(conn, new)).await?;
+    // Asked again under the catalog lock: a file deleted meanwhile is
+    // refused here rather than met by the run.
+    let rechecked = state.clone();
+    let run = run_blocking(&state.pool, move |conn| {
+        db::runs::create(conn, new, || {
+            paths_exist(&rechecked, &paths).map_err(|why| ApiError::field("paths", why))
+        })
+    })
+    .await?;
     tracing::info!(run_id = run.id, environment_id = run.environment_id, username = %run.username, "run queued");
     state.scheduler.wake();
     Ok(created(run))
@@ -441,6 +457,9 @@ pub async fn rerun(
                 paths: Value::from(paths),
                 rerun_of: Some(id),
             },
+            // Paths of a run that ran: one whose file is gone since ends
+            // as an error naming it.
+            || Ok(()),
         )
     })
     .await?;

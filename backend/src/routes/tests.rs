@@ -246,17 +246,9 @@ pub async fn delete(
     web::block(move || exists_root.test_file(&exists_path).map(|_| ()))
         .await
         .map_err(ApiError::internal)??;
-    let user = run_blocking(&state.pool, move |conn| {
-        db::runs::active_run_names(conn, &checked)
+    run_blocking(&state.pool, move |conn| {
+        db::runs::remove_unless_named(conn, &checked, || upload::delete(&root, &path))
     })
     .await?;
-    if let Some(run_id) = user {
-        return Err(ApiError::Conflict(format!(
-            "run {run_id} is queued or running with {path}; cancel it or wait"
-        )));
-    }
-    web::block(move || upload::delete(&root, &path))
-        .await
-        .map_err(ApiError::internal)??;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -430,3 +430,49 @@ fn deleting_a_file_named_by_a_queued_run_is_refused() {
     assert_error(&app.delete("/api/tests/../etc/passwd"), 404, "not_found");
     app.wait_finished(holder, SECS_30);
 }
+
+#[test]
+fn a_file_is_never_deleted_under_a_run_created_at_the_same_moment() {
+    let tests = TestsDir::with(&[]);
+    let app = TestApp::spawn(&tests, &[]);
+    let mut created_first = 0;
+    let mut deleted_first = 0;
+    for round in 0..20 {
+        let path = format!("race/test_round_{round}.py");
+        tests.write(&path, "def test_it():\n    pass\n");
+        let start = std::sync::Barrier::new(2);
+        let ((run_status, run), (delete_status, deleted)) = std::thread::scope(|scope| {
+            let create = scope.spawn(|| {
+                start.wait();
+                app.post(
+                    "/api/runs",
+                    &serde_json::json!({
+                        "username": "ray", "environment_id": 60 + round % 10, "paths": [path],
+                    }),
+                )
+            });
+            let delete = scope.spawn(|| {
+                start.wait();
+                app.delete(&format!("/api/tests/{path}"))
+            });
+            (create.join().unwrap(), delete.join().unwrap())
+        });
+        match (run_status, delete_status) {
+            // The run came first: the file stays while it needs it.
+            (201, 409) => {
+                created_first += 1;
+                assert!(tests.path().join(&path).exists());
+                let id = run["id"].as_i64().expect("id");
+                assert_eq!(app.wait_finished(id, SECS_30)["status"], "success");
+            }
+            // The deletion came first: the run is refused, naming the path.
+            (422, 204) => {
+                deleted_first += 1;
+                assert_error(&(run_status, run.clone()), 422, "validation");
+                assert!(run["error"]["fields"]["paths"].is_string(), "{run}");
+            }
+            other => panic!("round {round}: {other:?}: {run} / {deleted}"),
+        }
+    }
+    assert_eq!(created_first + deleted_first, 20);
+}
