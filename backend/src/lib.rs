@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod hash;
 pub mod metrics;
 pub mod routes;
 pub mod runner;

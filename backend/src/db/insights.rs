@@ -57,12 +57,13 @@ pub fn history(
     limit: i64,
 ) -> Result<Vec<HistoryItem>, ApiError> {
     let rows: Vec<HistoryRow> = match of {
+        // A very long id is stored shortened; asked for whole, it is found.
         HistoryOf::Test(nodeid) => diesel::sql_query(
             "SELECT c.run_id, r.environment_id, c.nodeid, c.outcome, c.duration_ms, r.finished_at \
              FROM run_cases c JOIN test_runs r ON r.id = c.run_id \
              WHERE c.nodeid = $1 ORDER BY c.run_id DESC, c.id DESC LIMIT $2",
         )
-        .bind::<Text, _>(nodeid)
+        .bind::<Text, _>(super::runs::stored_nodeid(nodeid))
         .bind::<BigInt, _>(limit)
         .load(conn)?,
         // The file's distinct node ids first, each found by one step
@@ -237,13 +238,20 @@ fn flaky_tests(conn: &mut PgConnection, days: i32) -> Result<Vec<FlakyTest>, Api
         .collect())
 }
 
+/// One test's results over the window.
+#[derive(Default)]
+struct TestStats {
+    failures: i64,
+    durations_ms: Vec<i32>,
+}
+
 /// Each test's failures and durations over the window, from case rows for
 /// the part before its first whole hour, hourly rows up to its first
 /// midnight (UTC) and daily rows after that.
 fn window_stats(
     conn: &mut PgConnection,
     days: i32,
-) -> Result<HashMap<String, (i64, Vec<i32>)>, ApiError> {
+) -> Result<HashMap<String, TestStats>, ApiError> {
     // Whole hours and days are added as fixed lengths, whatever the
     // session's time zone.
     let rows: Vec<StatsRow> = diesel::sql_query(format!(
@@ -274,11 +282,11 @@ fn window_stats(
     ))
     .bind::<Integer, _>(days)
     .load(conn)?;
-    let mut stats: HashMap<String, (i64, Vec<i32>)> = HashMap::new();
+    let mut stats: HashMap<String, TestStats> = HashMap::new();
     for row in rows {
         let entry = stats.entry(row.nodeid).or_default();
-        entry.0 += row.failures;
-        entry.1.extend(
+        entry.failures += row.failures;
+        entry.durations_ms.extend(
             row.durations_ms
                 .chunks_exact(4)
                 .map(|bytes| i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])),
@@ -288,11 +296,11 @@ fn window_stats(
 }
 
 /// The tests that failed most often, most first.
-fn most_failing(stats: &HashMap<String, (i64, Vec<i32>)>) -> Vec<(String, i64)> {
+fn most_failing(stats: &HashMap<String, TestStats>) -> Vec<(String, i64)> {
     let mut failing: Vec<(String, i64)> = stats
         .iter()
-        .filter(|(_, (failures, _))| *failures > 0)
-        .map(|(nodeid, (failures, _))| (nodeid.clone(), *failures))
+        .filter(|(_, test)| test.failures > 0)
+        .map(|(nodeid, test)| (nodeid.clone(), test.failures))
         .collect();
     failing.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     failing.truncate(MAX_TESTS as usize);
@@ -300,10 +308,10 @@ fn most_failing(stats: &HashMap<String, (i64, Vec<i32>)>) -> Vec<(String, i64)> 
 }
 
 /// The tests with the longest median duration, longest first.
-fn slowest(stats: HashMap<String, (i64, Vec<i32>)>) -> Vec<(String, i64)> {
+fn slowest(stats: HashMap<String, TestStats>) -> Vec<(String, i64)> {
     let mut slowest: Vec<(String, i64)> = stats
         .into_iter()
-        .filter_map(|(nodeid, (_, mut durations))| Some((nodeid, median(&mut durations)?)))
+        .filter_map(|(nodeid, mut test)| Some((nodeid, median(&mut test.durations_ms)?)))
         .collect();
     slowest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     slowest.truncate(MAX_TESTS as usize);

@@ -195,11 +195,7 @@ pub fn stored_nodeid(nodeid: &str) -> std::borrow::Cow<'_, str> {
     if nodeid.len() <= MAX_STORED_NODEID {
         return nodeid.into();
     }
-    let hash = nodeid
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = crate::hash::fnv1a(nodeid.bytes());
     let suffix = format!("{SHORTENED_MARK}{hash:016x}");
     let mut end = MAX_STORED_NODEID - suffix.len();
     while !nodeid.is_char_boundary(end) {

@@ -52,21 +52,42 @@ where
     F: FnOnce(&mut PgConn) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
+    tagged(state, req, move |conn, _, version| {
+        Ok((version, query(conn)?))
+    })
+    .await
+}
+
+/// The ETag of `resource` at state `version`.
+fn etag(version: i64, resource: u64) -> String {
+    format!("\"{version:x}-{resource:016x}\"")
+}
+
+/// What [`conditional`] and [`conditional_cached`] share: the state
+/// version first, 304 when the client holds its tag, else the body that
+/// `build` gives for that version, tagged with the version it belongs to.
+async fn tagged<T, F>(state: &AppState, req: &HttpRequest, build: F) -> Result<Tagged<T>, ApiError>
+where
+    F: FnOnce(&mut PgConn, u64, i64) -> Result<(i64, T), ApiError> + Send + 'static,
+    T: Send + 'static,
+{
     let resource = resource_hash(req);
     let held = if_none_match(req);
     run_blocking(&state.pool, move |conn| {
         let version = db::state::version(conn)?;
-        let etag = format!("\"{version:x}-{resource:016x}\"");
         // `*` is not honoured: it would answer 304 for a run that does
         // not exist; the full query says 404 instead.
-        if held.contains(&etag) {
-            return Ok(Tagged { etag, body: None });
+        let current = etag(version, resource);
+        if held.contains(&current) {
+            return Ok(Tagged {
+                etag: current,
+                body: None,
+            });
         }
-        let body = query(conn)?;
-        Ok(Tagged {
-            etag,
-            body: Some(body),
-        })
+        let (at, body) = build(conn, resource, version)?;
+        let etag = etag(at, resource);
+        let body = (!held.contains(&etag)).then_some(body);
+        Ok(Tagged { etag, body })
     })
     .await
 }
@@ -74,7 +95,7 @@ where
 /// Recent answers by URL and state version, so that many clients polling
 /// the same view of an idle system cost one tiny query each, not the
 /// view's own queries (the run list's count alone scans the table).
-/// An entry is only ever served for the exact version it was built at.
+/// An entry is never served for a newer state than it was built at.
 ///
 /// When the state moves, every client polling a view asks at once; one of
 /// them builds the new answer while the others wait for it (per URL), so a
@@ -156,7 +177,8 @@ impl ResponseCache {
 }
 
 /// [`conditional`], also answering from the [`ResponseCache`] when the
-/// state has not changed since the same URL was last answered.
+/// state has not changed since the same URL was last answered (or from an
+/// answer another request built at a newer state, tagged as that one).
 pub async fn conditional_cached<T, F>(
     state: &AppState,
     req: &HttpRequest,
@@ -166,25 +188,9 @@ where
     F: FnOnce(&mut PgConn) -> Result<T, ApiError> + Send + 'static,
     T: Clone + Send + Sync + 'static,
 {
-    let resource = resource_hash(req);
-    let held = if_none_match(req);
     let cache = Arc::clone(&state.responses);
-    run_blocking(&state.pool, move |conn| {
-        let version = db::state::version(conn)?;
-        let etag = format!("\"{version:x}-{resource:016x}\"");
-        if held.contains(&etag) {
-            return Ok(Tagged { etag, body: None });
-        }
-        let (at, body) = cache.answer(resource, version, || query(conn))?;
-        // Built by another request at a newer state: tagged as that one.
-        let etag = format!("\"{at:x}-{resource:016x}\"");
-        if held.contains(&etag) {
-            return Ok(Tagged { etag, body: None });
-        }
-        Ok(Tagged {
-            etag,
-            body: Some(body),
-        })
+    tagged(state, req, move |conn, resource, version| {
+        cache.answer(resource, version, || query(conn))
     })
     .await
 }
@@ -205,7 +211,6 @@ fn if_none_match(req: &HttpRequest) -> Vec<String> {
 /// the URL. Stable across processes, so that instances behind one proxy
 /// agree on tags.
 fn resource_hash(req: &HttpRequest) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let parts = [
         env!("CARGO_PKG_VERSION"),
         " ",
@@ -213,11 +218,7 @@ fn resource_hash(req: &HttpRequest) -> u64 {
         "?",
         req.query_string(),
     ];
-    for byte in parts.iter().flat_map(|part| part.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    crate::hash::fnv1a(parts.iter().flat_map(|part| part.bytes()))
 }
 
 #[cfg(test)]

@@ -46,10 +46,7 @@ async fn history(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
             .filter(|value| !value.is_empty())
     };
     let of = match (text("nodeid"), text("path")) {
-        // A very long id is kept shortened; asked for whole, it is found.
-        (Some(nodeid), None) => {
-            HistoryOf::Test(crate::db::runs::stored_nodeid(&nodeid).into_owned())
-        }
+        (Some(nodeid), None) => HistoryOf::Test(nodeid),
         (None, Some(path)) => HistoryOf::File(path.trim_end_matches('/').to_string()),
         _ => {
             return Err(ApiError::BadRequest(

@@ -4,21 +4,12 @@ use yew::prelude::*;
 use yew_router::prelude::*;
 
 use crate::app::Route;
+use crate::components::run_link::open_in_app;
 
 /// One entry; a plain function, for a smaller wasm.
 fn nav_item(navigator: &Option<Navigator>, to: Route, label: &'static str, active: bool) -> Html {
     let href = to.to_path();
-    let navigator = navigator.clone();
-    let onclick = Callback::from(move |event: MouseEvent| {
-        // Let the browser open new tabs and windows itself.
-        if event.ctrl_key() || event.meta_key() || event.shift_key() || event.button() != 0 {
-            return;
-        }
-        if let Some(navigator) = &navigator {
-            event.prevent_default();
-            navigator.push(&to);
-        }
-    });
+    let onclick = open_in_app(navigator, to);
     html! {
         <li>
             <a {href} {onclick}

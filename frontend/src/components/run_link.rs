@@ -15,21 +15,27 @@ pub fn run_link(
     class: Classes,
     children: Html,
 ) -> Html {
-    let navigator = navigator.clone();
-    let onclick = Callback::from(move |event: MouseEvent| {
-        // Let the browser open new tabs and windows itself.
-        if event.ctrl_key() || event.meta_key() || event.shift_key() || event.button() != 0 {
-            return;
-        }
-        if let Some(navigator) = &navigator {
-            event.prevent_default();
-            navigator.push(&Route::Run { id });
-        }
-    });
+    let onclick = open_in_app(navigator, Route::Run { id });
     html! {
         <a href={Route::Run { id }.to_path()} {class} {onclick}
             title={title.clone()} aria-label={title} data-run-id={id.to_string()}>
             { children }
         </a>
     }
+}
+
+/// A plain link's click handler that opens `to` inside the app, unless the
+/// user asks the browser for a new tab or window (modifier keys, middle
+/// button).
+pub fn open_in_app(navigator: &Option<Navigator>, to: Route) -> Callback<MouseEvent> {
+    let navigator = navigator.clone();
+    Callback::from(move |event: MouseEvent| {
+        if event.ctrl_key() || event.meta_key() || event.shift_key() || event.button() != 0 {
+            return;
+        }
+        if let Some(navigator) = &navigator {
+            event.prevent_default();
+            navigator.push(&to);
+        }
+    })
 }
