@@ -265,6 +265,8 @@ step('a failed test shows its history; "Re-run failed" repeats only the failed t
   await page.waitForURL((url) => /\/runs\/\d+$/.test(url.pathname) && !url.pathname.endsWith(`/${failedId}`));
   const rerunId = await runIdFromUrl();
   await page.getByRole('heading', { name: `Run #${rerunId}` }).waitFor();
+  // The heading shows while the run is still loading: wait for its facts.
+  await page.locator('.facts ul.paths li').first().waitFor();
   const paths = await page.locator('.facts ul.paths li').allTextContents();
   assert(paths.join() === FLAKY, `only the failed node id (${paths})`);
   assert((await page.locator('.facts').textContent()).includes(`#${failedId}`), 'it names the run it repeats');
