@@ -23,7 +23,8 @@ pub struct Config {
     pub kill_grace: Duration,
     /// How long running tests may go on after SIGTERM to the service.
     pub shutdown_grace: Duration,
-    /// How often the scheduler looks for work it was not woken for.
+    /// How often the scheduler looks for work it was not woken for: leases
+    /// that expired, notifications missed while not listening.
     pub tick: Duration,
     pub db_pool_size: u32,
 }
@@ -61,7 +62,7 @@ impl Config {
             instance_id: var("INSTANCE_ID").unwrap_or_default(),
             kill_grace: Duration::from_millis(number("KILL_GRACE_MS", 3000)?),
             shutdown_grace: Duration::from_secs(number("SHUTDOWN_GRACE_SECS", 30)?),
-            tick: Duration::from_millis(number("SCHEDULER_TICK_MS", 1000)?.max(10)),
+            tick: Duration::from_millis(number("SCHEDULER_TICK_MS", 5000)?.max(10)),
             db_pool_size: number("DB_POOL_SIZE", default_pool)?.clamp(2, 200) as u32,
         })
     }

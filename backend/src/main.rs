@@ -4,12 +4,12 @@
 use std::process::ExitCode;
 
 use backend::config::Config;
-use backend::runner::process;
+use backend::sys::process;
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == process::SUPERVISE) {
-        let code = process::supervise(&args[2..]);
+        let code = backend::sys::supervisor::supervise(&args[2..]);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     backend::telemetry::init();

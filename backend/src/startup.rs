@@ -11,16 +11,16 @@ use actix_web::{web, App, HttpServer};
 use crate::catalog::TestsRoot;
 use crate::config::Config;
 use crate::db;
-use crate::routes;
-use crate::runner::RunnerContext;
-use crate::scheduler::Scheduler;
-use crate::state::AppState;
+use crate::exec::runner::RunnerContext;
+use crate::exec::scheduler::Scheduler;
+use crate::http;
+use crate::http::state::AppState;
 
 /// How long start-up waits for the database before giving up.
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(mut config: Config) -> Result<(), String> {
-    crate::runner::process::prepare_supervisor();
+    crate::sys::process::prepare_supervisor();
     let listener = TcpListener::bind(&config.bind_addr)
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind_addr))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
@@ -72,12 +72,12 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
-            .wrap(ErrorHandlers::new().default_handler(routes::json_error_body))
+            .wrap(ErrorHandlers::new().default_handler(http::json_error_body))
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             // Outermost: it sees every answer as the client gets it.
-            .wrap(from_fn(crate::telemetry::request_log))
-            .configure(routes::config)
-            .default_service(web::to(routes::not_found))
+            .wrap(from_fn(http::request_log::request_log))
+            .configure(http::config)
+            .default_service(web::to(http::not_found))
     })
     .listen(listener)
     .map_err(|e| e.to_string())?
@@ -85,6 +85,10 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     .run();
 
     let scheduling = actix_web::rt::spawn(Arc::clone(&scheduler).run());
+    let listening = actix_web::rt::spawn(crate::exec::listener::listen(
+        config.database_url.clone(),
+        Arc::clone(&scheduler),
+    ));
     tracing::info!(instance = %config.instance_id, tests_root = %config.tests_root.display(),
         max_parallel_runs = config.max_parallel_runs, "service started");
     println!("listening on {public_url}");
@@ -94,6 +98,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     let stopping = Arc::clone(&scheduler);
     let _ = actix_web::rt::task::spawn_blocking(move || stopping.shut_down()).await;
     scheduling.abort();
+    listening.abort();
     tracing::info!("stopped");
     served.map_err(|e| e.to_string())
 }

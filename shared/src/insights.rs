@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::input::{query_text, query_value};
 use crate::run::CaseOutcome;
 
 /// One past result of a test.
@@ -57,4 +58,75 @@ pub struct Insights {
     pub flaky: Vec<FlakyTest>,
     pub failing: Vec<FailingTest>,
     pub slowest: Vec<SlowTest>,
+}
+
+/// Query of `GET /api/tests/history`: one of `nodeid` and `path`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct HistoryQuery {
+    /// One test's node id (give this or `path`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "query_text"
+    )]
+    pub nodeid: Option<String>,
+    /// A test file: every test of it (give this or `nodeid`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "query_text"
+    )]
+    pub path: Option<String>,
+    /// How many results, 50 unless given.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "query_value"
+    )]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
+    pub limit: Option<i64>,
+}
+
+/// The most results a history answers with.
+pub const MAX_HISTORY: i64 = 500;
+/// The longest window of insights, in days.
+pub const MAX_INSIGHT_DAYS: i32 = 366;
+
+impl HistoryQuery {
+    pub fn limit(&self) -> Result<i64, String> {
+        match self.limit.unwrap_or(50) {
+            limit if (1..=MAX_HISTORY).contains(&limit) => Ok(limit),
+            limit => Err(format!(
+                "limit must be from 1 to {MAX_HISTORY}, not {limit}"
+            )),
+        }
+    }
+}
+
+/// Query of `GET /api/insights`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct InsightsQuery {
+    /// The window, 7 days unless given.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "query_value"
+    )]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 366))]
+    pub days: Option<i32>,
+}
+
+impl InsightsQuery {
+    pub fn days(&self) -> Result<i32, String> {
+        match self.days.unwrap_or(7) {
+            days if (1..=MAX_INSIGHT_DAYS).contains(&days) => Ok(days),
+            days => Err(format!(
+                "days must be from 1 to {MAX_INSIGHT_DAYS}, not {days}"
+            )),
+        }
+    }
 }

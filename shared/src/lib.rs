@@ -4,17 +4,27 @@
 pub mod catalog;
 pub mod environment;
 pub mod error;
+pub mod input;
 pub mod insights;
 pub mod run;
 pub mod service;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod validate;
 
 pub use catalog::{Catalog, CatalogFile, UploadedFile};
-pub use environment::{Environment, EnvironmentState, NewEnvironment, UpdateEnvironment};
+pub use environment::{
+    Environment, EnvironmentSettings, EnvironmentState, NewEnvironment, SettingsChanges,
+    UpdateEnvironment,
+};
 pub use error::{ApiErrorBody, ErrorCode, ErrorDetail, FieldErrors};
-pub use insights::{FailingTest, FlakyTest, HistoryItem, Insights, SlowTest};
+pub use input::Input;
+pub use insights::{
+    FailingTest, FlakyTest, HistoryItem, HistoryQuery, Insights, InsightsQuery, SlowTest,
+};
 pub use run::{
-    CaseOutcome, CaseResult, LogChunk, NewRun, Run, RunListQuery, RunPage, RunStatus, RunSummary,
+    CaseOutcome, CaseResult, CheckedRun, LogChunk, LogQuery, NewRun, RerunQuery, Run, RunListQuery,
+    RunPage, RunStatus, RunSummary,
 };
 pub use service::Health;
 

@@ -5,8 +5,16 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+use crate::input::{query_flag, query_text, query_value, Input};
+use crate::validate::{self, Fields, TestPath};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "sql",
+    derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)
+)]
+#[cfg_attr(feature = "sql", diesel(sql_type = diesel::sql_types::Text))]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Queued,
@@ -120,25 +128,77 @@ pub struct Run {
     pub rerun_of: Option<i64>,
 }
 
-/// Body of `POST /api/runs`.
+/// Body of `POST /api/runs`. Each field is kept as sent, so that
+/// [`NewRun::check`] can name every bad one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewRun {
     /// Trimmed; no control characters.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
     #[cfg_attr(
         feature = "openapi",
-        schema(min_length = 1, max_length = 64, example = "alice")
+        schema(value_type = String, required = true, min_length = 1, max_length = 64, example = "alice")
     )]
-    pub username: String,
-    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100, example = 7))]
-    pub environment_id: i32,
+    pub username: Input<String>,
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = i32, required = true, minimum = 1, maximum = 100, example = 7)
+    )]
+    pub environment_id: Input<i32>,
     /// Test files or directories relative to the tests root, each
     /// optionally with a pytest node id suffix (`smoke/test_x.py::test_a`).
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
     #[cfg_attr(
         feature = "openapi",
-        schema(min_items = 1, max_items = 1000, example = json!(["smoke/test_fast.py"]))
+        schema(value_type = Vec<String>, required = true, min_items = 1, max_items = 1000,
+            example = json!(["smoke/test_fast.py"]))
     )]
-    pub paths: Vec<String>,
+    pub paths: Input<Vec<String>>,
+}
+
+/// The fields of a [`NewRun`] that passed their checks; the others are
+/// `None` and named in the [`Fields`] the check filled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckedRun {
+    pub username: Option<String>,
+    pub environment_id: Option<i32>,
+    pub paths: Option<Vec<TestPath>>,
+}
+
+impl NewRun {
+    pub fn new(username: &str, environment_id: i32, paths: Vec<String>) -> NewRun {
+        NewRun {
+            username: username.to_string().into(),
+            environment_id: environment_id.into(),
+            paths: paths.into(),
+        }
+    }
+
+    /// Checks every field, recording each problem in `fields`. Whether the
+    /// environment and the paths exist is for the service to add.
+    pub fn check(&self, fields: &mut Fields) -> CheckedRun {
+        CheckedRun {
+            username: fields.check(
+                "username",
+                self.username
+                    .require("is required")
+                    .and_then(|raw| validate::username(raw)),
+            ),
+            environment_id: fields.check(
+                "environment_id",
+                self.environment_id
+                    .require("is required")
+                    .and_then(|id| validate::environment_id(i64::from(*id))),
+            ),
+            paths: fields.check(
+                "paths",
+                self.paths
+                    .require("is required")
+                    .and_then(|raw| validate::run_paths(raw)),
+            ),
+        }
+    }
 }
 
 /// Query of `GET /api/runs`.
@@ -147,22 +207,101 @@ pub struct NewRun {
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct RunListQuery {
     /// Only runs with this status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "query_value"
+    )]
     pub status: Option<RunStatus>,
     /// Only runs of this user (exact, after trimming).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "query_text"
+    )]
     pub username: Option<String>,
     /// Only runs on this environment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "query_value"
+    )]
     pub environment_id: Option<i32>,
     /// Page number, from 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "query_value"
+    )]
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000000))]
     pub page: Option<i64>,
     /// Runs per page, 50 unless given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "query_value"
+    )]
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
     pub per_page: Option<i64>,
+}
+
+impl RunListQuery {
+    /// The page and its size, defaults applied and ranges checked.
+    pub fn page_and_size(&self) -> Result<(i64, i64), String> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(crate::DEFAULT_PER_PAGE);
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(format!("page must be from 1 to {MAX_PAGE}, not {page}"));
+        }
+        if !(1..=crate::MAX_PER_PAGE).contains(&per_page) {
+            return Err(format!(
+                "per_page must be from 1 to {}, not {per_page}",
+                crate::MAX_PER_PAGE
+            ));
+        }
+        Ok((page, per_page))
+    }
+}
+
+/// The last page number the run list accepts.
+pub const MAX_PAGE: i64 = 1_000_000;
+
+/// Query of `GET /api/runs/{id}/log`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct LogQuery {
+    /// Byte offset to read from (0 unless given); then `next_offset`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "query_value"
+    )]
+    #[cfg_attr(feature = "openapi", param(minimum = 0))]
+    pub offset: Option<i64>,
+}
+
+impl LogQuery {
+    pub fn offset(&self) -> Result<i64, String> {
+        match self.offset.unwrap_or(0) {
+            offset if offset < 0 => Err(format!("offset must be 0 or more, not {offset}")),
+            offset => Ok(offset),
+        }
+    }
+}
+
+/// Query of `POST /api/runs/{id}/rerun`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct RerunQuery {
+    /// Only the failed and errored tests of the run.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "query_flag"
+    )]
+    pub failed_only: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +326,11 @@ pub struct LogChunk {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "sql",
+    derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)
+)]
+#[cfg_attr(feature = "sql", diesel(sql_type = diesel::sql_types::Text))]
 #[serde(rename_all = "snake_case")]
 pub enum CaseOutcome {
     Passed,

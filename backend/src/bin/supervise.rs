@@ -6,6 +6,6 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let code = backend::runner::process::supervise(&args);
+    let code = backend::sys::supervisor::supervise(&args);
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

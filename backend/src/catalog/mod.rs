@@ -7,9 +7,33 @@ use shared::{Catalog, CatalogFile};
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::ApiError;
+use shared::FieldErrors;
 
 pub mod upload;
+
+/// Why the tests root refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad input, by field.
+    #[error("invalid {0:?}")]
+    Invalid(FieldErrors),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl CatalogError {
+    pub fn internal(cause: impl std::fmt::Display) -> CatalogError {
+        CatalogError::Internal(cause.to_string())
+    }
+
+    pub fn field(field: &str, why: impl Into<String>) -> CatalogError {
+        CatalogError::Invalid(FieldErrors::from([(field.to_string(), why.into())]))
+    }
+}
 
 /// Directories never shown or searched.
 fn is_skipped_dir(name: &str) -> bool {
@@ -48,7 +72,7 @@ impl TestsRoot {
     }
 
     /// Every test file and directory under the root, sorted by path.
-    pub fn list(&self) -> Result<Catalog, ApiError> {
+    pub fn list(&self) -> Result<Catalog, CatalogError> {
         let mut catalog = Catalog::default();
         self.walk(&self.root, "", 0, &mut catalog)?;
         catalog.directories.sort();
@@ -62,7 +86,7 @@ impl TestsRoot {
         rel: &str,
         depth: usize,
         catalog: &mut Catalog,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CatalogError> {
         // Deep trees are not test suites; the bound also stops link loops.
         if depth > 32 {
             return Ok(());
@@ -71,7 +95,11 @@ impl TestsRoot {
             Ok(entries) => entries,
             // A directory removed or unreadable while listing is just absent.
             Err(_) if depth > 0 => return Ok(()),
-            Err(e) => return Err(ApiError::internal(format!("cannot read tests root: {e}"))),
+            Err(e) => {
+                return Err(CatalogError::internal(format!(
+                    "cannot read tests root: {e}"
+                )))
+            }
         };
         for entry in entries.flatten() {
             let Ok(name) = entry.file_name().into_string() else {
@@ -134,8 +162,8 @@ impl TestsRoot {
     }
 
     /// The real path of a test file of the catalog, or 404.
-    pub fn test_file(&self, rel: &str) -> Result<PathBuf, ApiError> {
-        let not_found = || ApiError::NotFound(format!("no test file {rel:?}"));
+    pub fn test_file(&self, rel: &str) -> Result<PathBuf, CatalogError> {
+        let not_found = || CatalogError::NotFound(format!("no test file {rel:?}"));
         let path = TestPath::parse(rel).map_err(|_| not_found())?;
         if path.node_suffix.is_some() || self.entry(&path) != Ok(Entry::File) {
             return Err(not_found());
@@ -144,9 +172,9 @@ impl TestsRoot {
     }
 
     /// The source of a test file.
-    pub fn read(&self, rel: &str) -> Result<String, ApiError> {
+    pub fn read(&self, rel: &str) -> Result<String, CatalogError> {
         let bytes = fs::read(self.test_file(rel)?)
-            .map_err(|_| ApiError::NotFound(format!("no test file {rel:?}")))?;
+            .map_err(|_| CatalogError::NotFound(format!("no test file {rel:?}")))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -178,14 +206,6 @@ fn file_entry(dir: &str, name: &str, meta: &fs::Metadata) -> CatalogFile {
         size: meta.len(),
         modified_at,
     }
-}
-
-/// Whether a run's path (a file, a node id in it, or a directory) covers
-/// the test file `file`.
-pub fn names_file(named: &str, file: &str) -> bool {
-    let location = named.split_once("::").map_or(named, |(loc, _)| loc);
-    let location = location.trim_end_matches('/');
-    location == file || file.starts_with(&format!("{location}/"))
 }
 
 #[cfg(test)]
@@ -239,14 +259,5 @@ mod tests {
             "a symlink out of the root is refused"
         );
         assert!(root.resolve("escape/passwd").is_none());
-    }
-
-    #[test]
-    fn names_file_covers_directories_and_node_ids() {
-        assert!(names_file("smoke", "smoke/test_a.py"));
-        assert!(names_file("smoke/", "smoke/test_a.py"));
-        assert!(names_file("smoke/test_a.py::test_x", "smoke/test_a.py"));
-        assert!(!names_file("smo", "smoke/test_a.py"));
-        assert!(!names_file("smoke/test_b.py", "smoke/test_a.py"));
     }
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use super::CatalogError;
 use super::TestsRoot;
-use crate::error::ApiError;
 
 /// An upload as received: the file is already spooled outside the root.
 pub struct Upload {
@@ -23,7 +23,7 @@ pub struct Upload {
 
 /// Checks the Python source of `source` compiles; on a syntax error, says
 /// where. `shown_as` is the name the message uses.
-fn check_syntax(python: &str, source: &Path, shown_as: &str) -> Result<(), ApiError> {
+fn check_syntax(python: &str, source: &Path, shown_as: &str) -> Result<(), CatalogError> {
     const CHECK: &str = "import sys\n\
 try:\n    compile(open(sys.argv[1], 'rb').read(), sys.argv[2], 'exec')\n\
 except SyntaxError as e:\n    print(f'{type(e).__name__} at line {e.lineno}: {e.msg}'); sys.exit(3)\n\
@@ -39,28 +39,30 @@ except (ValueError, UnicodeError) as e:\n    print(f'cannot be read as Python so
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            ApiError::internal(format!("cannot start {python} to check the source: {e}"))
+            CatalogError::internal(format!("cannot start {python} to check the source: {e}"))
         })?;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = child.try_wait().map_err(ApiError::internal)? {
+        if let Some(status) = child.try_wait().map_err(CatalogError::internal)? {
             break status;
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(ApiError::internal("the Python syntax check did not finish"));
+            return Err(CatalogError::internal(
+                "the Python syntax check did not finish",
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let output = child.wait_with_output().map_err(ApiError::internal)?;
+    let output = child.wait_with_output().map_err(CatalogError::internal)?;
     match status.code() {
         Some(0) => Ok(()),
         Some(3) => {
             let message = String::from_utf8_lossy(&output.stdout).trim().to_string();
-            Err(ApiError::field("file", message))
+            Err(CatalogError::field("file", message))
         }
-        _ => Err(ApiError::internal(format!(
+        _ => Err(CatalogError::internal(format!(
             "the Python syntax check failed: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         ))),
@@ -70,7 +72,7 @@ except (ValueError, UnicodeError) as e:\n    print(f'cannot be read as Python so
 /// Walks the directory's segments from the root: each existing one must
 /// be a real directory (not a symlink); returns the path and the segments
 /// that do not exist yet.
-fn plan_directory(root: &Path, directory: &str) -> Result<(PathBuf, Vec<PathBuf>), ApiError> {
+fn plan_directory(root: &Path, directory: &str) -> Result<(PathBuf, Vec<PathBuf>), CatalogError> {
     let mut current = root.to_path_buf();
     let mut missing = Vec::new();
     for segment in directory.split('/').filter(|s| !s.is_empty()) {
@@ -81,20 +83,20 @@ fn plan_directory(root: &Path, directory: &str) -> Result<(PathBuf, Vec<PathBuf>
         }
         match fs::symlink_metadata(&current) {
             Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(ApiError::field(
+                return Err(CatalogError::field(
                     "directory",
                     format!("{segment:?} is a symbolic link; uploads only go to real directories"),
                 ))
             }
             Ok(meta) if !meta.is_dir() => {
-                return Err(ApiError::field(
+                return Err(CatalogError::field(
                     "directory",
                     format!("{segment:?} is not a directory"),
                 ))
             }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(current.clone()),
-            Err(e) => return Err(ApiError::internal(e)),
+            Err(e) => return Err(CatalogError::internal(e)),
         }
     }
     Ok((current, missing))
@@ -108,7 +110,7 @@ fn remove_created(created: &[PathBuf]) {
 }
 
 /// Validates and stores an upload; answers the new catalog entry.
-pub fn store(root: &TestsRoot, python: &str, upload: Upload) -> Result<CatalogFile, ApiError> {
+pub fn store(root: &TestsRoot, python: &str, upload: Upload) -> Result<CatalogFile, CatalogError> {
     let mut fields = FieldErrors::new();
     let name = match upload.file_name.as_deref() {
         None => {
@@ -137,7 +139,7 @@ pub fn store(root: &TestsRoot, python: &str, upload: Upload) -> Result<CatalogFi
         if fields.is_empty() {
             fields.insert("file".into(), "is required".into());
         }
-        return Err(ApiError::validation(fields));
+        return Err(CatalogError::Invalid(fields));
     };
     let rel_path = if directory.is_empty() {
         name.clone()
@@ -149,12 +151,12 @@ pub fn store(root: &TestsRoot, python: &str, upload: Upload) -> Result<CatalogFi
     let (target_dir, missing) = plan_directory(root.path(), &directory)?;
     let target = target_dir.join(&name);
     if !upload.overwrite && fs::symlink_metadata(&target).is_ok() {
-        return Err(ApiError::Conflict(format!(
+        return Err(CatalogError::Conflict(format!(
             "{rel_path} already exists; send overwrite=true to replace it"
         )));
     }
     if fs::symlink_metadata(&target).is_ok_and(|m| !m.is_file()) {
-        return Err(ApiError::Conflict(format!(
+        return Err(CatalogError::Conflict(format!(
             "{rel_path} exists and is not a file"
         )));
     }
@@ -167,7 +169,7 @@ pub fn store(root: &TestsRoot, python: &str, upload: Upload) -> Result<CatalogFi
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
             Err(e) => {
                 remove_created(&created);
-                return Err(ApiError::internal(format!(
+                return Err(CatalogError::internal(format!(
                     "cannot create {}: {e}",
                     dir.display()
                 )));
@@ -178,14 +180,15 @@ pub fn store(root: &TestsRoot, python: &str, upload: Upload) -> Result<CatalogFi
     if let Err(e) = written {
         remove_created(&created);
         return Err(match e.kind() {
-            io::ErrorKind::AlreadyExists => ApiError::Conflict(format!(
+            io::ErrorKind::AlreadyExists => CatalogError::Conflict(format!(
                 "{rel_path} already exists; send overwrite=true to replace it"
             )),
-            _ => ApiError::internal(format!("cannot write {rel_path}: {e}")),
+            _ => CatalogError::internal(format!("cannot write {rel_path}: {e}")),
         });
     }
-    root.file_entry(&rel_path)
-        .ok_or_else(|| ApiError::internal(format!("{rel_path} vanished right after the upload")))
+    root.file_entry(&rel_path).ok_or_else(|| {
+        CatalogError::internal(format!("{rel_path} vanished right after the upload"))
+    })
 }
 
 /// Copies the staged file next to its target, syncs it, and puts it in
@@ -209,13 +212,13 @@ fn write_atomically(staged: &Path, dir: &Path, target: &Path, overwrite: bool) -
 }
 
 /// Deletes a test file of the catalog.
-pub fn delete(root: &TestsRoot, rel: &str) -> Result<(), ApiError> {
+pub fn delete(root: &TestsRoot, rel: &str) -> Result<(), CatalogError> {
     // Checks the name resolves to a test file inside the root; the name
     // itself is removed (a link, not what it points to).
     root.test_file(rel)?;
     let location = rel.trim_end_matches('/');
     fs::remove_file(root.path().join(location)).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => ApiError::NotFound(format!("no test file {rel:?}")),
-        _ => ApiError::internal(format!("cannot delete {rel}: {e}")),
+        io::ErrorKind::NotFound => CatalogError::NotFound(format!("no test file {rel:?}")),
+        _ => CatalogError::internal(format!("cannot delete {rel}: {e}")),
     })
 }

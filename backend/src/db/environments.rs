@@ -1,13 +1,14 @@
 //! Queries about environments and how busy they are.
 
 use diesel::prelude::*;
-use shared::Environment;
+use shared::{Environment, RunStatus};
 use std::collections::{BTreeMap, HashMap};
 
 use super::models::EnvironmentRow;
 use super::schema::{environment_locks, environments, test_runs};
-use crate::error::ApiError;
 
+/// New values of an environment's settings; `None` keeps the current one.
+#[derive(Debug, Default)]
 pub struct EnvironmentChanges {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -15,16 +16,27 @@ pub struct EnvironmentChanges {
     pub run_timeout_secs: Option<Option<i32>>,
 }
 
-pub fn find(conn: &mut PgConnection, id: i32) -> Result<EnvironmentRow, ApiError> {
+pub fn find(conn: &mut PgConnection, id: i32) -> QueryResult<Option<EnvironmentRow>> {
     environments::table
         .find(id)
         .select(EnvironmentRow::as_select())
         .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::NotFound(format!("environment {id} does not exist")))
+        .optional()
 }
 
-pub fn list(conn: &mut PgConnection) -> Result<Vec<Environment>, ApiError> {
+/// Whether the environment exists, keeping its row locked until the
+/// transaction ends (against a concurrent delete).
+pub fn lock(conn: &mut PgConnection, id: i32) -> QueryResult<bool> {
+    environments::table
+        .find(id)
+        .select(environments::id)
+        .for_no_key_update()
+        .first::<i32>(conn)
+        .optional()
+        .map(|found| found.is_some())
+}
+
+pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<Environment>> {
     let rows: Vec<EnvironmentRow> = environments::table
         .select(EnvironmentRow::as_select())
         .order(environments::id)
@@ -35,7 +47,7 @@ pub fn list(conn: &mut PgConnection) -> Result<Vec<Environment>, ApiError> {
         .into_iter()
         .collect();
     let queued: HashMap<i32, i64> = test_runs::table
-        .filter(test_runs::status.eq("queued"))
+        .filter(test_runs::status.eq(RunStatus::Queued))
         .group_by(test_runs::environment_id)
         .select((test_runs::environment_id, diesel::dsl::count_star()))
         .load::<(i32, i64)>(conn)?
@@ -53,63 +65,62 @@ pub fn list(conn: &mut PgConnection) -> Result<Vec<Environment>, ApiError> {
         .collect())
 }
 
-pub fn get(conn: &mut PgConnection, id: i32) -> Result<Environment, ApiError> {
-    let row = find(conn, id)?;
+pub fn get(conn: &mut PgConnection, id: i32) -> QueryResult<Option<Environment>> {
+    let Some(row) = find(conn, id)? else {
+        return Ok(None);
+    };
     let holder: Option<i64> = environment_locks::table
         .find(id)
         .select(environment_locks::run_id)
         .first(conn)
         .optional()?;
     let queued: i64 = test_runs::table
-        .filter(test_runs::status.eq("queued"))
+        .filter(test_runs::status.eq(RunStatus::Queued))
         .filter(test_runs::environment_id.eq(id))
         .count()
         .get_result(conn)?;
-    Ok(row.into_environment(holder, queued))
+    Ok(Some(row.into_environment(holder, queued)))
 }
 
-pub fn create(
+/// Inserts an environment; false if the id is taken.
+pub fn insert(
     conn: &mut PgConnection,
     id: i32,
     name: &str,
     description: &str,
     variables: &BTreeMap<String, String>,
     run_timeout_secs: Option<i32>,
-) -> Result<Environment, ApiError> {
+) -> QueryResult<bool> {
+    let variables = serde_json::to_value(variables)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
     let inserted = diesel::insert_into(environments::table)
         .values((
             environments::id.eq(id),
             environments::name.eq(name),
             environments::description.eq(description),
-            environments::variables
-                .eq(serde_json::to_value(variables).map_err(ApiError::internal)?),
+            environments::variables.eq(variables),
             environments::run_timeout_secs.eq(run_timeout_secs),
         ))
         .on_conflict_do_nothing()
         .execute(conn)?;
-    if inserted == 0 {
-        return Err(ApiError::Conflict(format!(
-            "environment {id} already exists"
-        )));
-    }
-    get(conn, id)
+    Ok(inserted == 1)
 }
 
-pub fn update(
-    conn: &mut PgConnection,
-    id: i32,
-    changes: EnvironmentChanges,
-) -> Result<Environment, ApiError> {
+/// Applies the changes; false if there is no such environment.
+pub fn update(conn: &mut PgConnection, id: i32, changes: EnvironmentChanges) -> QueryResult<bool> {
     conn.transaction(|conn| {
-        let current: EnvironmentRow = environments::table
+        let current: Option<EnvironmentRow> = environments::table
             .find(id)
             .select(EnvironmentRow::as_select())
             .for_update()
             .first(conn)
-            .optional()?
-            .ok_or_else(|| ApiError::NotFound(format!("environment {id} does not exist")))?;
+            .optional()?;
+        let Some(current) = current else {
+            return Ok(false);
+        };
         let variables = match changes.variables {
-            Some(variables) => serde_json::to_value(variables).map_err(ApiError::internal)?,
+            Some(variables) => serde_json::to_value(variables)
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
             None => current.variables,
         };
         diesel::update(environments::table.find(id))
@@ -122,37 +133,24 @@ pub fn update(
                 environments::updated_at.eq(diesel::dsl::now),
             ))
             .execute(conn)?;
-        get(conn, id)
+        Ok(true)
     })
 }
 
-/// Deletes an idle environment with no queued runs. The row lock makes a
-/// concurrent run creation either land before (and block the delete) or
-/// find the environment gone.
-pub fn delete(conn: &mut PgConnection, id: i32) -> Result<(), ApiError> {
-    conn.transaction(|conn| {
-        environments::table
-            .find(id)
-            .select(environments::id)
-            .for_update()
-            .first::<i32>(conn)
-            .optional()?
-            .ok_or_else(|| ApiError::NotFound(format!("environment {id} does not exist")))?;
-        let busy: i64 = environment_locks::table
-            .filter(environment_locks::environment_id.eq(id))
-            .count()
-            .get_result(conn)?;
-        let waiting: i64 = test_runs::table
-            .filter(test_runs::environment_id.eq(id))
-            .filter(test_runs::status.eq_any(["queued", "running"]))
-            .count()
-            .get_result(conn)?;
-        if busy > 0 || waiting > 0 {
-            return Err(ApiError::Conflict(format!(
-                "environment {id} is busy or has queued runs; cancel them first"
-            )));
-        }
-        diesel::delete(environments::table.find(id)).execute(conn)?;
-        Ok(())
-    })
+/// Whether the environment holds a lease or has runs queued or running.
+pub fn in_use(conn: &mut PgConnection, id: i32) -> QueryResult<bool> {
+    let busy: i64 = environment_locks::table
+        .filter(environment_locks::environment_id.eq(id))
+        .count()
+        .get_result(conn)?;
+    let waiting: i64 = test_runs::table
+        .filter(test_runs::environment_id.eq(id))
+        .filter(test_runs::status.eq_any([RunStatus::Queued, RunStatus::Running]))
+        .count()
+        .get_result(conn)?;
+    Ok(busy > 0 || waiting > 0)
+}
+
+pub fn delete(conn: &mut PgConnection, id: i32) -> QueryResult<usize> {
+    diesel::delete(environments::table.find(id)).execute(conn)
 }

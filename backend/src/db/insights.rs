@@ -8,8 +8,6 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bytea, Integer, Nullable, Text, Timestamptz};
 use shared::{CaseOutcome, FailingTest, FlakyTest, HistoryItem, Insights, SlowTest};
 
-use crate::error::ApiError;
-
 /// How many tests each insight lists.
 const MAX_TESTS: i64 = 50;
 
@@ -22,7 +20,7 @@ struct HistoryRow {
     #[diesel(sql_type = Text)]
     nodeid: String,
     #[diesel(sql_type = Text)]
-    outcome: String,
+    outcome: CaseOutcome,
     #[diesel(sql_type = BigInt)]
     duration_ms: i64,
     #[diesel(sql_type = Nullable<Timestamptz>)]
@@ -35,7 +33,7 @@ impl From<HistoryRow> for HistoryItem {
             run_id: row.run_id,
             environment_id: row.environment_id,
             nodeid: row.nodeid,
-            outcome: row.outcome.parse().unwrap_or(CaseOutcome::Error),
+            outcome: row.outcome,
             duration_ms: row.duration_ms,
             finished_at: row.finished_at,
         }
@@ -55,7 +53,7 @@ pub fn history(
     conn: &mut PgConnection,
     of: &HistoryOf,
     limit: i64,
-) -> Result<Vec<HistoryItem>, ApiError> {
+) -> QueryResult<Vec<HistoryItem>> {
     let rows: Vec<HistoryRow> = match of {
         // A very long id is stored shortened; asked for whole, it is found.
         HistoryOf::Test(nodeid) => diesel::sql_query(
@@ -166,7 +164,7 @@ const WINDOW_START: &str = "now() - make_interval(days => $1)";
 ///
 /// Reads the tables `record_test_results` keeps (see its migration), not
 /// every case row in the window, all in one snapshot.
-pub fn insights(conn: &mut PgConnection, days: i32) -> Result<Insights, ApiError> {
+pub fn insights(conn: &mut PgConnection, days: i32) -> QueryResult<Insights> {
     conn.build_transaction()
         .read_only()
         .repeatable_read()
@@ -202,7 +200,7 @@ pub fn insights(conn: &mut PgConnection, days: i32) -> Result<Insights, ApiError
         })
 }
 
-fn flaky_tests(conn: &mut PgConnection, days: i32) -> Result<Vec<FlakyTest>, ApiError> {
+fn flaky_tests(conn: &mut PgConnection, days: i32) -> QueryResult<Vec<FlakyTest>> {
     // A test's newest 50 flips hold the newest 50 runs on either side of
     // its flips: each flip's run is newer than the run before it.
     let rows: Vec<FlakyRow> = diesel::sql_query(format!(
@@ -248,10 +246,7 @@ struct TestStats {
 /// Each test's failures and durations over the window, from case rows for
 /// the part before its first whole hour, hourly rows up to its first
 /// midnight (UTC) and daily rows after that.
-fn window_stats(
-    conn: &mut PgConnection,
-    days: i32,
-) -> Result<HashMap<String, TestStats>, ApiError> {
+fn window_stats(conn: &mut PgConnection, days: i32) -> QueryResult<HashMap<String, TestStats>> {
     // Whole hours and days are added as fixed lengths, whatever the
     // session's time zone.
     let rows: Vec<StatsRow> = diesel::sql_query(format!(
@@ -336,7 +331,7 @@ struct FirstRun {
 
 /// The lowest id of the runs finished within the window (0 if none): no
 /// run below it is in the window.
-fn first_run_in_window(conn: &mut PgConnection, days: i32) -> Result<i64, ApiError> {
+fn first_run_in_window(conn: &mut PgConnection, days: i32) -> QueryResult<i64> {
     // The fence (OFFSET 0) keeps the planner on the (finished_at) INCLUDE
     // (id) index: a walk up the primary key filtering on finished_at would
     // read most of the table first.
@@ -359,7 +354,7 @@ fn runs_of<'a>(
     first_run: i64,
     nodeids: impl Iterator<Item = &'a String>,
     failed_only: bool,
-) -> Result<HashMap<String, Vec<i64>>, ApiError> {
+) -> QueryResult<HashMap<String, Vec<i64>>> {
     let nodeids: Vec<&String> = nodeids.collect();
     if nodeids.is_empty() {
         return Ok(HashMap::new());

@@ -55,7 +55,7 @@ pub fn claim(
     conn.transaction(|conn| {
         let oldest: Option<i64> = test_runs::table
             .filter(test_runs::environment_id.eq(environment_id))
-            .filter(test_runs::status.eq("queued"))
+            .filter(test_runs::status.eq(RunStatus::Queued))
             .order(test_runs::id)
             .select(test_runs::id)
             .first(conn)
@@ -81,10 +81,10 @@ pub fn claim(
         let started: Option<RunRow> = diesel::update(
             test_runs::table
                 .find(run_id)
-                .filter(test_runs::status.eq("queued")),
+                .filter(test_runs::status.eq(RunStatus::Queued)),
         )
         .set((
-            test_runs::status.eq("running"),
+            test_runs::status.eq(RunStatus::Running),
             test_runs::started_at.eq(diesel::dsl::now),
             test_runs::fence.eq(fence),
             test_runs::instance_id.eq(holder),
@@ -95,8 +95,9 @@ pub fn claim(
         let Some(run) = started else {
             return Err(diesel::result::Error::RollbackTransaction);
         };
-        let environment = super::environments::find(conn, environment_id)
-            .map_err(|_| diesel::result::Error::RollbackTransaction)?;
+        let Some(environment) = super::environments::find(conn, environment_id)? else {
+            return Err(diesel::result::Error::RollbackTransaction);
+        };
         Ok(Some(Claim {
             run,
             environment,
@@ -167,7 +168,7 @@ pub fn append_log(
             test_runs::table
                 .find(run_id)
                 .filter(test_runs::fence.eq(fence))
-                .filter(test_runs::status.eq("running")),
+                .filter(test_runs::status.eq(RunStatus::Running)),
         )
         .set((
             test_runs::log_bytes.eq(end),
@@ -255,7 +256,7 @@ pub fn finish(
             return Ok(false);
         }
         let mut offset = outcome.log_offset;
-        for piece in crate::runner::log::pieces(&outcome.log_tail, MAX_CHUNK_BYTES as usize) {
+        for piece in super::logs::pieces(&outcome.log_tail, MAX_CHUNK_BYTES as usize) {
             diesel::insert_into(run_log_chunks::table)
                 .values((
                     run_log_chunks::run_id.eq(run_id),
@@ -278,7 +279,7 @@ pub fn finish(
             .map(|(case, nodeid)| NewCaseRow {
                 run_id,
                 nodeid,
-                outcome: case.outcome.as_str(),
+                outcome: case.outcome,
                 duration_ms: case.duration_ms,
                 message: case.message.as_deref(),
             })
@@ -346,10 +347,10 @@ pub fn reclaim(
             diesel::update(
                 test_runs::table
                     .find(lease.run_id)
-                    .filter(test_runs::status.eq("running")),
+                    .filter(test_runs::status.eq(RunStatus::Running)),
             )
             .set((
-                test_runs::status.eq("error"),
+                test_runs::status.eq(RunStatus::Error),
                 test_runs::status_reason.eq(reason),
                 test_runs::finished_at.eq(diesel::dsl::now),
             ))

@@ -3,8 +3,8 @@
 use diesel::prelude::*;
 use shared::LogChunk;
 
+use super::models::RunRow;
 use super::schema::run_log_chunks;
-use crate::error::ApiError;
 
 /// The most log one answer carries; clients follow `next_offset`.
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -12,12 +12,12 @@ pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// starts at most this far before it.
 pub const MAX_CHUNK_BYTES: i64 = 256 * 1024;
 
-/// The log from `offset` on, at most [`MAX_ANSWER_BYTES`] (more only when a
-/// single chunk is larger).
-pub fn read_from(conn: &mut PgConnection, run_id: i64, offset: i64) -> Result<LogChunk, ApiError> {
-    let run = super::runs::find(conn, run_id)?;
-    // The status is read first: once finished, every chunk is in place.
-    let finished = run.status().is_finished();
+/// The log of `run` from `offset` on, at most [`MAX_ANSWER_BYTES`] (more
+/// only when a single chunk is larger). `run` must be read before the
+/// chunks: once it is finished, every chunk is in place.
+pub fn read_from(conn: &mut PgConnection, run: &RunRow, offset: i64) -> QueryResult<LogChunk> {
+    let run_id = run.id;
+    let finished = run.status.is_finished();
     let offset = offset.max(0);
     let chunks: Vec<(i64, String)> = run_log_chunks::table
         .filter(run_log_chunks::run_id.eq(run_id))
@@ -54,12 +54,42 @@ pub fn read_from(conn: &mut PgConnection, run_id: i64, offset: i64) -> Result<Lo
     })
 }
 
-pub fn read_all(conn: &mut PgConnection, run_id: i64) -> Result<String, ApiError> {
-    super::runs::find(conn, run_id)?;
+pub fn read_all(conn: &mut PgConnection, run_id: i64) -> QueryResult<String> {
     let chunks: Vec<String> = run_log_chunks::table
         .filter(run_log_chunks::run_id.eq(run_id))
         .order(run_log_chunks::start_offset)
         .select(run_log_chunks::content)
         .load(conn)?;
     Ok(chunks.concat())
+}
+
+/// Splits text into pieces of at most `max` bytes at char boundaries.
+pub fn pieces(text: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(max);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == 0 {
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        out.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_respect_char_boundaries() {
+        let text = "aé".repeat(10);
+        let parts = pieces(&text, 4);
+        assert!(parts.iter().all(|p| p.len() <= 4));
+        assert_eq!(parts.concat(), text);
+    }
 }

@@ -4,7 +4,15 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text};
 
-use crate::metrics::DatabaseFigures;
+/// Figures read from the database at scrape time.
+#[derive(Debug, Default)]
+pub struct DatabaseFigures {
+    pub runs_by_status: Vec<(String, i64)>,
+    /// Queued runs of each environment, every environment listed.
+    pub queued_by_environment: Vec<(i32, i64)>,
+    pub busy_environments: i64,
+    pub environments: i64,
+}
 
 #[derive(QueryableByName)]
 struct StatusCount {

@@ -1,6 +1,7 @@
 //! Database access: the connection pool, migrations, and plain synchronous
-//! query functions that take `&mut PgConnection`, always run off the async
-//! threads through [`run_blocking`].
+//! query functions that take `&mut PgConnection` and return `QueryResult`s
+//! of rows or shared types. Callers on async threads run them through
+//! `http::blocking`.
 
 pub mod environments;
 pub mod insights;
@@ -17,8 +18,6 @@ use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::Duration;
-
-use crate::error::ApiError;
 
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
 pub type PgConn = PooledConnection<ConnectionManager<PgConnection>>;
@@ -52,19 +51,4 @@ pub fn run_migrations(conn: &mut PgConnection) -> Result<(), String> {
     conn.run_pending_migrations(MIGRATIONS)
         .map(|_| ())
         .map_err(|e| format!("migrations failed: {e}"))
-}
-
-/// Runs `f` with a pooled connection on the blocking thread pool.
-pub async fn run_blocking<T, F>(pool: &PgPool, f: F) -> Result<T, ApiError>
-where
-    F: FnOnce(&mut PgConn) -> Result<T, ApiError> + Send + 'static,
-    T: Send + 'static,
-{
-    let pool = pool.clone();
-    actix_web::web::block(move || {
-        let mut conn = pool.get()?;
-        f(&mut conn)
-    })
-    .await
-    .map_err(ApiError::internal)?
 }

@@ -15,7 +15,7 @@ pub struct RunRow {
     pub username: String,
     pub environment_id: i32,
     pub paths: serde_json::Value,
-    pub status: String,
+    pub status: RunStatus,
     pub status_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -33,17 +33,12 @@ pub struct RunRow {
 }
 
 impl RunRow {
-    pub fn status(&self) -> RunStatus {
-        // The CHECK constraint allows only known names.
-        self.status.parse().unwrap_or(RunStatus::Error)
-    }
-
     pub fn paths(&self) -> Vec<String> {
         serde_json::from_value(self.paths.clone()).unwrap_or_default()
     }
 
     pub fn into_run(self, queue_position: Option<i64>) -> Run {
-        let status = self.status();
+        let status = self.status;
         let duration_ms = match (self.started_at, self.finished_at) {
             (Some(start), Some(end)) => Some((end - start).num_milliseconds().max(0)),
             _ => None,
@@ -125,7 +120,7 @@ impl EnvironmentRow {
 #[diesel(table_name = run_cases, check_for_backend(diesel::pg::Pg))]
 pub struct CaseRow {
     pub nodeid: String,
-    pub outcome: String,
+    pub outcome: CaseOutcome,
     pub duration_ms: i64,
     pub message: Option<String>,
 }
@@ -134,7 +129,7 @@ impl From<CaseRow> for CaseResult {
     fn from(row: CaseRow) -> Self {
         CaseResult {
             nodeid: row.nodeid,
-            outcome: row.outcome.parse().unwrap_or(CaseOutcome::Error),
+            outcome: row.outcome,
             duration_ms: row.duration_ms,
             message: row.message,
         }
@@ -146,7 +141,7 @@ impl From<CaseRow> for CaseResult {
 pub struct NewCaseRow<'a> {
     pub run_id: i64,
     pub nodeid: &'a str,
-    pub outcome: &'a str,
+    pub outcome: CaseOutcome,
     pub duration_ms: i64,
     pub message: Option<&'a str>,
 }

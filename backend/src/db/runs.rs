@@ -1,13 +1,12 @@
-//! Queries about runs: create, read, list, cancel, and their cases.
+//! Queries about runs: insert, read, list, cancel, and their cases.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt};
-use shared::{CaseResult, Run, RunListQuery, RunStatus};
+use diesel::sql_types::{Array, BigInt, Text};
+use shared::{CaseOutcome, CaseResult, Run, RunListQuery, RunStatus};
 use std::collections::HashMap;
 
 use super::models::{CaseRow, NewRunRow, RunRow};
-use super::schema::{environments, run_cases, test_runs};
-use crate::error::ApiError;
+use super::schema::{run_cases, test_runs};
 
 /// Taken shared by every run created and exclusively by the deletion of a
 /// test file, across all instances: a file is never deleted between a new
@@ -28,53 +27,33 @@ pub fn lock_catalog(conn: &mut PgConnection, exclusive: bool) -> QueryResult<()>
     Ok(())
 }
 
-/// Inserts a queued run, if `paths_exist` (asked under the catalog lock)
-/// still agrees. The environment row is locked for the insert, so that
-/// runs of one environment commit in id order and the queue stays FIFO by
-/// id even when many are created at once.
-pub fn create(
-    conn: &mut PgConnection,
-    new: NewRunRow,
-    paths_exist: impl FnOnce() -> Result<(), ApiError>,
-) -> Result<Run, ApiError> {
-    conn.transaction(|conn| {
-        lock_catalog(conn, false)?;
-        paths_exist()?;
-        let environment: Option<i32> = environments::table
-            .find(new.environment_id)
-            .select(environments::id)
-            .for_no_key_update()
-            .first(conn)
-            .optional()?;
-        if environment.is_none() {
-            return Err(ApiError::field(
-                "environment_id",
-                format!("environment {} does not exist", new.environment_id),
-            ));
-        }
-        let row: RunRow = diesel::insert_into(test_runs::table)
-            .values(&new)
-            .returning(RunRow::as_returning())
-            .get_result(conn)?;
-        with_queue_position(conn, row)
-    })
+/// Inserts a queued run. The caller holds its environment's row lock (see
+/// `environments::lock`), so that runs of one environment commit in id
+/// order and the queue stays FIFO by id even when many are created at once.
+pub fn insert(conn: &mut PgConnection, new: &NewRunRow) -> QueryResult<RunRow> {
+    diesel::insert_into(test_runs::table)
+        .values(new)
+        .returning(RunRow::as_returning())
+        .get_result(conn)
 }
 
-pub fn find(conn: &mut PgConnection, id: i64) -> Result<RunRow, ApiError> {
+pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<RunRow>> {
     test_runs::table
         .find(id)
         .select(RunRow::as_select())
         .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))
+        .optional()
 }
 
-pub fn get(conn: &mut PgConnection, id: i64) -> Result<Run, ApiError> {
-    let row = find(conn, id)?;
-    with_queue_position(conn, row)
+/// The run as the API shows it, with its place in the queue.
+pub fn get(conn: &mut PgConnection, id: i64) -> QueryResult<Option<Run>> {
+    match find(conn, id)? {
+        Some(row) => with_queue_position(conn, row).map(Some),
+        None => Ok(None),
+    }
 }
 
-fn with_queue_position(conn: &mut PgConnection, row: RunRow) -> Result<Run, ApiError> {
+pub fn with_queue_position(conn: &mut PgConnection, row: RunRow) -> QueryResult<Run> {
     let positions = queue_positions(conn, &[row.id])?;
     let position = positions.get(&row.id).copied();
     Ok(row.into_run(position))
@@ -89,10 +68,7 @@ struct QueuePosition {
 }
 
 /// 1 for the next queued run of its environment, 2 for the one after, ...
-pub fn queue_positions(
-    conn: &mut PgConnection,
-    ids: &[i64],
-) -> Result<HashMap<i64, i64>, ApiError> {
+pub fn queue_positions(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<HashMap<i64, i64>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -113,11 +89,11 @@ pub fn list(
     query: &RunListQuery,
     page: i64,
     per_page: i64,
-) -> Result<(Vec<Run>, i64), ApiError> {
+) -> QueryResult<(Vec<Run>, i64)> {
     let filtered = || {
         let mut select = test_runs::table.into_boxed();
         if let Some(status) = query.status {
-            select = select.filter(test_runs::status.eq(status.as_str()));
+            select = select.filter(test_runs::status.eq(status));
         }
         if let Some(username) = &query.username {
             select = select.filter(test_runs::username.eq(username.clone()));
@@ -136,7 +112,7 @@ pub fn list(
         .load(conn)?;
     let queued: Vec<i64> = rows
         .iter()
-        .filter(|row| row.status() == RunStatus::Queued)
+        .filter(|row| row.status == RunStatus::Queued)
         .map(|row| row.id)
         .collect();
     let positions = queue_positions(conn, &queued)?;
@@ -150,8 +126,7 @@ pub fn list(
     Ok((runs, total))
 }
 
-pub fn cases(conn: &mut PgConnection, run_id: i64) -> Result<Vec<CaseResult>, ApiError> {
-    find(conn, run_id)?;
+pub fn cases(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<CaseResult>> {
     let rows: Vec<CaseRow> = run_cases::table
         .filter(run_cases::run_id.eq(run_id))
         .select(CaseRow::as_select())
@@ -163,10 +138,10 @@ pub fn cases(conn: &mut PgConnection, run_id: i64) -> Result<Vec<CaseResult>, Ap
 /// Node ids of a run's failed and errored cases, in report order, to run
 /// again. A node id stored shortened cannot select its test: its whole
 /// file stands in for it.
-pub fn failed_nodeids(conn: &mut PgConnection, run_id: i64) -> Result<Vec<String>, ApiError> {
+pub fn failed_nodeids(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<String>> {
     let ids: Vec<String> = run_cases::table
         .filter(run_cases::run_id.eq(run_id))
-        .filter(run_cases::outcome.eq_any(["failed", "error"]))
+        .filter(run_cases::outcome.eq_any([CaseOutcome::Failed, CaseOutcome::Error]))
         .select(run_cases::nodeid)
         .order(run_cases::id)
         .load(conn)?;
@@ -215,80 +190,61 @@ fn shortened_file(stored: &str) -> Option<&str> {
     (is_hash && full_length && !file.is_empty()).then_some(file)
 }
 
-/// What a cancel request did.
-pub enum CancelOutcome {
-    /// A queued run, now cancelled.
-    Cancelled,
-    /// A running run, whose holder will stop it.
-    Requested,
+/// The run, locked until the transaction ends.
+pub fn lock(conn: &mut PgConnection, id: i64) -> QueryResult<Option<RunRow>> {
+    test_runs::table
+        .find(id)
+        .select(RunRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
 }
 
-pub fn cancel(conn: &mut PgConnection, id: i64) -> Result<CancelOutcome, ApiError> {
-    conn.transaction(|conn| {
-        let row: RunRow = test_runs::table
+/// Cancels a queued run at once.
+pub fn cancel_queued(conn: &mut PgConnection, id: i64) -> QueryResult<usize> {
+    diesel::update(
+        test_runs::table
             .find(id)
-            .select(RunRow::as_select())
-            .for_update()
-            .first(conn)
-            .optional()?
-            .ok_or_else(|| ApiError::NotFound(format!("run {id} does not exist")))?;
-        match row.status() {
-            RunStatus::Queued => {
-                diesel::update(test_runs::table.find(id))
-                    .set((
-                        test_runs::status.eq(RunStatus::Cancelled.as_str()),
-                        test_runs::status_reason.eq("cancelled while queued"),
-                        test_runs::finished_at.eq(diesel::dsl::now),
-                        test_runs::cancel_requested.eq(true),
-                    ))
-                    .execute(conn)?;
-                Ok(CancelOutcome::Cancelled)
-            }
-            RunStatus::Running => {
-                diesel::update(test_runs::table.find(id))
-                    .set(test_runs::cancel_requested.eq(true))
-                    .execute(conn)?;
-                Ok(CancelOutcome::Requested)
-            }
-            finished => Err(ApiError::Conflict(format!(
-                "run {id} is already finished ({finished}); only queued or running runs can be cancelled"
-            ))),
-        }
-    })
+            .filter(test_runs::status.eq(RunStatus::Queued)),
+    )
+    .set((
+        test_runs::status.eq(RunStatus::Cancelled),
+        test_runs::status_reason.eq("cancelled while queued"),
+        test_runs::finished_at.eq(diesel::dsl::now),
+        test_runs::cancel_requested.eq(true),
+    ))
+    .execute(conn)
 }
 
-/// Runs `remove` (which deletes the test file `path`) unless a queued or
-/// running run names the file, under the catalog lock taken exclusively:
-/// no run can be created between the check and the removal.
-pub fn remove_unless_named(
-    conn: &mut PgConnection,
-    path: &str,
-    remove: impl FnOnce() -> Result<(), ApiError>,
-) -> Result<(), ApiError> {
-    conn.transaction(|conn| {
-        lock_catalog(conn, true)?;
-        if let Some(run_id) = active_run_names(conn, path)? {
-            return Err(ApiError::Conflict(format!(
-                "run {run_id} is queued or running with {path}; cancel it or wait"
-            )));
-        }
-        remove()
-    })
+/// Asks the holder of a running run to stop it.
+pub fn request_cancel(conn: &mut PgConnection, id: i64) -> QueryResult<usize> {
+    diesel::update(test_runs::table.find(id))
+        .set(test_runs::cancel_requested.eq(true))
+        .execute(conn)
 }
 
-/// Whether a queued or running run names this file, or a directory holding it.
-fn active_run_names(conn: &mut PgConnection, path: &str) -> Result<Option<i64>, ApiError> {
-    let active: Vec<(i64, serde_json::Value)> = test_runs::table
-        .filter(test_runs::status.eq_any(["queued", "running"]))
-        .select((test_runs::id, test_runs::paths))
-        .load(conn)?;
-    Ok(active.into_iter().find_map(|(id, paths)| {
-        let paths: Vec<String> = serde_json::from_value(paths).unwrap_or_default();
-        paths
-            .iter()
-            .any(|named| crate::catalog::names_file(named, path))
-            .then_some(id)
-    }))
+#[derive(QueryableByName)]
+struct RunId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// A queued or running run that names the test file `file`, itself, a node
+/// id in it or a directory holding it; checked in the database, so that
+/// only the active runs' paths are read, never loaded.
+pub fn active_run_naming(conn: &mut PgConnection, file: &str) -> QueryResult<Option<i64>> {
+    let found: Option<RunId> = diesel::sql_query(
+        "SELECT r.id FROM test_runs r \
+         WHERE r.status IN ('queued', 'running') AND EXISTS ( \
+           SELECT 1 FROM jsonb_array_elements_text(r.paths) AS p (path) \
+           CROSS JOIN LATERAL (SELECT rtrim(split_part(p.path, '::', 1), '/') AS location) l \
+           WHERE l.location = $1 OR left($1, length(l.location) + 1) = l.location || '/') \
+         ORDER BY r.id LIMIT 1",
+    )
+    .bind::<Text, _>(file)
+    .get_result(conn)
+    .optional()?;
+    Ok(found.map(|r| r.id))
 }
 
 #[cfg(test)]

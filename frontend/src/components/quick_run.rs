@@ -26,11 +26,7 @@ pub fn QuickRun(props: &QuickRunProps) -> Html {
         let environment_id = environment_id.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
-            start.emit(NewRun {
-                username: (*username).clone(),
-                environment_id: *environment_id,
-                paths: paths.clone(),
-            });
+            start.emit(NewRun::new(&username, *environment_id, paths.clone()));
         })
     };
     let other = error

@@ -35,7 +35,7 @@ pub fn use_start_run() -> StartRun {
             wasm_bindgen_futures::spawn_local(async move {
                 match api::runs::create(&new_run).await {
                     Ok(run) => {
-                        remember_username(new_run.username.trim());
+                        remember_username(run.username.trim());
                         if let Some(navigator) = navigator {
                             navigator.push(&Route::Run { id: run.id });
                         }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use shared::{
-    validate, Environment, NewEnvironment, UpdateEnvironment, MAX_ENVIRONMENT_ID,
-    MIN_ENVIRONMENT_ID,
+    validate, Environment, EnvironmentSettings, Input, NewEnvironment, UpdateEnvironment,
+    MAX_ENVIRONMENT_ID, MIN_ENVIRONMENT_ID,
 };
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
@@ -240,20 +240,25 @@ pub fn EnvironmentEditPage(props: &EnvironmentEditProps) -> Html {
                 let result = match id {
                     Some(id) => {
                         let changes = UpdateEnvironment {
-                            name: Some(checked.name),
-                            description: Some(checked.description),
-                            variables: Some(checked.variables),
-                            run_timeout_secs: Some(checked.timeout),
+                            id: Input::Missing,
+                            settings: EnvironmentSettings::all(
+                                checked.name,
+                                checked.description,
+                                checked.variables,
+                                checked.timeout,
+                            ),
                         };
                         api::environments::update(id, &changes).await
                     }
                     None => {
                         let new = NewEnvironment {
-                            id: checked.id,
-                            name: checked.name,
-                            description: checked.description,
-                            variables: checked.variables,
-                            run_timeout_secs: checked.timeout,
+                            id: checked.id.into(),
+                            settings: EnvironmentSettings::all(
+                                checked.name,
+                                checked.description,
+                                checked.variables,
+                                checked.timeout,
+                            ),
                         };
                         api::environments::create(&new).await
                     }

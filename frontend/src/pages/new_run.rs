@@ -48,11 +48,7 @@ pub fn NewRunPage() -> Html {
         let selection = selection.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
-            start.emit(NewRun {
-                username: (*username).clone(),
-                environment_id: *environment_id,
-                paths: selection.to_vec(),
-            });
+            start.emit(NewRun::new(&username, *environment_id, selection.to_vec()));
         })
     };
     let on_search = {

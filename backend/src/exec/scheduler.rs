@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::events::{FinishedRuns, RunEvents};
+use super::runner::supervision::{self, RunControl};
+use super::runner::{self, RunnerContext};
 use crate::db::leases;
-use crate::runner::{self, process, RunnerContext};
+use crate::sys::process;
 
 /// Environments this process is running a test on. Claiming one takes its
 /// guard first, so a process never even asks the database for an
@@ -50,10 +53,11 @@ pub struct Scheduler {
     guards: Arc<EnvironmentGuards>,
     wake: Arc<Notify>,
     running: Arc<AtomicUsize>,
-    /// Cancel flags of the runs this process is running, by run id.
-    cancels: Arc<Mutex<HashMap<i64, Arc<AtomicBool>>>>,
+    /// How to reach the runs this process is running, by run id.
+    runs: Arc<Mutex<HashMap<i64, RunControl>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stopping: AtomicBool,
+    events: RunEvents,
 }
 
 impl Scheduler {
@@ -63,9 +67,10 @@ impl Scheduler {
             guards: Arc::default(),
             wake: Arc::new(Notify::new()),
             running: Arc::default(),
-            cancels: Arc::default(),
+            runs: Arc::default(),
             threads: Mutex::default(),
             stopping: AtomicBool::new(false),
+            events: RunEvents::default(),
         })
     }
 
@@ -74,19 +79,29 @@ impl Scheduler {
         self.wake.notify_one();
     }
 
+    /// Another instance finished run `id` (heard through the listener).
+    pub fn heard_finished(&self, id: i64) {
+        self.events.finished(id);
+    }
+
+    /// Runs finishing from now on, on this instance or another.
+    pub fn finished_runs(&self) -> FinishedRuns {
+        self.events.subscribe()
+    }
+
     pub fn running(&self) -> usize {
         self.running.load(Ordering::SeqCst)
     }
 
     /// Tells a local run to stop; other instances see the database flag.
     pub fn cancel_local(&self, run_id: i64) {
-        if let Some(flag) = self
-            .cancels
+        let control = self
+            .runs
             .lock()
             .ok()
-            .and_then(|c| c.get(&run_id).cloned())
-        {
-            flag.store(true, Ordering::SeqCst);
+            .and_then(|runs| runs.get(&run_id).cloned());
+        if let Some(control) = control {
+            control.cancel();
         }
     }
 
@@ -138,6 +153,7 @@ impl Scheduler {
                 environment_id = lease.environment_id,
                 "reclaimed an expired lease; its run is finished as executor lost"
             );
+            self.events.finished(lease.run_id);
         }
         let max = self.ctx.config.max_parallel_runs;
         while self.running() < max && !self.stopping.load(Ordering::SeqCst) {
@@ -152,6 +168,7 @@ impl Scheduler {
                 let Some(guard) = self.guards.try_acquire(environment_id) else {
                     continue;
                 };
+                let claimed_at = Instant::now();
                 let claim = leases::claim(
                     &mut conn,
                     environment_id,
@@ -160,7 +177,7 @@ impl Scheduler {
                 )
                 .map_err(|e| e.to_string())?;
                 if let Some(claim) = claim {
-                    self.start(claim, guard);
+                    self.start(claim, claimed_at, guard);
                     started_any = true;
                 }
             }
@@ -171,21 +188,22 @@ impl Scheduler {
         Ok(())
     }
 
-    fn start(self: &Arc<Self>, claim: leases::Claim, guard: EnvironmentGuard) {
+    fn start(self: &Arc<Self>, claim: leases::Claim, claimed_at: Instant, guard: EnvironmentGuard) {
         let run_id = claim.run.id;
-        let cancel = Arc::new(AtomicBool::new(false));
-        if let Ok(mut cancels) = self.cancels.lock() {
-            cancels.insert(run_id, Arc::clone(&cancel));
+        let channel = supervision::channel();
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.insert(run_id, channel.0.clone());
         }
         self.running.fetch_add(1, Ordering::SeqCst);
         let scheduler = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .name(format!("run-{run_id}"))
             .spawn(move || {
-                runner::execute(&scheduler.ctx, claim, cancel);
+                runner::execute(&scheduler.ctx, claim, channel, claimed_at);
+                scheduler.events.finished(run_id);
                 drop(guard);
-                if let Ok(mut cancels) = scheduler.cancels.lock() {
-                    cancels.remove(&run_id);
+                if let Ok(mut runs) = scheduler.runs.lock() {
+                    runs.remove(&run_id);
                 }
                 scheduler.running.fetch_sub(1, Ordering::SeqCst);
                 scheduler.wake();
@@ -200,6 +218,9 @@ impl Scheduler {
             Err(e) => {
                 // The claim stays; its lease expires and a sweep finishes it.
                 tracing::error!(run_id, error = %e, "cannot start a run thread");
+                if let Ok(mut runs) = self.runs.lock() {
+                    runs.remove(&run_id);
+                }
                 self.running.fetch_sub(1, Ordering::SeqCst);
             }
         }
@@ -213,6 +234,10 @@ impl Scheduler {
         self.wake();
         if let Ok(mut at) = self.ctx.shutdown_at.lock() {
             at.get_or_insert_with(Instant::now);
+        }
+        // Each run looks at the shutdown time now, not at its next tick.
+        if let Ok(runs) = self.runs.lock() {
+            runs.values().for_each(RunControl::wake);
         }
         let threads = self
             .threads

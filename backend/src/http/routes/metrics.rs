@@ -1,10 +1,12 @@
-//! `/metrics`: Prometheus' text format (see `crate::metrics`).
+//! `/metrics`: Prometheus' text format (see `crate::telemetry::metrics`).
 
 use actix_web::{web, HttpResponse};
 
-use crate::db::{self, run_blocking};
-use crate::metrics::{self, ServiceFigures};
-use crate::state::AppState;
+use crate::db;
+use crate::http::blocking::with_db;
+use crate::http::state::AppState;
+use crate::service::ServiceError;
+use crate::telemetry::metrics::{self, ServiceFigures};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/metrics").route(web::get().to(scrape)));
@@ -20,8 +22,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 )]
 pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     // A database that is away leaves the rest of the scrape intact.
-    let database = run_blocking(&state.pool, |conn| {
-        db::metrics::figures(conn).map_err(Into::into)
+    let database = with_db(&state.pool, |conn| {
+        db::metrics::figures(conn).map_err(ServiceError::from)
     })
     .await
     .ok();

@@ -1,9 +1,11 @@
 //! The one error type of the API: each variant maps to a status and the
-//! JSON error body of API.md.
+//! JSON error body every 4xx/5xx answer carries (see docs/API.md).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use shared::{ApiErrorBody, ErrorCode, ErrorDetail, FieldErrors};
+
+use crate::service::ServiceError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -91,30 +93,27 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<diesel::result::Error> for ApiError {
-    fn from(error: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
         match error {
-            Error::NotFound => ApiError::NotFound("not found".into()),
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info)
-            | Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
-                ApiError::Unavailable(info.message().to_string())
-            }
-            Error::BrokenTransactionManager => {
-                ApiError::Unavailable("connection lost mid-transaction".into())
-            }
-            other => ApiError::Internal(other.to_string()),
+            ServiceError::BadRequest(why) => ApiError::BadRequest(why),
+            ServiceError::NotFound(why) => ApiError::NotFound(why),
+            ServiceError::Conflict(why) => ApiError::Conflict(why),
+            ServiceError::Invalid { message, fields } => ApiError::Validation { message, fields },
+            ServiceError::Unavailable(why) => ApiError::Unavailable(why),
+            ServiceError::Internal(why) => ApiError::Internal(why),
         }
     }
 }
 
-impl From<r2d2_error::PoolError> for ApiError {
-    fn from(error: r2d2_error::PoolError) -> Self {
-        ApiError::Unavailable(error.to_string())
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        ServiceError::from(error).into()
     }
 }
 
-/// The pool's error type, named once.
-pub mod r2d2_error {
-    pub type PoolError = diesel::r2d2::PoolError;
+impl From<diesel::r2d2::PoolError> for ApiError {
+    fn from(error: diesel::r2d2::PoolError) -> Self {
+        ApiError::Unavailable(error.to_string())
+    }
 }

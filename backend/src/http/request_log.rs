@@ -1,6 +1,4 @@
-//! Structured logs through `tracing`: human-readable by default, JSON lines
-//! with `LOG_FORMAT=json`. `RUST_LOG` sets the level (default `info`).
-//! Also the request log: one line per HTTP request, which feeds the HTTP
+//! The request log: one line per HTTP request, which feeds the HTTP
 //! metrics too.
 
 use std::time::Instant;
@@ -8,25 +6,8 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use tracing_subscriber::EnvFilter;
 
-use crate::metrics;
-
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = if json {
-        builder.json().with_current_span(true).try_init()
-    } else {
-        builder.try_init()
-    };
-    // A second init (tests) keeps the first subscriber.
-    drop(installed);
-}
+use crate::telemetry::metrics;
 
 /// Counts a request in flight until it is answered or dropped.
 struct InFlight;

@@ -10,9 +10,11 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::db::{self, run_blocking, PgConn};
-use crate::error::ApiError;
-use crate::state::AppState;
+use super::blocking::with_db;
+use super::error::ApiError;
+use super::state::AppState;
+use crate::db::{self, PgConn};
+use crate::service::ServiceError;
 
 /// An answer to a conditional GET: the current ETag, and the body unless
 /// the client already has it.
@@ -49,7 +51,7 @@ pub async fn conditional<T, F>(
     query: F,
 ) -> Result<Tagged<T>, ApiError>
 where
-    F: FnOnce(&mut PgConn) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&mut PgConn) -> Result<T, ServiceError> + Send + 'static,
     T: Send + 'static,
 {
     tagged(state, req, move |conn, _, version| {
@@ -68,12 +70,12 @@ fn etag(version: i64, resource: u64) -> String {
 /// `build` gives for that version, tagged with the version it belongs to.
 async fn tagged<T, F>(state: &AppState, req: &HttpRequest, build: F) -> Result<Tagged<T>, ApiError>
 where
-    F: FnOnce(&mut PgConn, u64, i64) -> Result<(i64, T), ApiError> + Send + 'static,
+    F: FnOnce(&mut PgConn, u64, i64) -> Result<(i64, T), ServiceError> + Send + 'static,
     T: Send + 'static,
 {
     let resource = resource_hash(req);
     let held = if_none_match(req);
-    run_blocking(&state.pool, move |conn| {
+    with_db(&state.pool, move |conn| {
         let version = db::state::version(conn)?;
         // `*` is not honoured: it would answer 304 for a run that does
         // not exist; the full query says 404 instead.
@@ -185,7 +187,7 @@ pub async fn conditional_cached<T, F>(
     query: F,
 ) -> Result<Tagged<T>, ApiError>
 where
-    F: FnOnce(&mut PgConn) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&mut PgConn) -> Result<T, ServiceError> + Send + 'static,
     T: Clone + Send + Sync + 'static,
 {
     let cache = Arc::clone(&state.responses);

@@ -87,24 +87,6 @@ impl LogBuffer {
     }
 }
 
-/// Splits text into pieces of at most `max` bytes at char boundaries.
-pub fn pieces(text: &str, max: usize) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let mut end = rest.len().min(max);
-        while !rest.is_char_boundary(end) {
-            end -= 1;
-        }
-        if end == 0 {
-            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
-        }
-        out.push(&rest[..end]);
-        rest = &rest[end..];
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,13 +115,5 @@ mod tests {
         let kept_lines = rest.lines().filter(|l| l.starts_with("line")).count();
         assert_eq!(kept_lines, 4);
         assert!(rest.contains("… 864 bytes cut"), "{rest}");
-    }
-
-    #[test]
-    fn pieces_respect_char_boundaries() {
-        let text = "aé".repeat(10);
-        let parts = pieces(&text, 4);
-        assert!(parts.iter().all(|p| p.len() <= 4));
-        assert_eq!(parts.concat(), text);
     }
 }

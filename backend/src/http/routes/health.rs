@@ -4,9 +4,10 @@ use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use shared::Health;
 
-use crate::db::run_blocking;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::blocking::with_db;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::service::ServiceError;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/health").route(web::get().to(health)));
@@ -25,10 +26,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 )]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let version = env!("CARGO_PKG_VERSION").to_string();
-    let reachable = run_blocking(&state.pool, |conn| {
+    let reachable = with_db(&state.pool, |conn| {
         diesel::sql_query("SELECT 1")
             .execute(conn)
-            .map_err(ApiError::from)
+            .map_err(ServiceError::from)
     })
     .await;
     match reachable {

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use super::conditional::ResponseCache;
 use crate::catalog::TestsRoot;
 use crate::config::Config;
 use crate::db::PgPool;
-use crate::routes::etag::ResponseCache;
-use crate::scheduler::Scheduler;
+use crate::exec::scheduler::Scheduler;
 
 #[derive(Clone)]
 pub struct AppState {

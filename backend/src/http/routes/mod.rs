@@ -1,0 +1,21 @@
+//! The routes of the REST API, one module per area.
+
+pub mod environments;
+pub mod health;
+pub mod insights;
+pub mod metrics;
+pub mod runs;
+pub mod tests;
+
+use actix_web::web;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    // Insights first: `/api/tests/history` would otherwise be taken for a
+    // test file by the catalog's `/api/tests/{path}`.
+    cfg.configure(insights::config)
+        .configure(runs::config)
+        .configure(environments::config)
+        .configure(tests::config)
+        .configure(health::config)
+        .configure(metrics::config);
+}

@@ -1,0 +1,307 @@
+//! `/api/runs`: create, list, read, cancel and re-run test runs.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use shared::{
+    ApiErrorBody, CaseResult, LogChunk, LogQuery, NewRun, RerunQuery, Run, RunListQuery, RunPage,
+};
+use std::time::{Duration, Instant};
+
+use crate::http::blocking::{off_thread, with_db};
+use crate::http::conditional::{conditional, conditional_cached};
+use crate::http::error::ApiError;
+use crate::http::extract::JsonBody;
+use crate::http::state::AppState;
+use crate::service::runs::{self, Cancelled};
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/runs")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(web::resource("/api/runs/{id}").route(web::get().to(get)))
+    .service(web::resource("/api/runs/{id}/log").route(web::get().to(log)))
+    .service(web::resource("/api/runs/{id}/log.txt").route(web::get().to(log_text)))
+    .service(web::resource("/api/runs/{id}/cases").route(web::get().to(cases)))
+    .service(web::resource("/api/runs/{id}/junit.xml").route(web::get().to(junit_xml)))
+    .service(web::resource("/api/runs/{id}/cancel").route(web::post().to(cancel)))
+    .service(web::resource("/api/runs/{id}/rerun").route(web::post().to(rerun)));
+}
+
+fn created(run: Run) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/runs/{}", run.id)))
+        .json(run)
+}
+
+/// Queue a run.
+#[utoipa::path(
+    post,
+    path = "/api/runs",
+    tag = "runs",
+    request_body(content = NewRun, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The run, queued", body = Run,
+            headers(("Location" = String, description = "`/api/runs/{id}`"))),
+        (status = 400, description = "Malformed JSON, not JSON, not an object", body = ApiErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ApiErrorBody),
+        (status = 422, description = "Invalid values; `fields` names each", body = ApiErrorBody),
+    )
+)]
+pub async fn create(
+    state: web::Data<AppState>,
+    new: JsonBody<NewRun>,
+) -> Result<HttpResponse, ApiError> {
+    // The catalog check reads the disk, so it runs off the async threads,
+    // before a connection is taken.
+    let root = state.tests_root.clone();
+    let request = off_thread(move || runs::check(&root, &new)).await?;
+    let root = state.tests_root.clone();
+    let run = with_db(&state.pool, move |conn| runs::create(conn, &root, request)).await?;
+    tracing::info!(run_id = run.id, environment_id = run.environment_id, username = %run.username, "run queued");
+    state.scheduler.wake();
+    Ok(created(run))
+}
+
+/// List runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/runs",
+    tag = "runs",
+    params(RunListQuery),
+    responses(
+        (status = 200, description = "A page of runs", body = RunPage, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "A query parameter is not valid", body = ApiErrorBody),
+    )
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<RunListQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let (page, per_page) = query.page_and_size().map_err(ApiError::BadRequest)?;
+    let page_of_runs =
+        conditional_cached(&state, &req, move |conn| runs::list(conn, &query)).await?;
+    Ok(page_of_runs.respond(|(items, total)| {
+        HttpResponse::Ok().json(RunPage {
+            items,
+            total,
+            page,
+            per_page,
+        })
+    }))
+}
+
+/// One run.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "The run", body = Run, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let run = conditional_cached(&state, &req, move |conn| runs::get(conn, id)).await?;
+    Ok(run.respond(|run| HttpResponse::Ok().json(run)))
+}
+
+/// A run's log from a byte offset on, at most 1 MiB per answer.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/log",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1), LogQuery),
+    responses(
+        (status = 200, description = "A slice of the log", body = LogChunk, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id or offset is not valid", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+pub async fn log(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    query: web::Query<LogQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let offset = query.offset().map_err(ApiError::BadRequest)?;
+    let chunk = conditional(&state, &req, move |conn| runs::log(conn, id, offset)).await?;
+    Ok(chunk.respond(|chunk| HttpResponse::Ok().json(chunk)))
+}
+
+/// A run's whole log so far, as text (with pytest's ANSI colours).
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/log.txt",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "The log", body = String, content_type = "text/plain",
+            headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+pub async fn log_text(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let text = conditional(&state, &req, move |conn| runs::log_text(conn, id)).await?;
+    Ok(text.respond(|text| {
+        HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(text)
+    }))
+}
+
+/// A run's test cases.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/cases",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "One entry per test case", body = Vec<CaseResult>,
+            headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+pub async fn cases(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let cases = conditional_cached(&state, &req, move |conn| runs::cases(conn, id)).await?;
+    Ok(cases.respond(|cases| HttpResponse::Ok().json(cases)))
+}
+
+/// A finished run's JUnit XML report, as pytest wrote it: for CI systems
+/// that show test results.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/junit.xml",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "The report", body = String, content_type = "application/xml",
+            headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run, or it has no report (not finished, or pytest wrote none)",
+            body = ApiErrorBody),
+    )
+)]
+pub async fn junit_xml(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let xml = conditional(&state, &req, move |conn| runs::junit_xml(conn, id)).await?;
+    Ok(xml.respond(|xml| {
+        HttpResponse::Ok()
+            .content_type("application/xml; charset=utf-8")
+            .body(xml)
+    }))
+}
+
+/// Cancel a queued or running run.
+#[utoipa::path(
+    post,
+    path = "/api/runs/{id}/cancel",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "The run: `cancelled` at once if it was queued; a running one once its process tree is gone", body = Run),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+        (status = 409, description = "The run is already finished", body = ApiErrorBody),
+    )
+)]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    // Listening before asking, so that a run ending in between is not missed.
+    let mut finished = state.scheduler.finished_runs();
+    let outcome = with_db(&state.pool, move |conn| runs::cancel(conn, id)).await?;
+    match outcome {
+        Cancelled::AtOnce => {
+            tracing::info!(run_id = id, "queued run cancelled");
+            state.scheduler.wake();
+        }
+        Cancelled::Requested => {
+            tracing::info!(run_id = id, "cancel requested");
+            state.scheduler.cancel_local(id);
+            // Answer once the process tree is gone, if that is quick; the
+            // run's holder may be another instance, which hears of the
+            // cancel at once (or at its next lease renewal).
+            let deadline = Instant::now() + state.config.kill_grace * 3 + Duration::from_secs(5);
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                if !finished.wait_for(id, left).await {
+                    break;
+                }
+                let run = with_db(&state.pool, move |conn| runs::get(conn, id)).await?;
+                if run.status.is_finished() {
+                    return Ok(HttpResponse::Ok().json(run));
+                }
+            }
+        }
+    }
+    let run = with_db(&state.pool, move |conn| runs::get(conn, id)).await?;
+    Ok(HttpResponse::Ok().json(run))
+}
+
+/// Queue a run again: same user, environment and paths, or only its failed
+/// and errored tests.
+#[utoipa::path(
+    post,
+    path = "/api/runs/{id}/rerun",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1), RerunQuery),
+    responses(
+        (status = 201, description = "The new run, queued", body = Run,
+            headers(("Location" = String, description = "`/api/runs/{id}`"))),
+        (status = 400, description = "The id or failed_only is not valid", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+        (status = 422, description = "failed_only, and the run has no failed tests", body = ApiErrorBody),
+    )
+)]
+pub async fn rerun(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    query: web::Query<RerunQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let failed_only = query.failed_only.unwrap_or(false);
+    let run = with_db(&state.pool, move |conn| runs::rerun(conn, id, failed_only)).await?;
+    tracing::info!(
+        run_id = run.id,
+        rerun_of = id,
+        failed_only,
+        "run queued again"
+    );
+    state.scheduler.wake();
+    Ok(created(run))
+}

@@ -1,0 +1,34 @@
+//! How tests behaved over time: one test's or file's history, and the
+//! flaky, failing and slowest tests of a window.
+
+use diesel::prelude::*;
+use shared::{HistoryItem, HistoryQuery, Insights, InsightsQuery};
+
+use super::ServiceError;
+use crate::db;
+use crate::db::insights::HistoryOf;
+
+pub fn history(
+    conn: &mut PgConnection,
+    query: &HistoryQuery,
+) -> Result<Vec<HistoryItem>, ServiceError> {
+    let of = history_of(query)?;
+    let limit = query.limit().map_err(ServiceError::BadRequest)?;
+    Ok(db::insights::history(conn, &of, limit)?)
+}
+
+/// What a history query asks for: exactly one of a test and a file.
+pub fn history_of(query: &HistoryQuery) -> Result<HistoryOf, ServiceError> {
+    match (&query.nodeid, &query.path) {
+        (Some(nodeid), None) => Ok(HistoryOf::Test(nodeid.clone())),
+        (None, Some(path)) => Ok(HistoryOf::File(path.trim_end_matches('/').to_string())),
+        _ => Err(ServiceError::BadRequest(
+            "give either nodeid (one test) or path (every test of a file)".into(),
+        )),
+    }
+}
+
+pub fn insights(conn: &mut PgConnection, query: &InsightsQuery) -> Result<Insights, ServiceError> {
+    let days = query.days().map_err(ServiceError::BadRequest)?;
+    Ok(db::insights::insights(conn, days)?)
+}

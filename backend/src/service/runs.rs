@@ -1,0 +1,195 @@
+//! Runs: queue one, read them, cancel one, run one again.
+
+use diesel::prelude::*;
+use serde_json::Value;
+use shared::validate::{Fields, TestPath};
+use shared::{CaseResult, LogChunk, NewRun, Run, RunListQuery, RunStatus};
+
+use super::{missing, ServiceError};
+use crate::catalog::TestsRoot;
+use crate::db;
+use crate::db::models::{NewRunRow, RunRow};
+
+/// A run's fields, checked: who, where, what.
+pub struct RunRequest {
+    username: String,
+    environment_id: i32,
+    paths: Vec<TestPath>,
+}
+
+/// Checks a new run's fields, every one of them, and that its paths name
+/// test files or directories of the catalog. Reads the disk, not the
+/// database: call it before taking a connection.
+pub fn check(tests_root: &TestsRoot, new: &NewRun) -> Result<RunRequest, ServiceError> {
+    let mut fields = Fields::default();
+    let checked = new.check(&mut fields);
+    if let Some(paths) = &checked.paths {
+        if let Err(why) = paths_exist(tests_root, paths) {
+            fields.add("paths", why);
+        }
+    }
+    match (checked.username, checked.environment_id, checked.paths) {
+        (Some(username), Some(environment_id), Some(paths)) if fields.is_empty() => {
+            Ok(RunRequest {
+                username,
+                environment_id,
+                paths,
+            })
+        }
+        _ => Err(ServiceError::invalid(fields.into_inner())),
+    }
+}
+
+/// Whether every path names a test file or directory of the catalog; the
+/// first that does not, and why.
+fn paths_exist(tests_root: &TestsRoot, paths: &[TestPath]) -> Result<(), String> {
+    paths
+        .iter()
+        .try_for_each(|path| tests_root.entry(path).map(|_| ()))
+}
+
+/// Queues a checked run. Its paths are checked again under the catalog
+/// lock, so a file deleted since [`check`] is refused here rather than met
+/// by the run.
+pub fn create(
+    conn: &mut PgConnection,
+    tests_root: &TestsRoot,
+    request: RunRequest,
+) -> Result<Run, ServiceError> {
+    let paths: Vec<String> = request.paths.iter().map(TestPath::as_arg).collect();
+    insert(
+        conn,
+        NewRunRow {
+            username: request.username,
+            environment_id: request.environment_id,
+            paths: Value::from(paths),
+            rerun_of: None,
+        },
+        || paths_exist(tests_root, &request.paths).map_err(|why| ServiceError::field("paths", why)),
+    )
+}
+
+/// Inserts a queued run under the catalog lock, once `paths_exist` agrees
+/// and its environment exists (whose row stays locked for the insert, so
+/// that runs of one environment commit in id order).
+fn insert(
+    conn: &mut PgConnection,
+    new: NewRunRow,
+    paths_exist: impl FnOnce() -> Result<(), ServiceError>,
+) -> Result<Run, ServiceError> {
+    conn.transaction(|conn| {
+        db::runs::lock_catalog(conn, false)?;
+        paths_exist()?;
+        if !db::environments::lock(conn, new.environment_id)? {
+            return Err(ServiceError::field(
+                "environment_id",
+                format!("environment {} does not exist", new.environment_id),
+            ));
+        }
+        let row = db::runs::insert(conn, &new)?;
+        Ok(db::runs::with_queue_position(conn, row)?)
+    })
+}
+
+fn find(conn: &mut PgConnection, id: i64) -> Result<RunRow, ServiceError> {
+    db::runs::find(conn, id)?.ok_or_else(|| missing(format_args!("run {id}")))
+}
+
+pub fn get(conn: &mut PgConnection, id: i64) -> Result<Run, ServiceError> {
+    db::runs::get(conn, id)?.ok_or_else(|| missing(format_args!("run {id}")))
+}
+
+/// A page of runs, newest first, and how many match in all.
+pub fn list(
+    conn: &mut PgConnection,
+    query: &RunListQuery,
+) -> Result<(Vec<Run>, i64), ServiceError> {
+    let (page, per_page) = query.page_and_size().map_err(ServiceError::BadRequest)?;
+    Ok(db::runs::list(conn, query, page, per_page)?)
+}
+
+pub fn log(conn: &mut PgConnection, id: i64, offset: i64) -> Result<LogChunk, ServiceError> {
+    let run = find(conn, id)?;
+    Ok(db::logs::read_from(conn, &run, offset)?)
+}
+
+pub fn log_text(conn: &mut PgConnection, id: i64) -> Result<String, ServiceError> {
+    find(conn, id)?;
+    Ok(db::logs::read_all(conn, id)?)
+}
+
+pub fn cases(conn: &mut PgConnection, id: i64) -> Result<Vec<CaseResult>, ServiceError> {
+    find(conn, id)?;
+    Ok(db::runs::cases(conn, id)?)
+}
+
+/// The JUnit XML report of a finished run.
+pub fn junit_xml(conn: &mut PgConnection, id: i64) -> Result<String, ServiceError> {
+    let run = find(conn, id)?;
+    db::reports::junit_xml(conn, id)?.ok_or_else(|| {
+        let why = if run.status.is_finished() {
+            "pytest wrote no JUnit report for it"
+        } else {
+            "it is not finished yet"
+        };
+        ServiceError::NotFound(format!("run {id} has no JUnit report: {why}"))
+    })
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// A queued run, now cancelled.
+    AtOnce,
+    /// A running run, whose holder will stop it.
+    Requested,
+}
+
+pub fn cancel(conn: &mut PgConnection, id: i64) -> Result<Cancelled, ServiceError> {
+    conn.transaction(|conn| {
+        let run = db::runs::lock(conn, id)?.ok_or_else(|| missing(format_args!("run {id}")))?;
+        match run.status {
+            RunStatus::Queued => {
+                db::runs::cancel_queued(conn, id)?;
+                Ok(Cancelled::AtOnce)
+            }
+            RunStatus::Running => {
+                db::runs::request_cancel(conn, id)?;
+                Ok(Cancelled::Requested)
+            }
+            finished => Err(ServiceError::Conflict(format!(
+                "run {id} is already finished ({finished}); only queued or running runs can be cancelled"
+            ))),
+        }
+    })
+}
+
+/// Queues run `id` again: same user, environment and paths, or (with
+/// `failed_only`) only its failed and errored tests.
+pub fn rerun(conn: &mut PgConnection, id: i64, failed_only: bool) -> Result<Run, ServiceError> {
+    let original = find(conn, id)?;
+    let paths = if failed_only {
+        let failed = db::runs::failed_nodeids(conn, id)?;
+        if failed.is_empty() {
+            return Err(ServiceError::field(
+                "failed_only",
+                format!("run {id} has no failed or errored tests to re-run"),
+            ));
+        }
+        failed
+    } else {
+        original.paths()
+    };
+    insert(
+        conn,
+        NewRunRow {
+            username: original.username,
+            environment_id: original.environment_id,
+            paths: Value::from(paths),
+            rerun_of: Some(id),
+        },
+        // Paths of a run that ran: one whose file is gone since ends as an
+        // error naming it.
+        || Ok(()),
+    )
+}

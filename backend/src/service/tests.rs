@@ -1,0 +1,41 @@
+//! Test files: list, read, upload and delete them, never one that a queued
+//! or running run names.
+
+use diesel::prelude::*;
+use shared::{Catalog, CatalogFile};
+
+use super::ServiceError;
+use crate::catalog::upload::{self, Upload};
+use crate::catalog::TestsRoot;
+use crate::db;
+
+pub fn list(root: &TestsRoot) -> Result<Catalog, ServiceError> {
+    Ok(root.list()?)
+}
+
+pub fn source(root: &TestsRoot, path: &str) -> Result<String, ServiceError> {
+    Ok(root.read(path)?)
+}
+
+/// Checks and stores an uploaded file; reads and writes the disk only.
+pub fn upload(root: &TestsRoot, python: &str, upload: Upload) -> Result<CatalogFile, ServiceError> {
+    Ok(upload::store(root, python, upload)?)
+}
+
+/// Deletes a test file of the catalog that no queued or running run names,
+/// under the catalog lock taken exclusively: no run can be created between
+/// the check and the removal.
+pub fn delete(conn: &mut PgConnection, root: &TestsRoot, path: &str) -> Result<(), ServiceError> {
+    // 404 before 409: only a file of the catalog can be in use.
+    root.test_file(path)?;
+    conn.transaction(|conn| {
+        db::runs::lock_catalog(conn, true)?;
+        let file = path.trim_end_matches('/');
+        if let Some(run_id) = db::runs::active_run_naming(conn, file)? {
+            return Err(ServiceError::Conflict(format!(
+                "run {run_id} is queued or running with {path}; cancel it or wait"
+            )));
+        }
+        Ok(upload::delete(root, path)?)
+    })
+}

@@ -1,0 +1,160 @@
+//! The test process tree as the service sees it: started in its own process
+//! group under a small supervisor (see [`super::supervisor`]), told about
+//! lease renewals through the supervisor's stdin, and stopped by
+//! signalling the group.
+//!
+//! The supervisor is `test-executor-supervise`, next to the service's
+//! binary; where that is missing, the service's own binary in `supervise`
+//! mode (slower to start: it loads libpq and its chain).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use super::procfs;
+use super::supervisor::{PARENT_PID_VAR, WATCHDOG_VAR};
+
+/// The subcommand under which this binary supervises one test process.
+pub const SUPERVISE: &str = "supervise";
+/// The supervisor's own binary, looked for next to the service's.
+const SUPERVISOR_BINARY: &str = "test-executor-supervise";
+
+pub struct TestCommand<'a> {
+    pub program: &'a str,
+    pub args: Vec<OsString>,
+    pub cwd: &'a Path,
+    pub env: Vec<(String, String)>,
+    pub remove_env: &'a [&'a str],
+}
+
+/// Starts the command under a supervisor, in a new process group whose id
+/// is the returned child's pid. Output goes to `output`; the child's stdin
+/// is the heartbeat (see [`heartbeat`]), and the group is killed after
+/// `watchdog` without one.
+pub fn spawn(
+    command: &TestCommand,
+    output: io::PipeWriter,
+    watchdog: Duration,
+) -> io::Result<Child> {
+    let mut cmd = supervisor_command()?;
+    cmd.arg("--")
+        .arg(command.program)
+        .args(&command.args)
+        .current_dir(command.cwd)
+        .stdin(Stdio::piped())
+        .stdout(output.try_clone()?)
+        .stderr(output)
+        .process_group(0);
+    for name in command.remove_env {
+        cmd.env_remove(name);
+    }
+    for (name, value) in &command.env {
+        cmd.env(name, value);
+    }
+    // Last, so that no variable of the test's environment can stand in
+    // for the supervisor's own.
+    cmd.env(PARENT_PID_VAR, std::process::id().to_string())
+        .env(WATCHDOG_VAR, watchdog.as_millis().to_string());
+    cmd.spawn()
+}
+
+/// Where supervisors come from, settled once per process.
+enum Supervisor {
+    /// The supervisor binary, kept open since startup and executed through
+    /// its descriptor: every run gets the file this service started with,
+    /// even after a rebuild replaced it on disk.
+    Binary(File),
+    /// This very binary in `supervise` mode (through `/proc/self/exe`,
+    /// which survives a replacement as well).
+    ThisBinary,
+}
+
+static SUPERVISOR: OnceLock<Supervisor> = OnceLock::new();
+
+/// Finds and opens the supervisor binary; called at startup, so that the
+/// files of one build are used together.
+pub fn prepare_supervisor() {
+    SUPERVISOR.get_or_init(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| File::open(exe.with_file_name(SUPERVISOR_BINARY)).ok())
+            .map_or(Supervisor::ThisBinary, Supervisor::Binary)
+    });
+}
+
+fn supervisor_command() -> io::Result<Command> {
+    prepare_supervisor();
+    match SUPERVISOR.get() {
+        Some(Supervisor::Binary(file)) => {
+            // The forked child inherits the descriptor until it execs.
+            let mut cmd = Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()));
+            cmd.arg0(SUPERVISOR_BINARY);
+            Ok(cmd)
+        }
+        _ => {
+            let this = Path::new("/proc/self/exe");
+            let mut cmd = if this.exists() {
+                Command::new(this)
+            } else {
+                Command::new(std::env::current_exe()?)
+            };
+            cmd.arg(SUPERVISE);
+            Ok(cmd)
+        }
+    }
+}
+
+/// Tells the supervisor, through its stdin, that the lease was just renewed.
+pub fn heartbeat(supervisor: &mut ChildStdin) {
+    // A supervisor that is gone cannot be told; nothing to do then.
+    let _ = supervisor.write_all(b".").and_then(|()| supervisor.flush());
+}
+
+pub fn signal_group(pgid: i32, signal: Signal) {
+    if pgid > 1 {
+        // A group that is gone answers ESRCH: nothing left to signal.
+        let _ = killpg(Pid::from_raw(pgid), signal);
+    }
+}
+
+/// Whether any live (not zombie) process is left in the group.
+pub fn group_alive(pgid: i32) -> bool {
+    // ESRCH: no process at all, zombies included, so no scan is needed.
+    if pgid <= 1 || killpg(Pid::from_raw(pgid), None) == Err(Errno::ESRCH) {
+        return false;
+    }
+    procfs::processes().any(|p| p.pgrp == pgid && p.is_live())
+}
+
+/// Kills a group and waits (bounded) until it is gone; false if it is not.
+pub fn kill_group_and_wait(pgid: i32, timeout: Duration) -> bool {
+    signal_group(pgid, Signal::SIGKILL);
+    let deadline = Instant::now() + timeout;
+    while group_alive(pgid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_group_is_not_alive() {
+        assert!(!group_alive(i32::MAX - 7));
+    }
+}
