@@ -7,6 +7,7 @@ pub mod error;
 pub mod insights;
 pub mod run;
 pub mod service;
+pub mod stats;
 pub mod validate;
 
 pub use catalog::{Catalog, CatalogFile, UploadedFile};
