@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod environment;
 pub mod error;
 pub mod insights;
+pub mod query;
 pub mod run;
 pub mod service;
 pub mod stats;
