@@ -1,6 +1,8 @@
 //! Types and rules shared by the backend and the SPA: every request and
-//! answer body of the REST API, and the validation both sides apply.
+//! answer body of the REST API, the validation both sides apply, and the
+//! small computations both sides must agree on.
 
+pub mod ansi;
 pub mod catalog;
 pub mod environment;
 pub mod error;
