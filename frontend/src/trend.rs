@@ -1,9 +1,8 @@
 //! What the recent past says: the pass rate and median duration of the
 //! latest runs, and the last results of a test, oldest first.
 
+use shared::stats::median;
 use shared::{CaseResult, HistoryItem, Run, RunStatus};
-
-use crate::sort::sort_by;
 
 /// How many of the latest runs the runs page's chart looks at.
 pub const TREND_RUNS: usize = 50;
@@ -29,7 +28,8 @@ pub struct RunTrend {
     /// tests, so it counts in neither.
     pub passed: usize,
     pub judged: usize,
-    /// The median duration of the judged runs that have one.
+    /// The median duration of the judged runs that have one: the lower
+    /// median, as the insights page's figures from the server.
     pub median_ms: Option<i64>,
 }
 
@@ -56,11 +56,11 @@ impl RunTrend {
             .iter()
             .filter(|bar| bar.status == RunStatus::Success)
             .count();
-        let durations: Vec<i64> = judged.iter().filter_map(|bar| bar.duration_ms).collect();
+        let mut durations: Vec<i64> = judged.iter().filter_map(|bar| bar.duration_ms).collect();
         RunTrend {
             passed,
             judged: judged.len(),
-            median_ms: median(durations),
+            median_ms: median(&mut durations),
             bars,
         }
     }
@@ -77,18 +77,6 @@ impl RunTrend {
             .filter_map(|bar| bar.duration_ms)
             .max()
             .unwrap_or(0)
-    }
-}
-
-/// The median of `values`; between two middle values, their mean rounded
-/// down.
-pub fn median(mut values: Vec<i64>) -> Option<i64> {
-    sort_by(&mut values, i64::cmp);
-    let middle = values.len() / 2;
-    match values.len() {
-        0 => None,
-        len if len % 2 == 1 => Some(values[middle]),
-        _ => Some(values[middle - 1] + (values[middle] - values[middle - 1]) / 2),
     }
 }
 
@@ -215,11 +203,12 @@ mod tests {
 
     #[wasm_bindgen_test]
     fn medians_of_odd_and_even_counts() {
-        assert_eq!(median(vec![]), None);
-        assert_eq!(median(vec![7]), Some(7));
-        assert_eq!(median(vec![9, 1, 5]), Some(5));
-        assert_eq!(median(vec![4, 1, 3, 2]), Some(2));
-        assert_eq!(median(vec![10, 20]), Some(15));
+        assert_eq!(median::<i64>(&mut []), None);
+        assert_eq!(median(&mut [7]), Some(7));
+        assert_eq!(median(&mut [9, 1, 5]), Some(5));
+        assert_eq!(median(&mut [4, 1, 3, 2]), Some(2));
+        // The lower of the two middle values, a duration actually measured.
+        assert_eq!(median(&mut [10, 20]), Some(10));
     }
 
     #[wasm_bindgen_test]

@@ -112,7 +112,7 @@ where
     }
 }
 
-/// A yes/no query parameter (see [`crate::input::parse_flag`]); empty is `None`.
+/// A yes/no query parameter (see [`crate::query::parse_bool`]); empty is `None`.
 pub fn query_flag<'de, D>(deserializer: D) -> Result<Option<bool>, D::Error>
 where
     D: Deserializer<'de>,
@@ -120,18 +120,7 @@ where
     let raw = Option::<String>::deserialize(deserializer)?;
     match raw {
         None => Ok(None),
-        Some(text) => parse_flag(&text).map_err(serde::de::Error::custom),
-    }
-}
-
-/// A yes/no value as people and forms write it: `true`/`1`/`yes`/`on` or
-/// `false`/`0`/`no`/`off`, in any case; empty is `None` (the default).
-pub fn parse_flag(raw: &str) -> Result<Option<bool>, String> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "" => Ok(None),
-        "true" | "1" | "yes" | "on" => Ok(Some(true)),
-        "false" | "0" | "no" | "off" => Ok(Some(false)),
-        other => Err(format!("must be true or false, not {other:?}")),
+        Some(text) => crate::query::parse_bool(&text).map_err(serde::de::Error::custom),
     }
 }
 

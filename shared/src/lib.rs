@@ -1,15 +1,19 @@
 //! Types and rules shared by the backend and the SPA: every request and
-//! answer body of the REST API, and the validation both sides apply.
+//! answer body of the REST API, the validation both sides apply, and the
+//! small computations both sides must agree on.
 
+pub mod ansi;
 pub mod catalog;
 pub mod environment;
 pub mod error;
 pub mod input;
 pub mod insights;
+pub mod query;
 pub mod run;
 pub mod service;
 #[cfg(feature = "sql")]
 pub mod sql;
+pub mod stats;
 pub mod validate;
 
 pub use catalog::{Catalog, CatalogFile, UploadedFile};

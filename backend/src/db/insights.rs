@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bytea, Integer, Nullable, Text, Timestamptz};
+use shared::stats::median;
 use shared::{CaseOutcome, FailingTest, FlakyTest, HistoryItem, Insights, SlowTest};
 
 /// How many tests each insight lists.
@@ -306,21 +307,13 @@ fn most_failing(stats: &HashMap<String, TestStats>) -> Vec<(String, i64)> {
 fn slowest(stats: HashMap<String, TestStats>) -> Vec<(String, i64)> {
     let mut slowest: Vec<(String, i64)> = stats
         .into_iter()
-        .filter_map(|(nodeid, mut test)| Some((nodeid, median(&mut test.durations_ms)?)))
+        .filter_map(|(nodeid, mut test)| {
+            Some((nodeid, median(&mut test.durations_ms).map(i64::from)?))
+        })
         .collect();
     slowest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     slowest.truncate(MAX_TESTS as usize);
     slowest
-}
-
-/// The lower median (an actual sample, as SQL's `percentile_disc(0.5)`).
-fn median(values: &mut [i32]) -> Option<i64> {
-    if values.is_empty() {
-        return None;
-    }
-    let middle = (values.len() - 1) / 2;
-    let (_, value, _) = values.select_nth_unstable(middle);
-    Some(i64::from(*value))
 }
 
 #[derive(QueryableByName)]
@@ -389,13 +382,5 @@ mod tests {
     #[test]
     fn like_patterns_are_escaped() {
         assert_eq!(escape_like("a_b%c\\d"), "a\\_b\\%c\\\\d");
-    }
-
-    #[test]
-    fn the_median_is_the_lower_middle_sample() {
-        assert_eq!(median(&mut []), None);
-        assert_eq!(median(&mut [7]), Some(7));
-        assert_eq!(median(&mut [30, 10, 20]), Some(20));
-        assert_eq!(median(&mut [40, 10, 30, 20]), Some(20));
     }
 }

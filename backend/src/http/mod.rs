@@ -109,15 +109,7 @@ pub fn json_error_body<B: MessageBody + 'static>(
         StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::BAD_REQUEST,
         other => other,
     };
-    let code = match status.as_u16() {
-        404 => ErrorCode::NotFound,
-        409 => ErrorCode::Conflict,
-        413 => ErrorCode::TooLarge,
-        422 => ErrorCode::Validation,
-        503 => ErrorCode::Unavailable,
-        400..=499 => ErrorCode::BadRequest,
-        _ => ErrorCode::Internal,
-    };
+    let code = ErrorCode::from_status(status.as_u16());
     let message = status.canonical_reason().unwrap_or("error").to_string();
     let body = shared::ApiErrorBody {
         error: shared::ErrorDetail {

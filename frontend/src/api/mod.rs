@@ -105,18 +105,6 @@ fn is_field(key: &str, name: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('[') || rest.starts_with('.'))
 }
 
-fn code_for_status(status: u16) -> ErrorCode {
-    match status {
-        404 => ErrorCode::NotFound,
-        409 => ErrorCode::Conflict,
-        413 => ErrorCode::TooLarge,
-        422 => ErrorCode::Validation,
-        502..=504 => ErrorCode::Unavailable,
-        400..=499 => ErrorCode::BadRequest,
-        _ => ErrorCode::Internal,
-    }
-}
-
 /// A GET that always asks the service, so polling sees its current state;
 /// the browser still sends the ETag it has (`If-None-Match`), and an
 /// unchanged answer comes back as a tiny 304 that fetch turns into the
@@ -147,7 +135,7 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, Api
         Ok(body) => ApiError { status, body },
         Err(_) => ApiError::new(
             status,
-            code_for_status(status),
+            ErrorCode::from_status(status),
             format!(
                 "the service answered {status} {}",
                 response.status_text().trim()

@@ -4,6 +4,7 @@ pub mod api_banner;
 pub mod elapsed;
 pub mod environment_picker;
 pub mod field;
+pub mod form_error;
 pub mod history_strip;
 pub mod log_view;
 pub mod nav;

@@ -1,6 +1,7 @@
 //! Reading pytest's terminal output: bounded lines, and the progress and
 //! final counts it announces.
 
+use shared::ansi::strip_ansi;
 use shared::RunSummary;
 
 /// Longer lines are cut into pieces of this size, so a test printing a
@@ -46,28 +47,6 @@ impl LineSplitter {
 /// cannot hold) become U+FFFD.
 pub fn to_log_text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}")
-}
-
-/// The line without ANSI escape sequences, for parsing.
-pub fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                // CSI: parameters until a final byte in @..~
-                for next in chars.by_ref() {
-                    if ('@'..='~').contains(&next) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 const OUTCOME_WORDS: [&str; 6] = ["PASSED", "FAILED", "SKIPPED", "XFAIL", "XPASS", "ERROR"];
@@ -220,14 +199,6 @@ mod tests {
     #[test]
     fn log_text_has_no_nul_and_survives_bad_utf8() {
         assert_eq!(to_log_text(b"a\0b\xffc"), "a\u{FFFD}b\u{FFFD}c");
-    }
-
-    #[test]
-    fn ansi_codes_are_stripped() {
-        assert_eq!(
-            strip_ansi("\u{1b}[32mPASSED\u{1b}[0m \u{1b}[1m[ 50%]"),
-            "PASSED [ 50%]"
-        );
     }
 
     #[test]

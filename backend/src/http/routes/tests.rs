@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
-use shared::input::parse_flag;
+use shared::query::parse_bool;
 use shared::{ApiErrorBody, Catalog, CatalogFile};
 use std::io::Write;
 
@@ -97,7 +97,7 @@ async fn read_upload(mut form: Multipart, limit: u64) -> Result<Upload, ApiError
             "directory" => upload.directory = text_field(&mut field, "directory").await?,
             "overwrite" => {
                 let value = text_field(&mut field, "overwrite").await?;
-                upload.overwrite = parse_flag(&value)
+                upload.overwrite = parse_bool(&value)
                     .map_err(|why| ApiError::field("overwrite", why))?
                     .unwrap_or(false);
             }
