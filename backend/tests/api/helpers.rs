@@ -158,6 +158,7 @@ impl TestApp {
             .env("SCHEDULER_TICK_MS", "200")
             .env("KILL_GRACE_MS", "1000")
             .env("RUST_LOG", "info")
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env_remove("INSTANCE_ID")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -227,11 +228,16 @@ impl TestApp {
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
+        self.request("GET", path)
+    }
+
+    /// A GET without credentials, as a stranger would send it.
+    pub fn get_anonymous(&self, path: &str) -> (u16, Value) {
         answer(ureq::get(&self.url(path)).call())
     }
 
     pub fn get_text(&self, path: &str) -> (u16, String, String) {
-        match ureq::get(&self.url(path)).call() {
+        match agent_request("GET", &self.url(path)).call() {
             Ok(r) | Err(ureq::Error::Status(_, r)) => {
                 let status = r.status();
                 let content_type = r.header("content-type").unwrap_or("").to_string();
@@ -242,27 +248,27 @@ impl TestApp {
     }
 
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        answer(ureq::post(&self.url(path)).send_json(body))
+        answer(agent_request("POST", &self.url(path)).send_json(body))
     }
 
     pub fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, Value) {
         answer(
-            ureq::post(&self.url(path))
+            agent_request("POST", &self.url(path))
                 .set("Content-Type", content_type)
                 .send_string(body),
         )
     }
 
     pub fn put(&self, path: &str, body: &Value) -> (u16, Value) {
-        answer(ureq::put(&self.url(path)).send_json(body))
+        answer(agent_request("PUT", &self.url(path)).send_json(body))
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        answer(ureq::delete(&self.url(path)).call())
+        self.request("DELETE", path)
     }
 
     pub fn request(&self, method: &str, path: &str) -> (u16, Value) {
-        answer(ureq::request(method, &self.url(path)).call())
+        answer(agent_request(method, &self.url(path)).call())
     }
 
     /// Creates a run and returns its id.
@@ -394,6 +400,15 @@ impl Progress {
         self.log_ends.insert(id, end);
         end
     }
+}
+
+/// The secret of the admin token the suite's requests carry and each
+/// service is started with (`ADMIN_TOKEN`), for when the API asks for one.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// A request as the suite's automation agent: with the admin token.
+pub fn agent_request(method: &str, url: &str) -> ureq::Request {
+    ureq::request(method, url).set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
 }
 
 fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {

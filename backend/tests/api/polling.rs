@@ -10,7 +10,7 @@ const SLOW: &str =
 
 /// A GET with an optional `If-None-Match`: status, ETag, body.
 fn conditional_get(app: &TestApp, path: &str, etag: Option<&str>) -> (u16, String, String) {
-    let mut request = ureq::get(&app.url(path));
+    let mut request = agent_request("GET", &app.url(path));
     if let Some(etag) = etag {
         request = request.set("If-None-Match", etag);
     }
