@@ -9,7 +9,7 @@ use crate::helpers::*;
 fn health_answers_ok_with_the_database() {
     let tests = TestsDir::with(&[]);
     let app = TestApp::spawn(&tests, &[]);
-    let (status, health) = app.get("/api/health");
+    let (status, health) = app.get_anonymous("/api/health");
     assert_eq!(status, 200);
     assert_eq!(health["status"], "ok");
     assert_eq!(health["database"], "ok");
@@ -109,7 +109,7 @@ trait PutRaw {
 
 impl PutRaw for TestApp {
     fn put_raw_environment(&self) -> (u16, serde_json::Value) {
-        match ureq::put(&self.url("/api/environments/1"))
+        match agent_request("PUT", &self.url("/api/environments/1"))
             .set("Content-Type", "application/json")
             .send_string("{\"name\": ")
         {

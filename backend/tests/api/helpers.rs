@@ -2,7 +2,8 @@
 //! to it over HTTP, the way scripts and the SPA do.
 
 use diesel::prelude::*;
-use serde_json::Value;
+use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -157,6 +158,7 @@ impl TestApp {
             .env("SCHEDULER_TICK_MS", "200")
             .env("KILL_GRACE_MS", "1000")
             .env("RUST_LOG", "info")
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env_remove("INSTANCE_ID")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -175,7 +177,7 @@ impl TestApp {
                 }
             }
         });
-        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+        let base = match rx.recv_timeout(scaled(Duration::from_secs(60))) {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();
@@ -207,9 +209,9 @@ impl TestApp {
         }
     }
 
-    /// Waits for the process to exit on its own.
+    /// Waits for the process to exit on its own, `timeout` (scaled) at most.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + scaled(timeout);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
@@ -226,11 +228,16 @@ impl TestApp {
     }
 
     pub fn get(&self, path: &str) -> (u16, Value) {
+        self.request("GET", path)
+    }
+
+    /// A GET without credentials, as a stranger would send it.
+    pub fn get_anonymous(&self, path: &str) -> (u16, Value) {
         answer(ureq::get(&self.url(path)).call())
     }
 
     pub fn get_text(&self, path: &str) -> (u16, String, String) {
-        match ureq::get(&self.url(path)).call() {
+        match agent_request("GET", &self.url(path)).call() {
             Ok(r) | Err(ureq::Error::Status(_, r)) => {
                 let status = r.status();
                 let content_type = r.header("content-type").unwrap_or("").to_string();
@@ -241,27 +248,27 @@ impl TestApp {
     }
 
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        answer(ureq::post(&self.url(path)).send_json(body))
+        answer(agent_request("POST", &self.url(path)).send_json(body))
     }
 
     pub fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, Value) {
         answer(
-            ureq::post(&self.url(path))
+            agent_request("POST", &self.url(path))
                 .set("Content-Type", content_type)
                 .send_string(body),
         )
     }
 
     pub fn put(&self, path: &str, body: &Value) -> (u16, Value) {
-        answer(ureq::put(&self.url(path)).send_json(body))
+        answer(agent_request("PUT", &self.url(path)).send_json(body))
     }
 
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        answer(ureq::delete(&self.url(path)).call())
+        self.request("DELETE", path)
     }
 
     pub fn request(&self, method: &str, path: &str) -> (u16, Value) {
-        answer(ureq::request(method, &self.url(path)).call())
+        answer(agent_request(method, &self.url(path)).call())
     }
 
     /// Creates a run and returns its id.
@@ -280,23 +287,47 @@ impl TestApp {
         run
     }
 
-    /// Polls a run until it is finished.
-    pub fn wait_finished(&self, id: i64, timeout: Duration) -> Value {
-        self.wait_run(id, timeout, |run| {
+    /// Polls a run until it is finished; see `wait_run` for `patience`.
+    pub fn wait_finished(&self, id: i64, patience: Duration) -> Value {
+        self.wait_run(id, patience, |run| {
             !matches!(run["status"].as_str(), Some("queued") | Some("running"))
         })
     }
 
-    pub fn wait_run(&self, id: i64, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + timeout;
+    /// Polls a run until `done` holds. `patience` is how long the run may
+    /// show no progress at all on a quiet machine (scaled, see `scaled`):
+    /// the deadline moves whenever the run's status, counts or log move, and,
+    /// while it is queued, whenever any running run moves or ends. A loaded
+    /// machine only makes the wait longer; a stuck service still fails it, as
+    /// does one that moves on and on without getting there (`PATIENCE_CAP`).
+    pub fn wait_run(
+        &self,
+        id: i64,
+        patience: Duration,
+        mut done: impl FnMut(&Value) -> bool,
+    ) -> Value {
+        let patience = scaled(patience);
+        let started = Instant::now();
+        let mut progress = Progress::default();
+        let mut moved_at = started;
+        let mut looked_at: Option<Instant> = None;
         loop {
             let run = self.run(id);
             if done(&run) {
                 return run;
             }
-            if Instant::now() > deadline {
+            let now = Instant::now();
+            if looked_at.is_none_or(|at| now.duration_since(at) >= PROGRESS_EVERY) {
+                looked_at = Some(now);
+                if progress.moved(self, &run) {
+                    moved_at = now;
+                }
+            }
+            let (still, waited) = (now.duration_since(moved_at), now.duration_since(started));
+            if still > patience || waited > patience * PATIENCE_CAP {
                 panic!(
-                    "run {id} did not get there in {timeout:?}: {run}\nservice log:\n{}",
+                    "run {id} did not get there: no progress for {still:.1?} \
+                     (patience {patience:.1?}), {waited:.1?} in all: {run}\nservice log:\n{}",
                     self.service_log()
                 );
             }
@@ -316,6 +347,68 @@ impl Drop for TestApp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What a wait saw of its run and of the runs ahead of it at its last look,
+/// to tell a slow machine (something moves) from a stuck service (nothing
+/// does).
+#[derive(Default)]
+struct Progress {
+    seen: Option<String>,
+    log_ends: HashMap<i64, i64>,
+}
+
+impl Progress {
+    /// Looks again; whether anything visible changed since the last look.
+    fn moved(&mut self, app: &TestApp, run: &Value) -> bool {
+        let mut now = vec![json!([
+            run["status"],
+            run["summary"],
+            run["queue_position"]
+        ])];
+        match run["status"].as_str() {
+            Some("running") => {
+                if let Some(id) = run["id"].as_i64() {
+                    now.push(json!(self.log_end(app, id)));
+                }
+            }
+            // Its turn comes as the runs ahead move: those of its own
+            // environment, and under the parallel cap any other.
+            Some("queued") => {
+                let (_, running) = app.get("/api/runs?status=running&per_page=500");
+                for ahead in running["items"].as_array().into_iter().flatten() {
+                    let log_end = ahead["id"].as_i64().map(|id| self.log_end(app, id));
+                    now.push(json!([ahead["id"], ahead["summary"], log_end]));
+                }
+            }
+            _ => {}
+        }
+        let now = Value::Array(now).to_string();
+        let moved = self.seen.as_ref() != Some(&now);
+        self.seen = Some(now);
+        moved
+    }
+
+    /// Where a run's log ends now, read on from where it ended before.
+    fn log_end(&mut self, app: &TestApp, id: i64) -> i64 {
+        let from = self.log_ends.get(&id).copied().unwrap_or(0);
+        let (status, chunk) = app.get(&format!("/api/runs/{id}/log?offset={from}"));
+        let end = match chunk["next_offset"].as_i64() {
+            Some(end) if status == 200 => end,
+            _ => from,
+        };
+        self.log_ends.insert(id, end);
+        end
+    }
+}
+
+/// The secret of the admin token the suite's requests carry and each
+/// service is started with (`ADMIN_TOKEN`), for when the API asks for one.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// A request as the suite's automation agent: with the admin token.
+pub fn agent_request(method: &str, url: &str) -> ureq::Request {
+    ureq::request(method, url).set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
 }
 
 fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
@@ -369,7 +462,39 @@ pub fn plain(text: &str) -> String {
     out
 }
 
+/// The patience of most waits on a quiet machine.
 pub const SECS_30: Duration = Duration::from_secs(30);
+
+/// However much it sees move, a wait on a run gives up after this many
+/// times its patience: a run that moves forever without getting there is
+/// stuck too.
+const PATIENCE_CAP: u32 = 10;
+
+/// How often a wait on a run looks at its progress (a few requests each).
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// How much slower than a quiet machine this one may be: `TEST_TIME_SCALE`
+/// (a positive number, default 1), read once.
+pub fn time_scale() -> f64 {
+    static SCALE: OnceLock<f64> = OnceLock::new();
+    *SCALE.get_or_init(|| {
+        let raw = std::env::var("TEST_TIME_SCALE").unwrap_or_default();
+        if raw.trim().is_empty() {
+            return 1.0;
+        }
+        match raw.trim().parse::<f64>() {
+            Ok(scale) if scale.is_finite() && scale > 0.0 => scale,
+            _ => panic!("TEST_TIME_SCALE must be a positive number, not {raw:?}"),
+        }
+    })
+}
+
+/// A wait sized for a quiet machine, stretched by `TEST_TIME_SCALE`. Every
+/// timeout of the suite goes through here; bounds that a test asserts do
+/// not, they are the behaviour under test.
+pub fn scaled(base: Duration) -> Duration {
+    base.mul_f64(time_scale())
+}
 
 /// A TCP proxy in front of the test Postgres, to cut the service off from
 /// its database and bring it back, as an outage would.
@@ -473,11 +598,16 @@ pub fn process_alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-/// Waits until `check` holds, or panics with `what`.
+/// Waits until `check` holds, `timeout` (scaled) at most, or panics with
+/// `what`.
 pub fn eventually(timeout: Duration, what: &str, check: impl Fn() -> bool) {
+    let timeout = scaled(timeout);
     let deadline = Instant::now() + timeout;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:.1?} waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

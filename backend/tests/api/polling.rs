@@ -10,7 +10,7 @@ const SLOW: &str =
 
 /// A GET with an optional `If-None-Match`: status, ETag, body.
 fn conditional_get(app: &TestApp, path: &str, etag: Option<&str>) -> (u16, String, String) {
-    let mut request = ureq::get(&app.url(path));
+    let mut request = agent_request("GET", &app.url(path));
     if let Some(etag) = etag {
         request = request.set("If-None-Match", etag);
     }
@@ -135,7 +135,7 @@ fn a_new_run_and_a_new_log_line_change_the_etag() {
 
     // Idle again: the tags stay put.
     let settled = current_etag(&app, "/api/runs");
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    std::thread::sleep(scaled(std::time::Duration::from_millis(600)));
     assert_eq!(
         conditional_get(&app, "/api/runs", Some(&settled)).0,
         304,

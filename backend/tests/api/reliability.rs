@@ -261,7 +261,7 @@ fn a_paused_holder_loses_its_lease_only_after_expiry_and_changes_nothing_after()
 
     let log_before = other.log_text(paused_run);
     paused.signal(libc::SIGCONT);
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(scaled(Duration::from_secs(2)));
     let after = other.run(paused_run);
     assert_eq!(
         after["status_reason"], "executor lost",
@@ -349,7 +349,7 @@ fn a_long_database_outage_stops_the_tests_before_the_lease_expires() {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     assert_tree_gone(&pids);
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(scaled(Duration::from_secs(3)));
     assert!(
         last_tick(&tests, id) < cut_at + 2.0,
         "the tests stopped within the lease of the outage"

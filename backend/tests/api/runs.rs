@@ -1,7 +1,7 @@
 //! Creating, reading, listing, cancelling and re-running runs.
 
 use serde_json::json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
@@ -23,7 +23,7 @@ fn tests_dir() -> TestsDir {
 fn a_created_run_is_queued_then_succeeds_with_its_cases_and_log() {
     let tests = tests_dir();
     let app = TestApp::spawn(&tests, &[]);
-    let response = ureq::post(&app.url("/api/runs"))
+    let response = agent_request("POST", &app.url("/api/runs"))
         .send_json(
             json!({"username": "  alice ", "environment_id": 7, "paths": ["smoke/test_pass.py"]}),
         )
@@ -141,6 +141,7 @@ fn a_running_run_shows_a_growing_log_and_queued_ones_their_position() {
     let mut offset = 0;
     let mut text = String::new();
     let mut growths = 0;
+    let mut grew_at = Instant::now();
     loop {
         let (status, chunk) = app.get(&format!("/api/runs/{slow}/log?offset={offset}"));
         assert_eq!(status, 200);
@@ -148,12 +149,17 @@ fn a_running_run_shows_a_growing_log_and_queued_ones_their_position() {
         let content = chunk["content"].as_str().unwrap_or_default();
         if !content.is_empty() {
             growths += 1;
+            grew_at = Instant::now();
         }
         text.push_str(content);
         offset = chunk["next_offset"].as_i64().expect("next offset");
         if chunk["complete"] == true {
             break;
         }
+        assert!(
+            grew_at.elapsed() < scaled(SECS_30),
+            "the log of run {slow} stopped growing: {text}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     assert!(growths >= 3, "the log grew {growths} times");

@@ -41,7 +41,7 @@ fn multipart(parts: &[Part]) -> (String, Vec<u8>) {
 
 fn upload(app: &TestApp, parts: &[Part]) -> (u16, Value) {
     let (content_type, body) = multipart(parts);
-    match ureq::post(&app.url("/api/tests"))
+    match agent_request("POST", &app.url("/api/tests"))
         .set("Content-Type", &content_type)
         .send_bytes(&body)
     {
