@@ -43,12 +43,15 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())??;
 
+    let runtime = crate::exec::runner::plugin::RuntimeDir::create()
+        .map_err(|e| format!("cannot create the runner's private directory: {e}"))?;
     let ctx = RunnerContext {
         pool: pool.clone(),
         config: Arc::clone(&config),
         tests_root: tests_root.clone(),
         public_url: public_url.clone(),
         shutdown_at: Arc::default(),
+        runtime: Arc::new(runtime),
     };
     let scheduler = Scheduler::new(ctx);
     let recovering = Arc::clone(&scheduler);

@@ -87,10 +87,26 @@ pub struct RunSummary {
     /// Unexpected passes of `xfail` tests.
     #[serde(default)]
     pub xpassed: Option<i32>,
+    /// Subtests that passed (pytest's `subtests` fixture); failed subtests
+    /// count as failed, as pytest's closing line counts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtests_passed: Option<i32>,
+    /// Tests finished so far, each counted once whatever its phases gave
+    /// (a test that fails and then errors in teardown is one): the
+    /// progress of a running run, out of `total`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<i32>,
 }
 
 impl RunSummary {
-    /// Tests done so far, whatever their outcome.
+    /// Tests finished so far: `completed` when pytest reported it, else
+    /// the verdicts counted so far.
+    pub fn finished_tests(&self) -> i32 {
+        self.completed.unwrap_or_else(|| self.done())
+    }
+
+    /// Verdicts counted so far, whatever their outcome (a test may give
+    /// two: a failure, then an error in its teardown).
     pub fn done(&self) -> i32 {
         [
             self.passed,
@@ -337,6 +353,10 @@ pub enum CaseOutcome {
     Failed,
     Skipped,
     Error,
+    /// Failed as expected (`xfail`).
+    Xfailed,
+    /// Passed although expected to fail (a non-strict `xfail`).
+    Xpassed,
 }
 
 impl CaseOutcome {
@@ -346,6 +366,8 @@ impl CaseOutcome {
             CaseOutcome::Failed => "failed",
             CaseOutcome::Skipped => "skipped",
             CaseOutcome::Error => "error",
+            CaseOutcome::Xfailed => "xfailed",
+            CaseOutcome::Xpassed => "xpassed",
         }
     }
 
@@ -364,12 +386,14 @@ impl FromStr for CaseOutcome {
             "failed" => Ok(CaseOutcome::Failed),
             "skipped" => Ok(CaseOutcome::Skipped),
             "error" => Ok(CaseOutcome::Error),
+            "xfailed" => Ok(CaseOutcome::Xfailed),
+            "xpassed" => Ok(CaseOutcome::Xpassed),
             other => Err(format!("unknown outcome {other:?}")),
         }
     }
 }
 
-/// One test's result, from pytest's JUnit report.
+/// One test's result, as pytest reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CaseResult {
@@ -414,6 +438,7 @@ mod tests {
             errors: None,
             xfailed: Some(1),
             xpassed: None,
+            ..RunSummary::default()
         };
         assert_eq!(summary.done(), 7);
     }

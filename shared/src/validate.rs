@@ -14,6 +14,20 @@ pub const MAX_FILE_NAME_CHARS: usize = 128;
 pub const MAX_RUN_TIMEOUT_SECS: i32 = 7 * 24 * 3600;
 pub const MAX_VARIABLES: usize = 200;
 pub const MAX_VARIABLE_VALUE_BYTES: usize = 32 * 1024;
+/// The longest node id part (after `::`) a run may name.
+pub const MAX_NODE_SUFFIX_BYTES: usize = 4096;
+/// Variables the runner sets itself; an environment may not set them.
+pub const RESERVED_VARIABLES: [&str; 7] = [
+    "TEST_ENV_ID",
+    "TEST_ENV_NAME",
+    "TEST_RUN_ID",
+    "EXECUTOR_URL",
+    "TEST_ARTIFACTS_DIR",
+    "PYTHONUNBUFFERED",
+    "PYTHONDONTWRITEBYTECODE",
+];
+/// Every variable with this prefix is the runner's own.
+pub const RESERVED_VARIABLE_PREFIX: &str = "TEST_EXECUTOR_";
 
 /// A trimmed user name of 1 to 64 characters without control characters.
 pub fn username(raw: &str) -> Result<String, String> {
@@ -58,9 +72,9 @@ impl TestPath {
         if raw.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
-        if raw.contains('\\') {
-            return Err("must use / as separator, not \\".into());
-        }
+        // The file part is a path of the catalog; what follows `::` is
+        // pytest's node id, taken as it is (escaped parameters hold `\`,
+        // parameters may hold `::`).
         let (location, node_suffix) = match raw.split_once("::") {
             Some((location, suffix)) => (location, Some(suffix)),
             None => (raw, None),
@@ -70,8 +84,13 @@ impl TestPath {
             if !location.ends_with(".py") {
                 return Err("a test selector (::name) may only follow a .py file".into());
             }
-            if suffix.is_empty() || suffix.split("::").any(str::is_empty) {
+            if suffix.is_empty() || suffix.starts_with("::") || suffix.ends_with("::") {
                 return Err("has an empty test name after ::".into());
+            }
+            if suffix.len() > MAX_NODE_SUFFIX_BYTES {
+                return Err(format!(
+                    "has a test name over {MAX_NODE_SUFFIX_BYTES} bytes after ::"
+                ));
             }
         }
         Ok(TestPath {
@@ -220,6 +239,12 @@ pub fn variables(vars: &BTreeMap<String, String>) -> Result<(), String> {
     }
     for (name, value) in vars {
         variable_name(name)?;
+        if RESERVED_VARIABLES.contains(&name.as_str()) || name.starts_with(RESERVED_VARIABLE_PREFIX)
+        {
+            return Err(format!(
+                "{name} is set by the runner itself; choose another name"
+            ));
+        }
         if value.contains('\0') {
             return Err(format!("{name} must not contain a NUL byte"));
         }
@@ -357,6 +382,24 @@ mod tests {
         );
         let dir = TestPath::parse("api/").map(|p| p.as_arg());
         assert_eq!(dir, Ok("api".to_string()));
+        // pytest's own ids, whatever their parameters hold.
+        let escaped = r"u/test_x.py::test_u[\xfcn\xefc\xf6d\xe9]";
+        assert_eq!(
+            TestPath::parse(escaped).map(|p| p.as_arg()),
+            Ok(escaped.to_string())
+        );
+        let inner = "u/test_x.py::test_p[a::b]";
+        assert_eq!(
+            TestPath::parse(inner).map(|p| p.as_arg()),
+            Ok(inner.to_string())
+        );
+        assert!(
+            TestPath::parse(r"a\test_x.py::t").is_err(),
+            "the file part stays a path"
+        );
+        assert!(TestPath::parse("a/test_x.py::").is_err());
+        let long = format!("a/test_x.py::t[{}]", "x".repeat(MAX_NODE_SUFFIX_BYTES));
+        assert!(TestPath::parse(&long).is_err());
     }
 
     #[test]
@@ -436,6 +479,21 @@ mod tests {
         for bad in ["", "1X", "A-B", "A B", "Ä"] {
             assert!(variable_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_runners_own_variables_are_reserved() {
+        for name in [
+            "TEST_ENV_ID",
+            "TEST_EXECUTOR_PARENT_PID",
+            "TEST_EXECUTOR_WATCHDOG_MS",
+        ] {
+            let vars = BTreeMap::from([(name.to_string(), "1".to_string())]);
+            let why = variables(&vars).unwrap_err();
+            assert!(why.contains(name), "{why}");
+        }
+        let fine = BTreeMap::from([("API_URL".to_string(), "x".to_string())]);
+        assert!(variables(&fine).is_ok());
     }
 
     #[test]

@@ -152,26 +152,74 @@ pub fn cancel_requested(conn: &mut PgConnection, run_id: i64) -> QueryResult<boo
         .first(conn)
 }
 
-/// Appends to a running run's log and records its progress, if the fence
-/// still holds. False: the run is no longer ours.
-pub fn append_log(
+/// How much of a running run is stored: its log's length and its cases.
+/// Every write names what it expects there, so that a retry after a commit
+/// whose answer was lost can neither leave a hole nor store a case twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub log_bytes: i64,
+    pub cases: i32,
+}
+
+/// What a write about a running run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    /// The run is no longer ours (another holder, or finished).
+    Lost,
+    /// An earlier write committed although its answer was lost: this much
+    /// is stored; write the rest from there.
+    Behind(Stored),
+}
+
+#[derive(QueryableByName)]
+struct StoredRow {
+    #[diesel(sql_type = BigInt)]
+    log_bytes: i64,
+    #[diesel(sql_type = Integer)]
+    case_count: i32,
+}
+
+/// What is stored of run `run_id` if it is still running under `fence`.
+fn stored_if_ours(conn: &mut PgConnection, run_id: i64, fence: i64) -> QueryResult<Option<Stored>> {
+    let row: Option<StoredRow> = diesel::sql_query(
+        "SELECT log_bytes, case_count FROM test_runs \
+         WHERE id = $1 AND fence = $2 AND status = 'running'",
+    )
+    .bind::<BigInt, _>(run_id)
+    .bind::<BigInt, _>(fence)
+    .get_result(conn)
+    .optional()?;
+    Ok(row.map(|r| Stored {
+        log_bytes: r.log_bytes,
+        cases: r.case_count,
+    }))
+}
+
+/// Appends log and finished cases to a running run and records its
+/// progress, if the fence still holds and `expected` is what is stored.
+pub fn append(
     conn: &mut PgConnection,
     run_id: i64,
     fence: i64,
-    start_offset: i64,
+    expected: Stored,
     content: &str,
+    cases: &[CaseResult],
     progress: &RunSummary,
-) -> QueryResult<bool> {
+) -> QueryResult<Written> {
     conn.transaction(|conn| {
-        let end = start_offset + content.len() as i64;
+        let end = expected.log_bytes + content.len() as i64;
         let updated = diesel::update(
             test_runs::table
                 .find(run_id)
                 .filter(test_runs::fence.eq(fence))
-                .filter(test_runs::status.eq(RunStatus::Running)),
+                .filter(test_runs::status.eq(RunStatus::Running))
+                .filter(test_runs::log_bytes.eq(expected.log_bytes))
+                .filter(test_runs::case_count.eq(expected.cases)),
         )
         .set((
             test_runs::log_bytes.eq(end),
+            test_runs::case_count.eq(expected.cases + cases.len() as i32),
             test_runs::total.eq(progress.total),
             test_runs::passed.eq(progress.passed),
             test_runs::failed.eq(progress.failed),
@@ -179,23 +227,62 @@ pub fn append_log(
             test_runs::errors.eq(progress.errors),
             test_runs::xfailed.eq(progress.xfailed),
             test_runs::xpassed.eq(progress.xpassed),
+            test_runs::subtests_passed.eq(progress.subtests_passed),
+            test_runs::completed.eq(progress.completed),
         ))
         .execute(conn)?;
         if updated == 0 {
-            return Ok(false);
+            return Ok(match stored_if_ours(conn, run_id, fence)? {
+                Some(stored) => Written::Behind(stored),
+                None => Written::Lost,
+            });
         }
-        if !content.is_empty() {
-            diesel::insert_into(run_log_chunks::table)
-                .values((
-                    run_log_chunks::run_id.eq(run_id),
-                    run_log_chunks::start_offset.eq(start_offset),
-                    run_log_chunks::content.eq(content),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)?;
-        }
-        Ok(true)
+        insert_log(conn, run_id, expected.log_bytes, content)?;
+        insert_cases(conn, run_id, cases)?;
+        Ok(Written::Done)
     })
+}
+
+/// Log text stored from `offset` on, in chunks of at most
+/// `MAX_CHUNK_BYTES`.
+fn insert_log(conn: &mut PgConnection, run_id: i64, offset: i64, text: &str) -> QueryResult<()> {
+    let mut offset = offset;
+    for piece in super::logs::pieces(text, MAX_CHUNK_BYTES as usize) {
+        diesel::insert_into(run_log_chunks::table)
+            .values((
+                run_log_chunks::run_id.eq(run_id),
+                run_log_chunks::start_offset.eq(offset),
+                run_log_chunks::content.eq(piece),
+            ))
+            .execute(conn)?;
+        offset += piece.len() as i64;
+    }
+    Ok(())
+}
+
+fn insert_cases(conn: &mut PgConnection, run_id: i64, cases: &[CaseResult]) -> QueryResult<()> {
+    let nodeids: Vec<_> = cases
+        .iter()
+        .map(|case| super::runs::stored_nodeid(&case.nodeid))
+        .collect();
+    let rows: Vec<NewCaseRow> = cases
+        .iter()
+        .zip(&nodeids)
+        .map(|(case, nodeid)| NewCaseRow {
+            run_id,
+            nodeid,
+            outcome: case.outcome,
+            duration_ms: case.duration_ms,
+            message: case.message.as_deref(),
+        })
+        .collect();
+    // Postgres takes at most 65535 binds per statement.
+    for batch in rows.chunks(5000) {
+        diesel::insert_into(run_cases::table)
+            .values(batch)
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// How a run ended, as the runner saw it.
@@ -205,25 +292,33 @@ pub struct Outcome {
     pub reason: Option<String>,
     pub exit_code: Option<i32>,
     pub summary: RunSummary,
+    /// The cases not stored yet.
     pub cases: Vec<CaseResult>,
-    /// The rest of the log, written at `log_offset`.
+    /// The rest of the log, not stored yet.
     pub log_tail: String,
-    pub log_offset: i64,
     /// pytest's JUnit XML report, kept for `/api/runs/{id}/junit.xml`.
     pub junit_xml: Option<String>,
 }
 
-/// Writes the final status, cases, JUnit report and the rest of the log
-/// and releases the environment, all or nothing, if the fence still holds.
+/// Writes the final status, the last cases, the JUnit report and the rest
+/// of the log and releases the environment, all or nothing, if the fence
+/// still holds and `expected` is what is stored. Its first statement
+/// renews the lease, so that the lease covers the whole finish and the
+/// lease row is locked before the run's, in the order reclaim takes them.
 pub fn finish(
     conn: &mut PgConnection,
     run_id: i64,
     environment_id: i32,
     fence: i64,
+    lease_secs: i64,
+    expected: Stored,
     outcome: &Outcome,
-) -> QueryResult<bool> {
+) -> QueryResult<Written> {
     conn.transaction(|conn| {
-        let log_end = outcome.log_offset + outcome.log_tail.len() as i64;
+        if !renew(conn, environment_id, fence, lease_secs)? {
+            return Ok(Written::Lost);
+        }
+        let log_end = expected.log_bytes + outcome.log_tail.len() as i64;
         let summary = &outcome.summary;
         // A cancel accepted while the run was ending wins: the caller was
         // told it is cancelled. Its row lock orders it before or after us.
@@ -233,8 +328,9 @@ pub fn finish(
                status_reason = CASE WHEN cancel_requested THEN 'cancelled by user' ELSE $5 END, \
                exit_code = $6, finished_at = now(), log_bytes = $7, \
                total = $8, passed = $9, failed = $10, skipped = $11, errors = $12, \
-               xfailed = $13, xpassed = $14 \
-             WHERE id = $1 AND fence = $2 AND status = $3",
+               xfailed = $13, xpassed = $14, subtests_passed = $15, completed = $16, \
+               case_count = case_count + $17 \
+             WHERE id = $1 AND fence = $2 AND status = $3 AND log_bytes = $18 AND case_count = $19",
         )
         .bind::<BigInt, _>(run_id)
         .bind::<BigInt, _>(fence)
@@ -250,52 +346,29 @@ pub fn finish(
         .bind::<Nullable<Integer>, _>(summary.errors)
         .bind::<Nullable<Integer>, _>(summary.xfailed)
         .bind::<Nullable<Integer>, _>(summary.xpassed)
+        .bind::<Nullable<Integer>, _>(summary.subtests_passed)
+        .bind::<Nullable<Integer>, _>(summary.completed)
+        .bind::<Integer, _>(outcome.cases.len() as i32)
+        .bind::<BigInt, _>(expected.log_bytes)
+        .bind::<Integer, _>(expected.cases)
         .execute(conn)?;
         if updated == 0 {
-            release(conn, environment_id, fence)?;
-            return Ok(false);
+            return Ok(match stored_if_ours(conn, run_id, fence)? {
+                Some(stored) => Written::Behind(stored),
+                None => {
+                    release(conn, environment_id, fence)?;
+                    Written::Lost
+                }
+            });
         }
-        let mut offset = outcome.log_offset;
-        for piece in super::logs::pieces(&outcome.log_tail, MAX_CHUNK_BYTES as usize) {
-            diesel::insert_into(run_log_chunks::table)
-                .values((
-                    run_log_chunks::run_id.eq(run_id),
-                    run_log_chunks::start_offset.eq(offset),
-                    run_log_chunks::content.eq(piece),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)?;
-            offset += piece.len() as i64;
-        }
-        let nodeids: Vec<_> = outcome
-            .cases
-            .iter()
-            .map(|case| super::runs::stored_nodeid(&case.nodeid))
-            .collect();
-        let rows: Vec<NewCaseRow> = outcome
-            .cases
-            .iter()
-            .zip(&nodeids)
-            .map(|(case, nodeid)| NewCaseRow {
-                run_id,
-                nodeid,
-                outcome: case.outcome,
-                duration_ms: case.duration_ms,
-                message: case.message.as_deref(),
-            })
-            .collect();
-        // Postgres takes at most 65535 binds per statement.
-        for batch in rows.chunks(5000) {
-            diesel::insert_into(run_cases::table)
-                .values(batch)
-                .execute(conn)?;
-        }
+        insert_log(conn, run_id, expected.log_bytes, &outcome.log_tail)?;
+        insert_cases(conn, run_id, &outcome.cases)?;
         super::insights::record_finished_run(conn, run_id)?;
         if let Some(xml) = &outcome.junit_xml {
             super::reports::store(conn, run_id, xml)?;
         }
         release(conn, environment_id, fence)?;
-        Ok(true)
+        Ok(Written::Done)
     })
 }
 

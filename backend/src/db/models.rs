@@ -30,6 +30,8 @@ pub struct RunRow {
     pub xpassed: Option<i32>,
     pub log_bytes: i64,
     pub rerun_of: Option<i64>,
+    pub subtests_passed: Option<i32>,
+    pub completed: Option<i32>,
 }
 
 impl RunRow {
@@ -68,6 +70,8 @@ impl RunRow {
                 errors: self.errors,
                 xfailed: self.xfailed,
                 xpassed: self.xpassed,
+                subtests_passed: self.subtests_passed,
+                completed: self.completed,
             },
             rerun_of: self.rerun_of,
         }

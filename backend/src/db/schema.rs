@@ -113,6 +113,9 @@ diesel::table! {
         instance_id -> Nullable<Text>,
         cancel_requested -> Bool,
         rerun_of -> Nullable<Int8>,
+        subtests_passed -> Nullable<Int4>,
+        completed -> Nullable<Int4>,
+        case_count -> Int4,
     }
 }
 

@@ -10,6 +10,9 @@ use crate::catalog::TestsRoot;
 use crate::db;
 use crate::db::models::{NewRunRow, RunRow};
 
+/// The most failed tests a "re-run failed" names one by one.
+pub const MAX_RERUN_TESTS: usize = 10_000;
+
 /// A run's fields, checked: who, where, what.
 pub struct RunRequest {
     username: String,
@@ -123,17 +126,25 @@ pub fn cases(conn: &mut PgConnection, id: i64) -> Result<Vec<CaseResult>, Servic
     Ok(db::runs::cases(conn, id)?)
 }
 
-/// The JUnit XML report of a finished run.
+/// The JUnit XML report of a finished run: pytest's own, or (when pytest
+/// wrote none, as when it died) one written from the cases it reported.
 pub fn junit_xml(conn: &mut PgConnection, id: i64) -> Result<String, ServiceError> {
     let run = find(conn, id)?;
-    db::reports::junit_xml(conn, id)?.ok_or_else(|| {
-        let why = if run.status.is_finished() {
-            "pytest wrote no JUnit report for it"
-        } else {
-            "it is not finished yet"
-        };
-        ServiceError::NotFound(format!("run {id} has no JUnit report: {why}"))
-    })
+    if let Some(xml) = db::reports::junit_xml(conn, id)? {
+        return Ok(xml);
+    }
+    if !run.status.is_finished() {
+        return Err(ServiceError::NotFound(format!(
+            "run {id} has no JUnit report: it is not finished yet"
+        )));
+    }
+    let cases = db::runs::cases(conn, id)?;
+    if cases.is_empty() {
+        return Err(ServiceError::NotFound(format!(
+            "run {id} has no JUnit report: pytest reported no test"
+        )));
+    }
+    Ok(crate::junit::export("pytest", &cases))
 }
 
 /// What a cancel did.
@@ -174,6 +185,15 @@ pub fn rerun(conn: &mut PgConnection, id: i64, failed_only: bool) -> Result<Run,
             return Err(ServiceError::field(
                 "failed_only",
                 format!("run {id} has no failed or errored tests to re-run"),
+            ));
+        }
+        if failed.len() > MAX_RERUN_TESTS {
+            return Err(ServiceError::field(
+                "failed_only",
+                format!(
+                    "run {id} has {} failed or errored tests, more than the {MAX_RERUN_TESTS} a re-run of failures takes; re-run the whole run",
+                    failed.len()
+                ),
             ));
         }
         failed

@@ -22,7 +22,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::procfs;
-use super::supervisor::{PARENT_PID_VAR, WATCHDOG_VAR};
+use super::supervisor::{KILL_TREE, PARENT_PID_VAR, WATCHDOG_VAR};
 
 /// The subcommand under which this binary supervises one test process.
 pub const SUPERVISE: &str = "supervise";
@@ -118,6 +118,14 @@ fn supervisor_command() -> io::Result<Command> {
 pub fn heartbeat(supervisor: &mut ChildStdin) {
     // A supervisor that is gone cannot be told; nothing to do then.
     let _ = supervisor.write_all(b".").and_then(|()| supervisor.flush());
+}
+
+/// Asks the supervisor to kill the whole tree it supervises (whatever
+/// group or session each process is in) and exit.
+pub fn kill_tree(supervisor: &mut ChildStdin) {
+    let _ = supervisor
+        .write_all(&[KILL_TREE])
+        .and_then(|()| supervisor.flush());
 }
 
 pub fn signal_group(pgid: i32, signal: Signal) {

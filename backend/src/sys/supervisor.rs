@@ -5,7 +5,9 @@
 //! renewing its lease.
 //!
 //! It learns about the service through its stdin: the service writes a
-//! byte after every lease renewal. End of file means the service is gone
+//! byte after every lease renewal, and [`KILL_TREE`] when a stop reached
+//! its last step (the tree dies, then the supervisor). End of file means
+//! the service is gone
 //! (even by SIGKILL); silence past the watchdog deadline means it is
 //! paused or cut off from the database, and the lease is about to pass to
 //! another instance. Either way the tree dies first.
@@ -32,6 +34,9 @@ use super::procfs;
 pub const PARENT_PID_VAR: &str = "TEST_EXECUTOR_PARENT_PID";
 /// Milliseconds of heartbeat silence after which the supervisor kills.
 pub const WATCHDOG_VAR: &str = "TEST_EXECUTOR_WATCHDOG_MS";
+/// The byte on stdin that asks for the whole tree to be killed now; any
+/// other byte is a heartbeat.
+pub const KILL_TREE: u8 = b'K';
 
 /// Runs the program after `--` in `args` and answers its exit status (128
 /// plus the signal if a signal ended it), after killing whatever it left
@@ -186,6 +191,7 @@ fn watch_heartbeat(deadline: Option<Duration>, parent_died: &AtomicBool) {
         }
         match nix::unistd::read(stdin.as_raw_fd(), &mut buffer) {
             Ok(0) => give_up("the service is gone"),
+            Ok(n) if buffer[..n].contains(&KILL_TREE) => give_up("the run is being stopped"),
             Ok(_) => last_beat = Instant::now(),
             Err(Errno::EINTR) => {}
             Err(_) => give_up("the heartbeat cannot be read"),

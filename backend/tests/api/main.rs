@@ -14,6 +14,7 @@ mod operations;
 mod outcomes;
 mod polling;
 mod reliability;
+mod runner;
 mod runs;
 mod scheduling;
 mod uploads;

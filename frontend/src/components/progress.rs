@@ -6,7 +6,7 @@ use yew::prelude::*;
 /// A plain function, not a component: it is only ever part of a badge or
 /// a summary, which re-render with it anyway.
 pub fn progress(summary: &RunSummary, compact: bool) -> Html {
-    let done = summary.done();
+    let done = summary.finished_tests();
     match summary.total {
         Some(total) if total > 0 => {
             let label = format!("{done} of {total} tests done");

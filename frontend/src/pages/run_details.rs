@@ -35,8 +35,10 @@ fn outcome_rank(outcome: CaseOutcome) -> u8 {
     match outcome {
         CaseOutcome::Failed => 0,
         CaseOutcome::Error => 1,
-        CaseOutcome::Skipped => 2,
-        CaseOutcome::Passed => 3,
+        CaseOutcome::Xpassed => 2,
+        CaseOutcome::Xfailed => 3,
+        CaseOutcome::Skipped => 4,
+        CaseOutcome::Passed => 5,
     }
 }
 
@@ -108,6 +110,7 @@ fn summary(run: &Run) -> Html {
                 { count("skipped", summary.skipped, "skipped") }
                 { count("xfailed", summary.xfailed, "skipped") }
                 { count("xpassed", summary.xpassed, "skipped") }
+                { count("subtests passed", summary.subtests_passed, "passed") }
             </ul>
         </div>
     }
@@ -120,6 +123,8 @@ struct CasesProps {
     /// until they arrive.
     history: Vec<HistoryItem>,
     run_id: i64,
+    /// Tests still finish one by one.
+    running: bool,
 }
 
 /// Per-test results, failures first, each failure with its recent history.
@@ -134,8 +139,16 @@ fn Cases(props: &CasesProps) -> Html {
     });
     html! {
         <section class="cases" aria-labelledby="cases-title">
-            <h2 id="cases-title">{ format!("Tests ({})", cases.len()) }</h2>
-            if cases.is_empty() {
+            <h2 id="cases-title">
+                if props.running {
+                    { format!("Tests ({} so far)", cases.len()) }
+                } else {
+                    { format!("Tests ({})", cases.len()) }
+                }
+            </h2>
+            if cases.is_empty() && props.running {
+                <p class="empty">{ "No test has finished yet." }</p>
+            } else if cases.is_empty() {
                 <p class="empty">{ "No per-test results were recorded." }</p>
             } else {
                 <div class="table-wrap">
@@ -193,19 +206,19 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
         let finished = finished.clone();
         use_effect_with(now_finished, move |&now| finished.set(now));
     }
-    // Per-test results come from pytest's report, once the run is over.
-    let cases = use_polling((id, *finished), None, |(id, finished)| async move {
-        if finished {
-            api::runs::cases(id).await.map(Some)
-        } else {
-            Ok(None)
-        }
-    });
+    // Per-test results as pytest reports them: every second while the run
+    // goes (an unchanged list costs a 304), once more when it is over.
+    let cases = use_polling(
+        (id, *finished),
+        (!*finished).then_some(1000),
+        |(id, _)| async move { api::runs::cases(id).await.map(Some) },
+    );
     // The recent history of the failed tests: once, when the results are
-    // in, one request per file.
+    // all in, one request per file.
     let failed_files = cases
         .data()
         .and_then(Option::as_ref)
+        .filter(|_| *finished)
         .map(|cases| trend::failed_files(cases))
         .unwrap_or_default();
     let history = use_polling(failed_files, None, |files: Vec<String>| async move {
@@ -308,7 +321,7 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
             { facts(data) }
             { summary(data) }
             if let Some(Some(list)) = cases.data() {
-                <Cases cases={list.clone()} history={history.data().cloned().unwrap_or_default()} run_id={id} />
+                <Cases cases={list.clone()} history={history.data().cloned().unwrap_or_default()} run_id={id} running={!*finished} />
             } else if let Some(error) = cases.error() {
                 <p class="error" role="alert">{ format!("The per-test results could not be read: {}", error.message()) }</p>
             }

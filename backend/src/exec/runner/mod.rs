@@ -1,27 +1,33 @@
-//! Runs one claimed test run on its own thread: starts pytest, streams its
-//! output into the log, keeps the lease alive, obeys cancel and time-out,
-//! and writes the outcome, all under the run's fence.
+//! Runs one claimed test run on its own thread: starts pytest with the
+//! reporter plugin, follows it (see [`supervision`]), and writes the
+//! outcome, all under the run's fence.
 
-pub mod junit;
 pub mod log;
 pub mod output;
+pub mod plugin;
+pub mod report;
+pub mod reporter_socket;
 pub mod supervision;
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::validate::TestPath;
-use shared::{RunStatus, RunSummary};
+use shared::{CaseResult, RunStatus, RunSummary};
 
 use crate::catalog::TestsRoot;
 use crate::config::Config;
-use crate::db::leases::{self, Claim, Outcome};
+use crate::db::leases::{self, Claim, Outcome, Stored, Written};
 use crate::db::PgPool;
+use crate::junit;
 use crate::sys::process;
 use crate::telemetry::metrics;
-use supervision::{Event, RunControl, StopReason, Supervision};
+use plugin::RuntimeDir;
+use reporter_socket::ReporterSocket;
+use supervision::{Ended, Event, RunControl, StopReason, Supervision, TestProcess};
 
 /// A JUnit report larger than this is parsed into cases but not kept.
 const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
@@ -36,6 +42,8 @@ pub struct RunnerContext {
     pub public_url: String,
     /// Set when the service shuts down: runs get `shutdown_grace` more.
     pub shutdown_at: Arc<std::sync::Mutex<Option<Instant>>>,
+    /// The reporter plugin and the runs' sockets.
+    pub runtime: Arc<RuntimeDir>,
 }
 
 /// Runs a claimed run to its end on the calling thread and writes its
@@ -52,15 +60,13 @@ pub fn execute(
     let _entered = span.enter();
     tracing::info!(fence = claim.fence, "run started");
     let started = Instant::now();
-    let outcome = match prepare(ctx, &claim) {
-        Ok(paths) => run_pytest(ctx, &claim, paths, channel, claimed_at),
-        Err(reason) => Some(early_error(reason)),
+    let (outcome, stored) = match prepare(ctx, &claim) {
+        Ok(paths) => run_pytest(ctx, &claim, &paths, channel, claimed_at),
+        Err(reason) => (early_error(reason), Stored::default()),
     };
-    if let Some(outcome) = outcome {
-        tracing::info!(status = %outcome.status, reason = ?outcome.reason, "run finished");
-        if write_outcome(ctx, &claim, &outcome) {
-            metrics::global().run_finished(outcome.status, started.elapsed());
-        }
+    tracing::info!(status = %outcome.status, reason = ?outcome.reason, "run finished");
+    if write_outcome(ctx, &claim, outcome.clone(), stored) {
+        metrics::global().run_finished(outcome.status, started.elapsed());
     }
 }
 
@@ -72,52 +78,107 @@ fn early_error(reason: String) -> Outcome {
         exit_code: None,
         summary: RunSummary::default(),
         cases: Vec::new(),
-        log_offset: 0,
         junit_xml: None,
     }
 }
 
-/// The pytest arguments, after checking that every path still exists.
-fn prepare(ctx: &RunnerContext, claim: &Claim) -> Result<Vec<String>, String> {
-    let mut args = Vec::new();
-    for raw in claim.run.paths() {
-        let path = TestPath::parse(&raw).map_err(|why| format!("test path {raw:?} {why}"))?;
-        ctx.tests_root.entry(&path).map_err(|why| {
-            format!("cannot run: {why} (was it deleted after the run was queued?)")
-        })?;
-        args.push(path.as_arg());
+/// The run's paths, after checking that each still exists.
+fn prepare(ctx: &RunnerContext, claim: &Claim) -> Result<Vec<TestPath>, String> {
+    claim
+        .run
+        .paths()
+        .iter()
+        .map(|raw| {
+            let path = TestPath::parse(raw).map_err(|why| format!("test path {raw:?} {why}"))?;
+            ctx.tests_root.entry(&path).map_err(|why| {
+                format!("cannot run: {why} (was it deleted after the run was queued?)")
+            })?;
+            Ok(path)
+        })
+        .collect()
+}
+
+/// Files of this run in the runtime directory, removed when dropped.
+struct RunFiles {
+    junit: PathBuf,
+    selection: Option<PathBuf>,
+}
+
+impl RunFiles {
+    fn new(runtime: &RuntimeDir, run_id: i64) -> RunFiles {
+        RunFiles {
+            junit: runtime.path().join(format!("run-{run_id}.xml")),
+            selection: None,
+        }
     }
-    Ok(args)
+
+    /// When the run names single tests: every path it names, one per
+    /// line, for the plugin to select from. The command line then names
+    /// only their files, so that any number of node ids fits.
+    fn write_selection(
+        &mut self,
+        runtime: &RuntimeDir,
+        run_id: i64,
+        paths: &[TestPath],
+    ) -> std::io::Result<()> {
+        if paths.iter().all(|p| p.node_suffix.is_none()) {
+            return Ok(());
+        }
+        let file = runtime.path().join(format!("run-{run_id}.selection"));
+        let mut lines = String::new();
+        for path in paths {
+            lines.push_str(&path.as_arg());
+            lines.push('\n');
+        }
+        std::fs::write(&file, lines)?;
+        self.selection = Some(file);
+        Ok(())
+    }
 }
 
-fn junit_path(ctx: &RunnerContext, run_id: i64) -> std::path::PathBuf {
-    let safe_instance: String = ctx
-        .config
-        .instance_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    std::env::temp_dir().join(format!("test-executor-{safe_instance}-run-{run_id}.xml"))
+impl Drop for RunFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.junit);
+        if let Some(selection) = &self.selection {
+            let _ = std::fs::remove_file(selection);
+        }
+    }
 }
 
-/// Runs pytest to its end (or stop) and says how the run ended; `None`
-/// when the lease was lost and the run is no longer ours to finish.
+/// Runs pytest to its end (or stop) and says how the run ended, and what
+/// of it is already stored.
 fn run_pytest(
     ctx: &RunnerContext,
     claim: &Claim,
-    paths: Vec<String>,
+    paths: &[TestPath],
     channel: (RunControl, SyncSender<Event>, Receiver<Event>),
     claimed_at: Instant,
-) -> Option<Outcome> {
+) -> (Outcome, Stored) {
     let config = &ctx.config;
-    let junit = junit_path(ctx, claim.run.id);
-    let _ = std::fs::remove_file(&junit);
+    let run_id = claim.run.id;
     let timeout = claim
         .environment
         .run_timeout_secs
         .and_then(|secs| u64::try_from(secs).ok())
         .map_or(config.run_timeout, Duration::from_secs);
-    let (args, env) = pytest_command(ctx, claim, &junit, paths);
+    let mut files = RunFiles::new(&ctx.runtime, run_id);
+    let _ = std::fs::remove_file(&files.junit);
+    if let Err(e) = files.write_selection(&ctx.runtime, run_id, paths) {
+        return (
+            early_error(format!("cannot write the test selection: {e}")),
+            Stored::default(),
+        );
+    }
+    let reporter = match ReporterSocket::bind(ctx.runtime.path(), run_id) {
+        Ok(socket) => socket,
+        Err(e) => {
+            return (
+                early_error(format!("cannot open the reporter socket: {e}")),
+                Stored::default(),
+            )
+        }
+    };
+    let (args, env) = pytest_command(ctx, claim, &files, reporter.path(), paths);
     let command = process::TestCommand {
         program: &config.python,
         args,
@@ -128,17 +189,20 @@ fn run_pytest(
     };
     let (reader, writer) = match std::io::pipe() {
         Ok(pipe) => pipe,
-        Err(e) => return Some(early_error(format!("cannot create a pipe: {e}"))),
+        Err(e) => {
+            return (
+                early_error(format!("cannot create a pipe: {e}")),
+                Stored::default(),
+            )
+        }
     };
     let lease = config.lease();
     let watchdog = lease.saturating_sub(supervision::margin(lease));
     let child = match process::spawn(&command, writer, watchdog) {
         Ok(child) => child,
         Err(e) => {
-            return Some(early_error(format!(
-                "cannot start {} -m pytest: {e}",
-                config.python
-            )))
+            let why = format!("cannot start {} -m pytest: {e}", config.python);
+            return (early_error(why), Stored::default());
         }
     };
     // The writer ends were moved into the command, which is dropped now,
@@ -148,66 +212,133 @@ fn run_pytest(
     if let Ok(mut conn) = ctx.pool.get() {
         let _ = leases::record_pgid(&mut conn, claim.run.environment_id, claim.fence, pgid);
     }
-    let supervision =
-        match Supervision::new(ctx, claim, channel, child, reader, claimed_at, timeout) {
-            Ok(supervision) => supervision,
-            Err(e) => {
-                process::kill_group_and_wait(pgid, Duration::from_secs(5));
-                return Some(early_error(format!("cannot follow the test process: {e}")));
-            }
-        };
+    let process = TestProcess {
+        child,
+        output: reader,
+        reporter,
+    };
+    let supervision = match Supervision::new(ctx, claim, channel, process, claimed_at, timeout) {
+        Ok(supervision) => supervision,
+        Err(e) => {
+            process::kill_group_and_wait(pgid, Duration::from_secs(5));
+            let why = format!("cannot follow the test process: {e}");
+            return (early_error(why), Stored::default());
+        }
+    };
     let ended = supervision.run();
+    let stored = ended.stored;
+    (outcome_of(ended, &files.junit, timeout), stored)
+}
 
-    let exit_code = ended.exit.and_then(|status| status.code());
-    let junit_xml = read_report(&junit);
-    let cases = junit_xml
-        .as_deref()
-        .map(|xml| junit::parse(xml).unwrap_or_default())
-        .unwrap_or_default();
-    let _ = std::fs::remove_file(&junit);
-    let junit_xml = junit_xml.filter(|xml| {
+/// How the run ended: pytest's own report when its plugin spoke, else its
+/// JUnit file and closing line; the stop reason, if it was stopped.
+fn outcome_of(ended: Ended, junit_file: &Path, timeout: Duration) -> Outcome {
+    let Ended {
+        exit,
+        stop,
+        log,
+        progress,
+        mut results,
+        unstored_cases,
+        ..
+    } = ended;
+    let exit_code = exit.and_then(|status| status.code());
+    let junit_xml = read_report(junit_file).filter(|xml| {
         let keep = xml.len() as u64 <= MAX_REPORT_BYTES;
         if !keep {
             tracing::warn!(bytes = xml.len(), "the JUnit report is too large to keep");
         }
         keep
     });
-    let progress = ended.progress;
-    let summary = progress
-        .final_counts
-        .clone()
-        .or_else(|| (!cases.is_empty()).then(|| summary_of(&cases)))
-        .unwrap_or(progress.live.clone());
-    let (status, reason) = match ended.stop {
-        Some(StopReason::Cancelled) => (RunStatus::Cancelled, Some("cancelled by user".into())),
-        Some(StopReason::TimedOut) => (
+    let stopped = stop.map(|reason| match reason {
+        StopReason::Cancelled => (RunStatus::Cancelled, "cancelled by user".to_string()),
+        StopReason::TimedOut => (
             RunStatus::Error,
-            Some(format!("timed out after {} s", timeout.as_secs())),
+            format!("timed out after {} s", timeout.as_secs()),
         ),
-        Some(StopReason::ShutDown) => (RunStatus::Error, Some("executor shut down".into())),
-        Some(StopReason::LeaseLost) => (RunStatus::Error, Some("executor lost".into())),
-        None => status_of_exit(exit_code),
+        StopReason::ShutDown => (RunStatus::Error, "executor shut down".to_string()),
+        StopReason::LeaseLost => (RunStatus::Error, "executor lost".to_string()),
+    });
+    let mut cases = unstored_cases;
+    let (status, reason, summary) = if results.connected {
+        let mut verdict = stopped.map(|(status, why)| (status, Some(why)));
+        if !results.ended() {
+            // pytest did not get to its end: the test under way is an error
+            // saying why, and so is the run.
+            let why = match (&verdict, exit_code) {
+                (Some((_, Some(why))), _) => why.clone(),
+                (_, Some(code)) if code > 128 => {
+                    format!("pytest was killed by {}", signal_name(code - 128))
+                }
+                (_, Some(code)) => {
+                    format!("pytest exited with code {code} before its session ended")
+                }
+                (_, None) => "pytest was killed".to_string(),
+            };
+            let running = results.interrupt(&why);
+            if verdict.is_none() {
+                let reason = match &running {
+                    Some(test) => format!("{why}, while running {test}"),
+                    None => why,
+                };
+                verdict = Some((RunStatus::Error, Some(reason)));
+            }
+        }
+        cases.extend(results.take_finished());
+        let (status, reason) =
+            verdict.unwrap_or_else(|| status_of_exit(results.exit_status.or(exit_code)));
+        (status, reason, results.summary())
+    } else {
+        // No plugin: the JUnit file and the closing line, as pytest left them.
+        cases.extend(
+            junit_xml
+                .as_deref()
+                .map(|xml| junit::parse(xml).unwrap_or_default())
+                .unwrap_or_default(),
+        );
+        let summary = progress
+            .final_counts
+            .clone()
+            .or_else(|| (!cases.is_empty()).then(|| summary_of(&cases)))
+            .unwrap_or_default();
+        let (status, reason) = match stopped {
+            Some((status, why)) => (status, Some(why)),
+            None => status_of_exit(exit_code),
+        };
+        (status, reason, summary)
     };
-    let (log_offset, log_tail) = ended.log.finish();
-    Some(Outcome {
+    let (_, log_tail) = log.finish();
+    Outcome {
         status,
         reason,
         exit_code,
         summary,
         cases,
         log_tail,
-        log_offset,
         junit_xml,
-    })
+    }
 }
+
+/// A signal's number with its usual name, as people know them.
+fn signal_name(number: i32) -> String {
+    match nix::sys::signal::Signal::try_from(number) {
+        Ok(signal) => format!("signal {number} ({})", signal.as_str()),
+        Err(_) => format!("signal {number}"),
+    }
+}
+
+/// Loads the reporter plugin; prints of the tests reach the log as they
+/// happen, and are still captured for failure reports.
+const PLUGIN_ARGS: [&str; 4] = ["-p", plugin::MODULE, "--capture", "tee-sys"];
 
 /// pytest's arguments and the test process's environment: the
 /// environment's variables first, so that the runner's own win.
 fn pytest_command(
     ctx: &RunnerContext,
     claim: &Claim,
-    junit: &std::path::Path,
-    paths: Vec<String>,
+    files: &RunFiles,
+    events: &Path,
+    paths: &[TestPath],
 ) -> (Vec<std::ffi::OsString>, Vec<(String, String)>) {
     let mut args: Vec<std::ffi::OsString> = [
         "-m",
@@ -221,30 +352,55 @@ fn pytest_command(
         "junit_family=xunit1",
     ]
     .iter()
+    .chain(PLUGIN_ARGS.iter())
     .map(Into::into)
     .collect();
     args.push(format!("--rootdir={}", ctx.tests_root.path().display()).into());
-    args.push(format!("--junitxml={}", junit.display()).into());
+    args.push(format!("--junitxml={}", files.junit.display()).into());
     // Paths that look like options stay paths.
     args.push("--".into());
-    args.extend(paths.into_iter().map(Into::into));
+    if files.selection.is_some() {
+        // The plugin narrows these files down to the node ids named.
+        let mut seen = std::collections::HashSet::new();
+        args.extend(
+            paths
+                .iter()
+                .filter(|p| seen.insert(p.location.clone()))
+                .map(|p| p.location.clone().into()),
+        );
+    } else {
+        args.extend(paths.iter().map(|p| p.as_arg().into()));
+    }
 
-    let mut env: Vec<(String, String)> = claim.environment.variables().into_iter().collect();
+    let variables = claim.environment.variables();
+    let python_path = match variables.get("PYTHONPATH").filter(|p| !p.is_empty()) {
+        Some(theirs) => format!("{}:{theirs}", ctx.runtime.plugin_dir().display()),
+        None => ctx.runtime.plugin_dir().display().to_string(),
+    };
+    let mut env: Vec<(String, String)> = variables.into_iter().collect();
     env.extend([
         ("PYTHONUNBUFFERED".into(), "1".into()),
         ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+        ("PYTHONPATH".into(), python_path),
         ("TEST_ENV_ID".into(), claim.run.environment_id.to_string()),
         ("TEST_ENV_NAME".into(), claim.environment.name.clone()),
         ("EXECUTOR_URL".into(), ctx.public_url.clone()),
         ("TEST_RUN_ID".into(), claim.run.id.to_string()),
+        ("TEST_EXECUTOR_EVENTS".into(), events.display().to_string()),
     ]);
+    if let Some(selection) = &files.selection {
+        env.push((
+            "TEST_EXECUTOR_SELECTION".into(),
+            selection.display().to_string(),
+        ));
+    }
     (args, env)
 }
 
 /// The report pytest wrote, if it wrote one; read up to twice the size
 /// kept (larger ones still give their cases), so that a runaway report
 /// cannot take the memory.
-fn read_report(path: &std::path::Path) -> Option<String> {
+fn read_report(path: &Path) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
     let mut xml = String::new();
     file.take(MAX_REPORT_BYTES * 2)
@@ -279,8 +435,8 @@ pub fn status_of_exit(code: Option<i32>) -> (RunStatus, Option<String>) {
         Some(code) if code > 128 => (
             RunStatus::Error,
             Some(format!(
-                "the test process was killed by signal {}",
-                code - 128
+                "the test process was killed by {}",
+                signal_name(code - 128)
             )),
         ),
         Some(code) => (
@@ -291,7 +447,7 @@ pub fn status_of_exit(code: Option<i32>) -> (RunStatus, Option<String>) {
     }
 }
 
-fn summary_of(cases: &[shared::CaseResult]) -> RunSummary {
+fn summary_of(cases: &[CaseResult]) -> RunSummary {
     use shared::CaseOutcome;
     let count =
         |outcome: CaseOutcome| Some(cases.iter().filter(|c| c.outcome == outcome).count() as i32);
@@ -301,15 +457,19 @@ fn summary_of(cases: &[shared::CaseResult]) -> RunSummary {
         failed: count(CaseOutcome::Failed),
         skipped: count(CaseOutcome::Skipped),
         errors: count(CaseOutcome::Error),
-        xfailed: None,
-        xpassed: None,
+        ..RunSummary::default()
     }
 }
 
 /// Writes the outcome, retrying while the database is away, for as long as
 /// the lease could still be ours; after that a sweeper finishes the run.
 /// True if this writer finished the run.
-fn write_outcome(ctx: &RunnerContext, claim: &Claim, outcome: &Outcome) -> bool {
+fn write_outcome(
+    ctx: &RunnerContext,
+    claim: &Claim,
+    mut outcome: Outcome,
+    mut stored: Stored,
+) -> bool {
     let give_up = Instant::now() + ctx.config.lease();
     loop {
         let written = ctx
@@ -322,15 +482,29 @@ fn write_outcome(ctx: &RunnerContext, claim: &Claim, outcome: &Outcome) -> bool 
                     claim.run.id,
                     claim.run.environment_id,
                     claim.fence,
-                    outcome,
+                    ctx.config.lease_secs,
+                    stored,
+                    &outcome,
                 )
                 .map_err(|e| e.to_string())
             });
         match written {
-            Ok(true) => return true,
-            Ok(false) => {
+            Ok(Written::Done) => return true,
+            Ok(Written::Lost) => {
                 tracing::warn!("outcome not written: the run was finished by someone else");
                 return false;
+            }
+            Ok(Written::Behind(now)) => {
+                // A log write committed though its answer was lost.
+                let log_ahead = usize::try_from(now.log_bytes - stored.log_bytes).unwrap_or(0);
+                let mut cut = log_ahead.min(outcome.log_tail.len());
+                while !outcome.log_tail.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                outcome.log_tail.drain(..cut);
+                let cases_ahead = usize::try_from(now.cases - stored.cases).unwrap_or(0);
+                outcome.cases.drain(..cases_ahead.min(outcome.cases.len()));
+                stored = now;
             }
             Err(e) if Instant::now() < give_up => {
                 tracing::warn!(error = %e, "cannot write the outcome yet; retrying");
@@ -363,5 +537,9 @@ mod tests {
             .1
             .unwrap_or_default()
             .contains("no tests"));
+        assert!(status_of_exit(Some(139))
+            .1
+            .unwrap_or_default()
+            .contains("SIGSEGV"));
     }
 }

@@ -2,10 +2,16 @@
 //! lease kept alive, and every way it can be stopped (cancel, time-out,
 //! lost lease, shutdown), each handled in one place.
 //!
-//! The loop sleeps until something happens: output or the end of it, the
-//! test process exiting, a cancel or a shutdown (which wake it through the
-//! same channel), or the next thing that is due (a log flush, a lease
-//! renewal, the time-out, the next stop signal).
+//! The loop sleeps until something happens: output or the end of it, an
+//! event of pytest's reporter plugin, the test process exiting, a cancel or
+//! a shutdown (which wake it through the same channel), or the next thing
+//! that is due (a log flush, a lease renewal, the time-out, the next stop
+//! step).
+//!
+//! Stopping always ends with the supervisor killing the whole tree (setsid
+//! daemons included) before it exits; killing the process group is only
+//! the fallback after that, and waiting for the end of output after the
+//! process exited has a deadline.
 
 use std::io::Read;
 use std::process::{Child, ChildStdin, ExitStatus};
@@ -15,12 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use shared::RunSummary;
+use shared::{CaseResult, RunSummary};
 
 use super::log::LogBuffer;
 use super::output::{self, LineSplitter, Progress};
+use super::report::{ReporterEvent, Results};
+use super::reporter_socket::ReporterSocket;
 use super::RunnerContext;
-use crate::db::leases::{self, Claim};
+use crate::db::leases::{self, Claim, Stored, Written};
 use crate::db::logs::{self as stored_log, MAX_CHUNK_BYTES};
 use crate::sys::process;
 
@@ -35,6 +43,9 @@ const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// Output lines that may wait in memory for the loop: the reader stops
 /// reading (and the test blocks on its pipe) beyond that.
 const OUTPUT_BACKLOG: usize = 64;
+/// Cases stored per write: a huge parametrized file is stored over
+/// several writes, each of a bounded size.
+const MAX_CASES_PER_WRITE: usize = 2000;
 
 /// What wakes the loop.
 pub enum Event {
@@ -44,6 +55,10 @@ pub enum Event {
     /// The test process (the supervisor) ended, with this status if it
     /// could be read.
     Exited(Option<ExitStatus>),
+    /// What pytest reported, through the plugin's socket.
+    Report(ReporterEvent),
+    /// The plugin hung up: its process is gone.
+    ReportEnd,
     /// Look at the flags: a cancel or a shutdown may have come.
     Wake,
 }
@@ -87,9 +102,27 @@ pub enum StopReason {
     LeaseLost,
 }
 
-const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL];
+/// The steps of a stop, each after the previous one had its grace: ask
+/// politely twice, then have the supervisor kill the whole tree, then (if
+/// the supervisor itself is stuck) kill the process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopStep {
+    Signal(Signal),
+    KillTree,
+}
 
-/// A stop under way: the signals sent so far and when the last one went.
+const STOP_STEPS: [StopStep; 4] = [
+    StopStep::Signal(Signal::SIGINT),
+    StopStep::Signal(Signal::SIGTERM),
+    StopStep::KillTree,
+    StopStep::Signal(Signal::SIGKILL),
+];
+/// The step a lost lease starts at: no time to be gentle.
+const LEASE_LOST_STEP: usize = 2;
+/// After a lost lease, how long the supervisor gets to kill the tree.
+const LEASE_LOST_GRACE: Duration = Duration::from_millis(500);
+
+/// A stop under way: the steps taken so far and when the last one was.
 struct Stopping {
     reason: StopReason,
     stage: usize,
@@ -101,7 +134,13 @@ pub struct Ended {
     pub exit: Option<ExitStatus>,
     pub stop: Option<StopReason>,
     pub log: LogBuffer,
+    /// pytest's closing line as read from the output, for when the
+    /// reporter plugin said nothing.
     pub progress: Progress,
+    pub results: Results,
+    /// What is stored of the run, and the cases not stored yet.
+    pub stored: Stored,
+    pub unstored_cases: Vec<CaseResult>,
 }
 
 /// The lease, from the runner's side: renewed every third of its length,
@@ -134,6 +173,14 @@ pub fn margin(lease: Duration) -> Duration {
     (lease / 4).max(Duration::from_millis(500))
 }
 
+/// A test process just started: the supervisor, its output pipe and the
+/// socket its reporter plugin will connect to.
+pub struct TestProcess {
+    pub child: Child,
+    pub output: std::io::PipeReader,
+    pub reporter: ReporterSocket,
+}
+
 pub struct Supervision<'a> {
     ctx: &'a RunnerContext,
     claim: &'a Claim,
@@ -148,13 +195,21 @@ pub struct Supervision<'a> {
     next_cancel_check: Instant,
     log: LogBuffer,
     progress: Progress,
+    results: Results,
+    /// Cases reported and not stored yet.
+    unstored_cases: Vec<CaseResult>,
+    stored_cases: i32,
     flushed_progress: RunSummary,
     stopping: Option<Stopping>,
     /// Set once the test process ended; `None` inside when its status
     /// could not be read.
     exit: Option<Option<ExitStatus>>,
+    exited_at: Option<Instant>,
     output_done: bool,
-    leftovers_killed_at: Option<Instant>,
+    report_done: bool,
+    leftovers_killed: bool,
+    /// Tells the reporter socket's reader that the run is over.
+    over: Arc<AtomicBool>,
 }
 
 impl<'a> Supervision<'a> {
@@ -164,14 +219,20 @@ impl<'a> Supervision<'a> {
         ctx: &'a RunnerContext,
         claim: &'a Claim,
         (control, events_tx, events): (RunControl, SyncSender<Event>, Receiver<Event>),
-        mut child: Child,
-        output: std::io::PipeReader,
+        process: TestProcess,
         started: Instant,
         timeout: Duration,
     ) -> std::io::Result<Supervision<'a>> {
+        let TestProcess {
+            mut child,
+            output,
+            reporter,
+        } = process;
         let pgid = child.id() as i32;
         let heartbeat = child.stdin.take();
         let run_id = claim.run.id;
+        let over = Arc::new(AtomicBool::new(false));
+        reporter.serve(run_id, pgid, events_tx.clone(), Arc::clone(&over))?;
         let lines = events_tx.clone();
         std::thread::Builder::new()
             .name(format!("run-{run_id}-output"))
@@ -196,11 +257,17 @@ impl<'a> Supervision<'a> {
             next_cancel_check: now + CANCEL_CHECK_EVERY,
             log: LogBuffer::new(ctx.config.log_max_bytes),
             progress: Progress::default(),
+            results: Results::default(),
+            unstored_cases: Vec::new(),
+            stored_cases: 0,
             flushed_progress: RunSummary::default(),
             stopping: None,
             exit: None,
+            exited_at: None,
             output_done: false,
-            leftovers_killed_at: None,
+            report_done: false,
+            leftovers_killed: false,
+            over,
         })
     }
 
@@ -215,27 +282,37 @@ impl<'a> Supervision<'a> {
             self.check_cancel(now);
             self.check_time_out(now);
             self.check_shutdown(now);
-            self.clean_up_after_exit(now);
+            self.clean_up_after_exit();
             self.escalate();
         }
+        self.over.store(true, Ordering::SeqCst);
         // Nothing of the tree may outlive the run.
         if process::group_alive(self.pgid) {
             process::kill_group_and_wait(self.pgid, Duration::from_secs(10));
         }
+        self.unstored_cases.extend(self.results.take_finished());
         Ended {
             exit: self.exit.flatten(),
             stop: self.stopping.map(|s| s.reason),
+            stored: Stored {
+                log_bytes: self.log.pending().0,
+                cases: self.stored_cases,
+            },
             log: self.log,
             progress: self.progress,
+            results: self.results,
+            unstored_cases: self.unstored_cases,
         }
     }
 
+    /// Over once the test process exited and its output and reports are
+    /// read, or were given [`OUTPUT_DRAIN`] to arrive.
     fn is_over(&self) -> bool {
-        self.exit.is_some()
-            && (self.output_done
-                || self
-                    .leftovers_killed_at
-                    .is_some_and(|at| at.elapsed() >= OUTPUT_DRAIN))
+        let Some(exited) = self.exited_at else {
+            return false;
+        };
+        let settled = self.output_done && (self.report_done || !self.results.connected);
+        settled || exited.elapsed() >= OUTPUT_DRAIN
     }
 
     /// Sleeps until an event comes or the next thing is due, then takes
@@ -260,7 +337,17 @@ impl<'a> Supervision<'a> {
                 self.log.push(text);
             }
             Event::OutputEnd => self.output_done = true,
-            Event::Exited(status) => self.exit = Some(status),
+            Event::Exited(status) => {
+                self.exit = Some(status);
+                self.exited_at = Some(Instant::now());
+            }
+            Event::Report(ReporterEvent::NotFound { nodeid }) => {
+                self.log.push(format!(
+                    "test-executor: {nodeid} was not found; it is not run\n"
+                ));
+            }
+            Event::Report(event) => self.results.take(event),
+            Event::ReportEnd => self.report_done = true,
             Event::Wake => {}
         }
     }
@@ -280,15 +367,16 @@ impl<'a> Supervision<'a> {
                 due.push(self.started + self.timeout);
                 due.extend(self.shutdown_deadline());
             }
-            Some(stop) if stop.stage < STOP_SIGNALS.len() => {
-                due.push(stop.since + self.ctx.config.kill_grace);
+            Some(stop) if stop.stage < STOP_STEPS.len() => {
+                due.push(stop.since + self.step_grace(stop.reason));
             }
             Some(_) => {}
         }
-        if let Some(killed) = self.leftovers_killed_at {
-            due.push(killed + OUTPUT_DRAIN);
-        } else if self.exit.is_some() && !self.output_done {
-            due.push(Instant::now());
+        if let Some(exited) = self.exited_at {
+            due.push(exited + OUTPUT_DRAIN);
+            if !self.output_done && !self.leftovers_killed {
+                due.push(Instant::now());
+            }
         }
         due.into_iter().min().unwrap_or_else(Instant::now)
     }
@@ -298,45 +386,64 @@ impl<'a> Supervision<'a> {
             // A lost lease overrides a gentler stop already under way.
             Some(current) if reason == StopReason::LeaseLost && current.reason != reason => {
                 current.reason = reason;
+                current.stage = current.stage.max(LEASE_LOST_STEP);
+                current.since = Instant::now() - LEASE_LOST_GRACE;
             }
             Some(_) => {}
             None => {
+                let lost = reason == StopReason::LeaseLost;
                 self.stopping = Some(Stopping {
                     reason,
-                    stage: 0,
-                    since: Instant::now(),
+                    stage: if lost { LEASE_LOST_STEP } else { 0 },
+                    // Due at once.
+                    since: Instant::now() - self.step_grace(reason),
                 })
             }
         }
     }
 
-    /// Sends the next signal once the previous one had its grace period; a
-    /// lost lease goes straight to SIGKILL, there is no time to be gentle.
+    fn step_grace(&self, reason: StopReason) -> Duration {
+        match reason {
+            StopReason::LeaseLost => LEASE_LOST_GRACE,
+            _ => self.ctx.config.kill_grace,
+        }
+    }
+
+    /// Takes the next step of a stop once the previous one had its grace.
     fn escalate(&mut self) {
+        let grace = match &self.stopping {
+            Some(stop) => self.step_grace(stop.reason),
+            None => return,
+        };
         let Some(stop) = self.stopping.as_mut() else {
             return;
         };
-        if stop.reason == StopReason::LeaseLost && stop.stage < STOP_SIGNALS.len() {
-            process::signal_group(self.pgid, Signal::SIGKILL);
-            stop.stage = STOP_SIGNALS.len();
+        if stop.stage >= STOP_STEPS.len() || stop.since.elapsed() < grace {
             return;
         }
-        let grace = self.ctx.config.kill_grace;
-        if stop.stage == 0 || (stop.since.elapsed() >= grace && stop.stage < STOP_SIGNALS.len()) {
-            if self.exit.is_none() || process::group_alive(self.pgid) {
-                process::signal_group(self.pgid, STOP_SIGNALS[stop.stage]);
+        let step = STOP_STEPS[stop.stage];
+        stop.stage += 1;
+        stop.since = Instant::now();
+        match step {
+            StopStep::Signal(signal) => {
+                if self.exit.is_none() || process::group_alive(self.pgid) {
+                    process::signal_group(self.pgid, signal);
+                }
             }
-            stop.stage += 1;
-            stop.since = Instant::now();
+            StopStep::KillTree => {
+                if let Some(supervisor) = self.heartbeat.as_mut() {
+                    process::kill_tree(supervisor);
+                }
+            }
         }
     }
 
     /// The test process is gone but something it started still holds the
     /// output open: the run is over, so are they.
-    fn clean_up_after_exit(&mut self, now: Instant) {
-        if self.exit.is_some() && !self.output_done && self.leftovers_killed_at.is_none() {
+    fn clean_up_after_exit(&mut self) {
+        if self.exit.is_some() && !self.output_done && !self.leftovers_killed {
             process::signal_group(self.pgid, Signal::SIGKILL);
-            self.leftovers_killed_at = Some(now);
+            self.leftovers_killed = true;
         }
     }
 
@@ -427,45 +534,86 @@ impl<'a> Supervision<'a> {
         }
     }
 
-    /// Writes pending log and progress, if any; kept for later if the
-    /// database is away.
+    /// The counts to show: pytest's own through the plugin, else (no
+    /// plugin) the closing line once the output had it.
+    fn summary(&self) -> RunSummary {
+        if self.results.connected {
+            self.results.summary()
+        } else {
+            self.progress.final_counts.clone().unwrap_or_default()
+        }
+    }
+
+    /// Writes pending log, finished cases and progress, if any; kept for
+    /// later if the database is away.
     fn flush(&mut self) -> Flushed {
-        let progress = &self.progress.live;
-        if !self.log.has_pending() && *progress == self.flushed_progress {
+        self.unstored_cases.extend(self.results.take_finished());
+        let progress = self.summary();
+        if !self.log.has_pending()
+            && self.unstored_cases.is_empty()
+            && progress == self.flushed_progress
+        {
             return Flushed::Written;
         }
         let Ok(mut conn) = self.ctx.pool.get() else {
             return Flushed::Failed;
         };
         loop {
-            let (offset, pending) = self.log.pending();
+            let (log_bytes, pending) = self.log.pending();
             let piece = stored_log::pieces(pending, MAX_CHUNK_BYTES as usize)
                 .first()
                 .copied()
                 .unwrap_or("");
             let len = piece.len();
-            match leases::append_log(
+            let cases = self.unstored_cases.len().min(MAX_CASES_PER_WRITE);
+            let expected = Stored {
+                log_bytes,
+                cases: self.stored_cases,
+            };
+            let written = leases::append(
                 &mut conn,
                 self.claim.run.id,
                 self.claim.fence,
-                offset,
+                expected,
                 piece,
-                progress,
-            ) {
-                Ok(true) => {
+                &self.unstored_cases[..cases],
+                &progress,
+            );
+            match written {
+                Ok(Written::Done) => {
                     self.log.mark_stored(len);
-                    self.flushed_progress = progress.clone();
-                    if !self.log.has_pending() {
+                    self.unstored_cases.drain(..cases);
+                    self.stored_cases += cases as i32;
+                    if !self.log.has_pending() && self.unstored_cases.is_empty() {
+                        self.flushed_progress = progress;
                         return Flushed::Written;
                     }
                 }
-                Ok(false) => return Flushed::Lost,
+                Ok(Written::Behind(stored)) => self.catch_up(expected, stored),
+                Ok(Written::Lost) => return Flushed::Lost,
                 Err(e) => {
                     tracing::warn!(error = %e, "log write failed; output is kept until the database is back");
                     return Flushed::Failed;
                 }
             }
         }
+    }
+
+    /// An earlier write committed though its answer was lost: what it
+    /// stored is no longer pending.
+    fn catch_up(&mut self, expected: Stored, stored: Stored) {
+        let log_ahead = usize::try_from(stored.log_bytes - expected.log_bytes).unwrap_or(0);
+        let cases_ahead = usize::try_from(stored.cases - expected.cases).unwrap_or(0);
+        tracing::info!(
+            log_ahead,
+            cases_ahead,
+            "an earlier log write was stored after all"
+        );
+        self.log
+            .mark_stored(log_ahead.min(self.log.pending().1.len()));
+        self.unstored_cases
+            .drain(..cases_ahead.min(self.unstored_cases.len()));
+        self.stored_cases = stored.cases;
     }
 
     fn cancel_requested_in_db(&self) -> bool {

@@ -1,5 +1,6 @@
-//! pytest's JUnit XML report (xunit1 family, which names each case's file)
-//! turned back into per-test results with pytest node ids.
+//! JUnit XML: pytest's report (xunit1 family, which names each case's file)
+//! turned back into per-test results with pytest node ids, and a report
+//! written from results, for a run whose pytest wrote none (it died).
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -176,6 +177,49 @@ pub fn parse(xml: &str) -> Result<Vec<CaseResult>, String> {
     Ok(cases)
 }
 
+/// A JUnit XML report of `cases`, as CI systems read them: one suite, one
+/// test case per node id (the file and the rest as class and name).
+pub fn export(suite: &str, cases: &[CaseResult]) -> String {
+    use quick_xml::escape::escape;
+    let count = |outcome: CaseOutcome| cases.iter().filter(|c| c.outcome == outcome).count();
+    let seconds: f64 = cases.iter().map(|c| c.duration_ms as f64 / 1000.0).sum();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites>");
+    xml.push_str(&format!(
+        "<testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{seconds:.3}\">\n",
+        escape(suite),
+        cases.len(),
+        count(CaseOutcome::Failed),
+        count(CaseOutcome::Error),
+        count(CaseOutcome::Skipped) + count(CaseOutcome::Xfailed),
+    ));
+    for case in cases {
+        let (file, name) = case.nodeid.split_once("::").unwrap_or((&case.nodeid, ""));
+        let classname = file.trim_end_matches(".py").replace('/', ".");
+        xml.push_str(&format!(
+            "<testcase classname=\"{}\" name=\"{}\" file=\"{}\" time=\"{:.3}\"",
+            escape(classname.as_str()),
+            escape(name),
+            escape(file),
+            case.duration_ms as f64 / 1000.0
+        ));
+        let message = escape(case.message.as_deref().unwrap_or(""));
+        let element = match case.outcome {
+            CaseOutcome::Passed | CaseOutcome::Xpassed => None,
+            CaseOutcome::Failed => Some("failure"),
+            CaseOutcome::Error => Some("error"),
+            CaseOutcome::Skipped | CaseOutcome::Xfailed => Some("skipped"),
+        };
+        match element {
+            Some(element) => xml.push_str(&format!(
+                "><{element} message=\"{message}\">{message}</{element}></testcase>\n"
+            )),
+            None => xml.push_str(" />\n"),
+        }
+    }
+    xml.push_str("</testsuite></testsuites>\n");
+    xml
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +270,21 @@ E   assert 1 == 2</failure></testcase>
         let cases = parse(xml).unwrap();
         assert_eq!(cases.len(), 1);
         assert_eq!(cases[0].nodeid, "test_long.py::test_a");
+    }
+
+    #[test]
+    fn an_exported_report_reads_back_as_the_same_cases() {
+        let cases = parse(REPORT).unwrap();
+        let cases: Vec<CaseResult> = cases
+            .into_iter()
+            .filter(|c| c.nodeid.contains("::"))
+            .collect();
+        let again = parse(&export("pytest", &cases)).unwrap();
+        let outcomes = |list: &[CaseResult]| -> Vec<(String, CaseOutcome)> {
+            list.iter().map(|c| (c.nodeid.clone(), c.outcome)).collect()
+        };
+        assert_eq!(outcomes(&again), outcomes(&cases));
+        assert_eq!(again[1].message, cases[1].message);
     }
 
     #[test]
