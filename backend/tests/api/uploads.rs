@@ -476,3 +476,40 @@ fn a_file_is_never_deleted_under_a_run_created_at_the_same_moment() {
     }
     assert_eq!(created_first + deleted_first, 20);
 }
+
+#[test]
+fn a_file_is_in_use_when_a_run_names_it_a_node_id_in_it_or_a_directory_holding_it() {
+    let tests = TestsDir::with(&[
+        (
+            "test_hold.py",
+            "import time\n\ndef test_hold():\n    time.sleep(3)\n",
+        ),
+        ("smoke/test_a.py", "def test_a():\n    pass\n"),
+        ("smoke/test_b.py", "def test_b():\n    pass\n"),
+        ("smo/test_c.py", "def test_c():\n    pass\n"),
+    ]);
+    let app = TestApp::spawn(&tests, &[]);
+    let holder = app.create_run("vic", 32, &["test_hold.py"]);
+    for named in [
+        "smoke",
+        "smoke/",
+        "smoke/test_a.py",
+        "smoke/test_a.py::test_a",
+    ] {
+        let queued = app.create_run("vic", 32, &[named]);
+        assert_error(&app.delete("/api/tests/smoke/test_a.py"), 409, "conflict");
+        app.post(
+            &format!("/api/runs/{queued}/cancel"),
+            &serde_json::json!({}),
+        );
+    }
+    // A name that only begins like it, or another file: not in use.
+    let queued = app.create_run("vic", 32, &["smo", "smoke/test_b.py"]);
+    let (status, body) = app.delete("/api/tests/smoke/test_a.py");
+    assert_eq!(status, 204, "{body}");
+    app.post(
+        &format!("/api/runs/{queued}/cancel"),
+        &serde_json::json!({}),
+    );
+    app.wait_finished(holder, SECS_30);
+}
