@@ -16,6 +16,10 @@ Phases (each figure is the median over --reps repetitions unless said):
              then the same SQL through pgbench -c32 (database share)
   drain      1 000 runs over 100 environments, MAX_PARALLEL_RUNS=2
   biglog     one test printing 200 000 lines; /api/health p99 meanwhile
+  browsers   1 000 simulated browsers ETag-polling the run list, a run and
+             its log once a second for 60 s while 4 runs stream their logs
+  flood      20 expensive requests at once, over and over, for 20 s, while
+             4 runs go: the runs must not notice
   memory     backend RSS, sampled every 50 ms in every phase
   spa        frontend/dist/*.wasm, gzipped
 """
@@ -922,6 +926,122 @@ def phase_insights(args, pg, res):
         be.stop()
 
 
+STREAMER = "stream/test_stream.py"
+
+
+def stream_runs(client, count, seconds):
+    """`count` runs of a test printing a line every 20 ms for `seconds`,
+    on environments 1..count, once each is running."""
+    ids = [client.json("POST", "/api/runs", {
+        "username": "bench", "environment_id": env, "paths": [STREAMER],
+    }, expect=(201,))["id"] for env in range(1, count + 1)]
+    for run_id in ids:
+        wait_until(lambda: client.json("GET", f"/api/runs/{run_id}")["status"] == "running",
+                   60, 0.05, f"run {run_id} to start")
+    return ids
+
+
+def runs_verdict(client, ids, timeout):
+    """Each run's final status, and how many lost their lease."""
+    finished = [wait_finished(client, run_id, timeout=timeout, interval=0.2) for run_id in ids]
+    lost = sum(1 for run in finished if (run.get("status_reason") or "").startswith("executor lost"))
+    ok = sum(1 for run in finished if run["status"] == "success")
+    return ok, lost, [(run["id"], run["status"], run.get("status_reason")) for run in finished]
+
+
+def phase_browsers(args, pg, res):
+    """1 000 browsers poll while 4 runs stream logs: answers stay quick,
+    nothing fails, no lease is lost."""
+    seconds = args.browser_secs
+    be = Backend(args, "browsers", pg.create("browsers"), mode="wrap",
+                 extra_env={"MAX_PARALLEL_RUNS": "4", "BENCH_STREAM_SECS": str(seconds + 5)})
+    client = Client(be)
+    try:
+        ids = stream_runs(client, 4, seconds + 5)
+        since = time.monotonic()
+        out = subprocess.run(
+            [args.browsers, be.url, ",".join(map(str, ids)), str(args.browser_count), str(seconds)],
+            capture_output=True, text=True, timeout=seconds + 120)
+        if out.returncode != 0:
+            raise RuntimeError(f"browsers failed: {out.stderr.strip()[-500:]}")
+        figures = json.loads(out.stdout)
+        res["rss_peak_browsers_mb"] = be.peak_mb(since)
+        ok, lost, finished = runs_verdict(client, ids, seconds + 120)
+        statuses = figures["statuses"]
+        res["browsers_rps"] = figures["rps"]
+        res["browsers_p50_ms"] = figures["p50_ms"]
+        res["browsers_p99_ms"] = figures["p99_ms"]
+        res["browsers_5xx"] = sum(n for s, n in statuses.items() if int(s) >= 500) + figures["transport_errors"]
+        res["browsers_304_share"] = statuses.get("304", 0) / max(1, figures["requests"])
+        res["browsers_runs_ok"] = ok
+        res["browsers_leases_lost"] = lost
+        log(f"browsers: {figures['requests']} requests, {figures['rps']:.0f} req/s, p50 "
+            f"{figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, statuses {statuses}, "
+            f"{figures['transport_errors']} transport errors; runs {finished}")
+    finally:
+        client.close()
+        be.stop()
+
+
+def phase_flood(args, pg, res):
+    """20 expensive requests at once (year-long insights over a seeded
+    history, the run list at its largest page, file histories, a cancel
+    that waits), over and over for 20 s, while 4 runs go."""
+    url = pg.create("flood")
+    be = Backend(args, "flood", url, mode="wrap",
+                 extra_env={"MAX_PARALLEL_RUNS": "4", "BENCH_STREAM_SECS": "30", "LEASE_SECS": "10"})
+    client = Client(be)
+    try:
+        pg.sql(url, HISTORY_SQL.format(runs=args.flood_history_runs, files=HISTORY_FILES,
+                                       tests=HISTORY_TESTS_PER_FILE), timeout=1800)
+        pg.sql(url, "VACUUM ANALYZE")
+        ids = stream_runs(client, 4, 30)
+        stop = threading.Event()
+        lat, statuses = [], {}
+        lock = threading.Lock()
+        paths = ["/api/insights?days=366", "/api/runs?per_page=500",
+                 "/api/tests/history?path=suite/test_7.py&limit=500",
+                 "/api/insights?days=30", "/api/runs?per_page=500&status=failed"]
+
+        def hammer(n):
+            hc = Client(be, timeout=60)
+            try:
+                i = n
+                while not stop.is_set():
+                    t = time.perf_counter()
+                    status, _, _ = hc.request("GET", paths[i % len(paths)])
+                    with lock:
+                        lat.append((time.perf_counter() - t) * 1000)
+                        statuses[status] = statuses.get(status, 0) + 1
+                    i += 1
+            except Exception as e:  # reported with the figures
+                with lock:
+                    statuses[repr(e)[:40]] = statuses.get(repr(e)[:40], 0) + 1
+            finally:
+                hc.close()
+
+        workers = [threading.Thread(target=hammer, args=(n,), daemon=True) for n in range(20)]
+        for w in workers:
+            w.start()
+        time.sleep(20)
+        stop.set()
+        for w in workers:
+            w.join(timeout=90)
+        ok, lost, finished = runs_verdict(client, ids, 120)
+        res["flood_requests"] = len(lat)
+        res["flood_p50_ms"] = pct(lat, 50)
+        res["flood_p99_ms"] = pct(lat, 99)
+        res["flood_429"] = statuses.get(429, 0)
+        res["flood_5xx"] = sum(n for s, n in statuses.items() if not isinstance(s, int) or s >= 500)
+        res["flood_runs_ok"] = ok
+        res["flood_leases_lost"] = lost
+        log(f"flood: {len(lat)} expensive requests, p50 {res['flood_p50_ms']:.0f} ms, "
+            f"p99 {res['flood_p99_ms']:.0f} ms, statuses {statuses}; runs {finished}")
+    finally:
+        client.close()
+        be.stop()
+
+
 def phase_spa(args, res):
     wasm = sorted(glob.glob(os.path.join(args.root, "frontend", "dist", "*.wasm")))
     if not wasm:
@@ -1009,6 +1129,24 @@ def table(res, args):
             lambda v: v <= 100)
         row("GET /api/tests/history?path=", "history_file_ms", ".1f", " ms", "<= 100 ms",
             lambda v: v <= 100)
+    error_row("browsers")
+    if "browsers_rps" in res:
+        row(f"{args.browser_count} browsers polling, 4 runs streaming: p99", "browsers_p99_ms", ".1f",
+            " ms", "<= 100 ms", lambda v: v <= 100)
+        info("  requests/s, p50, 304 share",
+             f"{res['browsers_rps']:.0f}, {res['browsers_p50_ms']:.1f} ms, "
+             f"{res['browsers_304_share'] * 100:.0f}%")
+        row("  5xx and transport errors", "browsers_5xx", "d", "", "0", lambda v: v == 0)
+        row("  leases lost", "browsers_leases_lost", "d", "", "0", lambda v: v == 0)
+        row("  runs succeeded", "browsers_runs_ok", "d", "/4", "4", lambda v: v == 4)
+    error_row("flood")
+    if "flood_requests" in res:
+        info("20 expensive requests at once, 20 s: p50 / p99",
+             f"{res['flood_p50_ms']:.0f} / {res['flood_p99_ms']:.0f} ms over {res['flood_requests']}, "
+             f"{res['flood_429']} refused (429)")
+        row("  5xx", "flood_5xx", "d", "", "0", lambda v: v == 0)
+        row("  leases lost", "flood_leases_lost", "d", "", "0", lambda v: v == 0)
+        row("  runs succeeded", "flood_runs_ok", "d", "/4", "4", lambda v: v == 4)
     row("RSS idle", "rss_idle_mb", ".1f", " MB", "<= 30 MB", lambda v: v <= 30)
     row("RSS with ~1000 queued", "rss_queued_mb", ".1f", " MB", "<= 100 MB", lambda v: v <= 100)
     row("RSS during the big log (peak)", "rss_peak_biglog_mb", ".1f", " MB", "<= 100 MB", lambda v: v <= 100)
@@ -1038,7 +1176,9 @@ def main():
     p.add_argument("--psql", default="psql")
     p.add_argument("--pgbench", default="pgbench")
     p.add_argument("--wrk", default="wrk")
-    p.add_argument("--phases", default="dispatch,overhead,runlist,drain,biglog,insights,spa")
+    p.add_argument("--browsers", default="browsers")
+    p.add_argument("--phases",
+                   default="dispatch,overhead,runlist,drain,biglog,insights,browsers,flood,spa")
     quick = os.environ.get("BENCH_QUICK") == "1"
     env_int = lambda name, full, fast: int(os.environ.get(name, fast if quick else full))
     args = p.parse_args()
@@ -1053,9 +1193,24 @@ def main():
     args.drain_timeout = env_int("BENCH_DRAIN_TIMEOUT", 900, 300)
     args.log_lines = env_int("BENCH_LOG_LINES", 200000, 200000)
     args.history_runs = env_int("BENCH_HISTORY_RUNS", 100000, 100000)
+    args.browser_count = env_int("BENCH_BROWSERS", 1000, 1000)
+    args.browser_secs = env_int("BENCH_BROWSER_SECS", 60, 20)
+    args.flood_history_runs = env_int("BENCH_FLOOD_HISTORY_RUNS", 20000, 5000)
     args.tests_root = os.path.join(args.work, "tests")
     os.makedirs(os.path.join(args.tests_root, "smoke"), exist_ok=True)
     os.makedirs(os.path.join(args.tests_root, "big"), exist_ok=True)
+    os.makedirs(os.path.join(args.tests_root, "stream"), exist_ok=True)
+    with open(os.path.join(args.tests_root, STREAMER), "w") as f:
+        f.write(
+            "import os\nimport time\n\n"
+            "SECONDS = float(os.environ.get('BENCH_STREAM_SECS', '30'))\n\n\n"
+            "def test_stream():\n"
+            "    end = time.time() + SECONDS\n"
+            "    i = 0\n"
+            "    while time.time() < end:\n"
+            "        print(f'stream line {i:06d} of a test that talks while it works', flush=True)\n"
+            "        i += 1\n"
+            "        time.sleep(0.02)\n")
     with open(os.path.join(args.tests_root, ONE_TEST), "w") as f:
         f.write("def test_one():\n    assert 1 + 1 == 2\n")
     with open(os.path.join(args.tests_root, BIG_LOG), "w") as f:
@@ -1081,7 +1236,8 @@ def main():
     try:
         for name, fn in [("dispatch", phase_dispatch), ("overhead", phase_overhead),
                          ("runlist", phase_runlist), ("drain", phase_drain),
-                         ("biglog", phase_biglog), ("insights", phase_insights)]:
+                         ("biglog", phase_biglog), ("insights", phase_insights),
+                         ("browsers", phase_browsers), ("flood", phase_flood)]:
             if name not in phases:
                 continue
             busy = cpu_busy()

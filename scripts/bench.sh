@@ -8,7 +8,8 @@
 #   BENCH_QUICK=1     fewer repetitions and runs (about 2 minutes), for a
 #                     quick look; not for BENCHMARKS.md
 #   BENCH_PHASES=...  a comma-separated subset of
-#                     dispatch,overhead,runlist,drain,biglog,insights,spa
+#                     dispatch,overhead,runlist,drain,biglog,insights,
+#                     browsers,flood,spa
 #   BENCH_STRICT=1    exit 1 when a target is missed
 #   BENCH_KEEP=1      keep the scratch directory (backend logs, stamps)
 #   BENCH_PYTHON      the interpreter that runs pytest (default: the real
@@ -75,6 +76,9 @@ if [ -z "${BENCH_BINARY:-}" ]; then
     BENCH_BINARY="$ROOT/target/release/test-executor"
 fi
 [ -x "$BENCH_BINARY" ] || die "no backend binary at $BENCH_BINARY"
+log "cargo build --release --example browsers"
+cargo build --release -q -p backend --example browsers
+BROWSERS="$ROOT/target/release/examples/browsers"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/test-executor-bench.XXXXXX")"
 BENCH_PID=""
@@ -123,6 +127,7 @@ python3 bench/bench.py \
     --psql "$PSQL" \
     --pgbench "$PGBENCH" \
     --wrk "$(command -v wrk)" \
+    --browsers "$BROWSERS" \
     ${BENCH_PHASES:+--phases "$BENCH_PHASES"} &
 BENCH_PID=$!
 wait "$BENCH_PID"

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::db::PoolSettings;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
@@ -26,7 +28,13 @@ pub struct Config {
     /// How often the scheduler looks for work it was not woken for: leases
     /// that expired, notifications missed while not listening.
     pub tick: Duration,
+    /// Connections of the HTTP requests' pool.
     pub db_pool_size: u32,
+    /// The longest statement an HTTP request may run.
+    pub statement_timeout: Duration,
+    /// Queued runs at most, across all environments; past it, new runs are
+    /// refused with 429.
+    pub max_queued_runs: i64,
 }
 
 impl Config {
@@ -45,9 +53,8 @@ impl Config {
         let lease_secs = number("LEASE_SECS", 30)?.max(1);
         let max_parallel_runs = number("MAX_PARALLEL_RUNS", cpus)?.max(1);
         // Two queries per core keep the database busy; more only queue in
-        // it and lengthen every answer's tail. Plus one for each running
-        // run's log flushes and lease renewals.
-        let default_pool = (2 * cpus + max_parallel_runs).max(4);
+        // it and lengthen every answer's tail. Runs have a pool of their own.
+        let default_pool = (2 * cpus).max(4);
         Ok(Config {
             database_url: var("DATABASE_URL")
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:54329/test_executor".into()),
@@ -64,12 +71,42 @@ impl Config {
             shutdown_grace: Duration::from_secs(number("SHUTDOWN_GRACE_SECS", 30)?),
             tick: Duration::from_millis(number("SCHEDULER_TICK_MS", 5000)?.max(10)),
             db_pool_size: number("DB_POOL_SIZE", default_pool)?.clamp(2, 200) as u32,
+            statement_timeout: Duration::from_millis(
+                number("DB_STATEMENT_TIMEOUT_MS", 15_000)?.max(100),
+            ),
+            max_queued_runs: number("MAX_QUEUED_RUNS", 10_000)?.max(1) as i64,
         })
     }
 
     /// The lease as a duration on the local clock.
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs as u64)
+    }
+
+    /// The pool HTTP requests use: they wait a little for a connection,
+    /// then answer 503.
+    pub fn http_pool(&self) -> PoolSettings {
+        PoolSettings {
+            max_size: self.db_pool_size,
+            checkout: Duration::from_millis(800),
+            statement_timeout: self.statement_timeout,
+            lock_timeout: Duration::from_secs(5),
+            idle_in_transaction: Duration::from_secs(30),
+        }
+    }
+
+    /// The pool of runs and the scheduler (lease renewals, log writes,
+    /// claims, finishes), which no flood of requests can take: one
+    /// connection per parallel run, and two for the scheduler. A finish
+    /// may write many cases: its statements get longer.
+    pub fn runner_pool(&self) -> PoolSettings {
+        PoolSettings {
+            max_size: self.max_parallel_runs as u32 + 2,
+            checkout: (self.lease() / 4).max(Duration::from_millis(500)),
+            statement_timeout: Duration::from_secs(60),
+            lock_timeout: Duration::from_secs(5),
+            idle_in_transaction: Duration::from_secs(30),
+        }
     }
 }
 

@@ -16,6 +16,10 @@ use crate::exec::scheduler::Scheduler;
 use crate::http;
 use crate::http::state::AppState;
 
+/// How long start-up waits for the runs of a past life to be finished
+/// before it says it is ready (it serves requests before that anyway).
+const RECOVERY_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How long start-up waits for the database before giving up.
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
 
@@ -37,7 +41,8 @@ pub async fn run(mut config: Config) -> Result<(), String> {
 
     let config = Arc::new(config);
     let tests_root = TestsRoot::open(&config.tests_root)?;
-    let pool = db::build_pool(&config.database_url, config.db_pool_size);
+    let pool = db::build_pool(&config.database_url, config.http_pool());
+    let runner_pool = db::build_pool(&config.database_url, config.runner_pool());
     let migrate_pool = pool.clone();
     actix_web::rt::task::spawn_blocking(move || migrate(&migrate_pool))
         .await
@@ -46,24 +51,17 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     let runtime = crate::exec::runner::plugin::RuntimeDir::create()
         .map_err(|e| format!("cannot create the runner's private directory: {e}"))?;
     let ctx = RunnerContext {
-        pool: pool.clone(),
+        pool: runner_pool,
         config: Arc::clone(&config),
         tests_root: tests_root.clone(),
         public_url: public_url.clone(),
         shutdown_at: Arc::default(),
         runtime: Arc::new(runtime),
     };
+    // Runs of a past life are finished by the scheduler before it claims
+    // anything, while requests are already answered: a database that is
+    // slow to answer never keeps the port from serving.
     let scheduler = Scheduler::new(ctx);
-    let recovering = Arc::clone(&scheduler);
-    match actix_web::rt::task::spawn_blocking(move || recovering.recover_past_life()).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::warn!(
-            runs = n,
-            "finished runs left by a past life of this instance"
-        ),
-        Ok(Err(e)) => tracing::warn!(error = %e, "cannot check for runs of a past life"),
-        Err(e) => tracing::warn!(error = %e, "cannot check for runs of a past life"),
-    }
 
     let state = AppState {
         pool,
@@ -71,6 +69,9 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         tests_root,
         scheduler: Arc::clone(&scheduler),
         responses: Arc::default(),
+        heavy_reads: Arc::new(tokio::sync::Semaphore::new(
+            (config.db_pool_size as usize / 2).max(1),
+        )),
     };
     let server = HttpServer::new(move || {
         App::new()
@@ -92,6 +93,11 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         config.database_url.clone(),
         Arc::clone(&scheduler),
     ));
+    // Requests are answered already. Ready means the past life's runs are
+    // finished too, unless the database takes long to say so.
+    if !scheduler.wait_recovered(RECOVERY_PATIENCE).await {
+        tracing::warn!("the runs of a past life are not finished yet; serving meanwhile");
+    }
     tracing::info!(instance = %config.instance_id, tests_root = %config.tests_root.display(),
         max_parallel_runs = config.max_parallel_runs, "service started");
     println!("listening on {public_url}");

@@ -1,5 +1,5 @@
 //! The browser face of the test executor: a Yew single-page app that reads
-//! and writes only through the REST API of API.md.
+//! and writes only through the REST API of docs/API.md.
 
 mod ansi;
 mod api;

@@ -64,7 +64,7 @@ class Answer:
 
 
 class Api:
-    """A small client of the REST API (API.md)."""
+    """A small client of the REST API (docs/API.md)."""
 
     FINAL = FINAL
 
@@ -104,7 +104,7 @@ class Api:
         return self.request("DELETE", path, **kwargs)
 
     def expect_error(self, answer, status, code, fields=True):
-        """Checks the error body of API.md and returns its `error` object;
+        """Checks the error body of docs/API.md and returns its `error` object;
         a validation error names its fields (unless `fields` is false)."""
         answer.expect(status)
         body = answer.json()

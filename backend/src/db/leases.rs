@@ -392,34 +392,75 @@ pub struct Reclaimed {
     pub pgid: Option<i32>,
 }
 
-/// Deletes expired leases (or, with `holder`, every lease of that holder)
-/// and finishes their runs as `error`. Each row is deleted by exactly one
-/// sweeper, so each run is finished exactly once.
+#[derive(QueryableByName)]
+struct ExpiredLease {
+    #[diesel(sql_type = Integer)]
+    environment_id: i32,
+    #[diesel(sql_type = BigInt)]
+    fence: i64,
+}
+
+/// Takes back expired leases (or, with `holder`, every lease of that
+/// holder) and finishes their runs as `error`, each in a transaction of its
+/// own. A lease or run row locked by someone else (a stuck session) is
+/// skipped for now, never waited for: the others are taken back anyway,
+/// and that one at a later sweep, once its lock is gone. Each lease is
+/// deleted by exactly one sweeper, so each run is finished exactly once.
 pub fn reclaim(
     conn: &mut PgConnection,
     holder: Option<&str>,
     reason: &str,
 ) -> QueryResult<Vec<Reclaimed>> {
-    conn.transaction(|conn| {
-        let reclaimed: Vec<Reclaimed> = match holder {
-            None => diesel::sql_query(
-                "DELETE FROM environment_locks WHERE environment_id IN \
-                   (SELECT environment_id FROM environment_locks WHERE expires_at < now() \
-                    FOR UPDATE SKIP LOCKED) \
-                 RETURNING environment_id, run_id, pgid",
+    let due: Vec<ExpiredLease> = match holder {
+        None => diesel::sql_query(
+            "SELECT environment_id, fence FROM environment_locks WHERE expires_at < now() \
+             ORDER BY expires_at LIMIT 200",
+        )
+        .load(conn)?,
+        Some(holder) => diesel::sql_query(
+            "SELECT environment_id, fence FROM environment_locks WHERE holder = $1",
+        )
+        .bind::<Text, _>(holder)
+        .load(conn)?,
+    };
+    let mut reclaimed = Vec::new();
+    for lease in due {
+        let taken = conn.transaction(|conn| {
+            let row: Option<Reclaimed> = diesel::sql_query(
+                "SELECT environment_id, run_id, pgid FROM environment_locks \
+                 WHERE environment_id = $1 AND fence = $2 AND ($3 OR expires_at < now()) \
+                 FOR UPDATE SKIP LOCKED",
             )
-            .load(conn)?,
-            Some(holder) => diesel::sql_query(
-                "DELETE FROM environment_locks WHERE holder = $1 \
-                 RETURNING environment_id, run_id, pgid",
+            .bind::<Integer, _>(lease.environment_id)
+            .bind::<BigInt, _>(lease.fence)
+            .bind::<diesel::sql_types::Bool, _>(holder.is_some())
+            .get_result(conn)
+            .optional()?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let run_free: Option<i64> =
+                diesel::sql_query("SELECT id FROM test_runs WHERE id = $1 FOR UPDATE SKIP LOCKED")
+                    .bind::<BigInt, _>(row.run_id)
+                    .get_result::<RunIdRow>(conn)
+                    .optional()?
+                    .map(|r| r.id);
+            if run_free.is_none() && run_exists(conn, row.run_id)? {
+                tracing::warn!(
+                    run_id = row.run_id,
+                    "its run is locked by another session; taken back later"
+                );
+                return Ok(None);
+            }
+            diesel::delete(
+                environment_locks::table
+                    .find(row.environment_id)
+                    .filter(environment_locks::fence.eq(lease.fence)),
             )
-            .bind::<Text, _>(holder)
-            .load(conn)?,
-        };
-        for lease in &reclaimed {
+            .execute(conn)?;
             diesel::update(
                 test_runs::table
-                    .find(lease.run_id)
+                    .find(row.run_id)
                     .filter(test_runs::status.eq(RunStatus::Running)),
             )
             .set((
@@ -428,9 +469,26 @@ pub fn reclaim(
                 test_runs::finished_at.eq(diesel::dsl::now),
             ))
             .execute(conn)?;
+            QueryResult::Ok(Some(row))
+        });
+        match taken {
+            Ok(taken) => reclaimed.extend(taken),
+            // That lease is taken back at a later sweep.
+            Err(e) => tracing::warn!(environment_id = lease.environment_id, error = %e,
+                "cannot take an expired lease back yet"),
         }
-        Ok(reclaimed)
-    })
+    }
+    Ok(reclaimed)
+}
+
+#[derive(QueryableByName)]
+struct RunIdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+fn run_exists(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(test_runs::table.find(id))).get_result(conn)
 }
 
 /// Runs marked running without any lease: left by a crash between

@@ -24,31 +24,121 @@ pub type PgConn = PooledConnection<ConnectionManager<PgConnection>>;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
-/// How long a request waits for a connection before answering 503.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_millis(800);
+/// How one pool's connections behave. Every limit is set on the
+/// connection itself, so that a stuck statement, a lock held by a frozen
+/// instance or a partitioned network ends in bounded time instead of
+/// holding row locks (and whoever waits for them) for hours.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_size: u32,
+    /// How long a caller waits for a free connection.
+    pub checkout: Duration,
+    /// The longest a statement may run.
+    pub statement_timeout: Duration,
+    /// The longest a statement waits for a lock.
+    pub lock_timeout: Duration,
+    /// The longest a session may sit in an open transaction doing nothing
+    /// (a frozen process): the server ends it and its locks go.
+    pub idle_in_transaction: Duration,
+}
 
-pub fn build_pool(database_url: &str, max_size: u32) -> PgPool {
-    let manager = ConnectionManager::<PgConnection>::new(with_connect_timeout(database_url));
+pub fn build_pool(database_url: &str, settings: PoolSettings) -> PgPool {
+    let manager = ConnectionManager::<PgConnection>::new(connection_url(database_url, &settings));
     Pool::builder()
-        .max_size(max_size)
+        .max_size(settings.max_size)
         .min_idle(Some(1))
-        .connection_timeout(CHECKOUT_TIMEOUT)
+        .connection_timeout(settings.checkout)
         // Built lazily: the service starts (and answers 503) while the
         // database is down.
         .build_unchecked(manager)
 }
 
-/// libpq waits for a dead host for minutes by default; bound it.
-fn with_connect_timeout(url: &str) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_string();
+/// The URL with the connection's limits, unless it sets them itself:
+/// libpq waits for a dead host for minutes and TCP notices a dead peer
+/// after two hours by default.
+pub fn connection_url(url: &str, settings: &PoolSettings) -> String {
+    let ms = |d: Duration| d.as_millis().max(1);
+    let mut params = vec![
+        ("connect_timeout", "2".to_string()),
+        ("keepalives", "1".to_string()),
+        ("keepalives_idle", "10".to_string()),
+        ("keepalives_interval", "5".to_string()),
+        ("keepalives_count", "3".to_string()),
+        // Data unacknowledged this long (a partition mid-statement): the
+        // connection is dropped.
+        ("tcp_user_timeout", "15000".to_string()),
+        (
+            "options",
+            format!(
+                "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+                ms(settings.statement_timeout),
+                ms(settings.lock_timeout),
+                ms(settings.idle_in_transaction)
+            ),
+        ),
+    ];
+    params.retain(|(name, _)| !url.contains(&format!("{name}=")));
+    let mut url = url.to_string();
+    for (name, value) in params {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(name);
+        url.push('=');
+        url.push_str(&percent_encode(&value));
     }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}connect_timeout=2")
+    url
+}
+
+/// A query value as a URL carries it.
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 pub fn run_migrations(conn: &mut PgConnection) -> Result<(), String> {
     conn.run_pending_migrations(MIGRATIONS)
         .map(|_| ())
         .map_err(|e| format!("migrations failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> PoolSettings {
+        PoolSettings {
+            max_size: 2,
+            checkout: Duration::from_millis(800),
+            statement_timeout: Duration::from_secs(15),
+            lock_timeout: Duration::from_secs(5),
+            idle_in_transaction: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn connections_get_their_limits_unless_the_url_sets_them() {
+        let url = connection_url("postgres://u@h:5432/db", &settings());
+        assert!(
+            url.starts_with("postgres://u@h:5432/db?connect_timeout=2&"),
+            "{url}"
+        );
+        assert!(url.contains("tcp_user_timeout=15000"), "{url}");
+        assert!(
+            url.contains("options=-c%20statement_timeout%3D15000%20-c%20lock_timeout%3D5000"),
+            "{url}"
+        );
+        let own = connection_url(
+            "postgres://h/db?connect_timeout=9&options=-c%20x%3D1",
+            &settings(),
+        );
+        assert_eq!(own.matches("connect_timeout=").count(), 1, "{own}");
+        assert_eq!(own.matches("options=").count(), 1, "{own}");
+        assert!(own.contains("keepalives=1"));
+    }
 }

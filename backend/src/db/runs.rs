@@ -37,6 +37,14 @@ pub fn insert(conn: &mut PgConnection, new: &NewRunRow) -> QueryResult<RunRow> {
         .get_result(conn)
 }
 
+/// Runs waiting in any queue (the partial queue index holds only them).
+pub fn queued_count(conn: &mut PgConnection) -> QueryResult<i64> {
+    test_runs::table
+        .filter(test_runs::status.eq(RunStatus::Queued))
+        .count()
+        .get_result(conn)
+}
+
 pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<RunRow>> {
     test_runs::table
         .find(id)

@@ -58,6 +58,8 @@ pub struct Scheduler {
     threads: Mutex<Vec<JoinHandle<()>>>,
     stopping: AtomicBool,
     events: RunEvents,
+    /// Set once the runs of a past life are finished.
+    recovered: tokio::sync::watch::Sender<bool>,
 }
 
 impl Scheduler {
@@ -71,12 +73,26 @@ impl Scheduler {
             threads: Mutex::default(),
             stopping: AtomicBool::new(false),
             events: RunEvents::default(),
+            recovered: tokio::sync::watch::Sender::new(false),
         })
     }
 
     /// Asks the scheduler to look for work now.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Waits until the runs of a past life are finished, at most `patience`.
+    pub async fn wait_recovered(&self, patience: Duration) -> bool {
+        let mut recovered = self.recovered.subscribe();
+        tokio::time::timeout(patience, recovered.wait_for(|done| *done))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
+    }
+
+    /// The pool runs and the scheduler use.
+    pub fn pool(&self) -> &crate::db::PgPool {
+        &self.ctx.pool
     }
 
     /// Another instance finished run `id` (heard through the listener).
@@ -128,12 +144,36 @@ impl Scheduler {
         Ok(reclaimed.len())
     }
 
-    /// The scheduling loop: runs until the service stops.
+    /// The scheduling loop: runs until the service stops. It starts by
+    /// finishing what this instance held in a past life, retried at each
+    /// tick until the database answers.
     pub async fn run(self: Arc<Self>) {
         let tick = self.ctx.config.tick;
+        let mut recovered = false;
         loop {
             if self.stopping.load(Ordering::SeqCst) {
                 return;
+            }
+            if !recovered {
+                let scheduler = Arc::clone(&self);
+                match tokio::task::spawn_blocking(move || scheduler.recover_past_life()).await {
+                    Ok(Ok(n)) => {
+                        recovered = true;
+                        self.recovered.send_replace(true);
+                        if n > 0 {
+                            tracing::warn!(
+                                runs = n,
+                                "finished runs left by a past life of this instance"
+                            );
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot check for runs of a past life yet")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot check for runs of a past life yet")
+                    }
+                }
             }
             let scheduler = Arc::clone(&self);
             let dispatched = tokio::task::spawn_blocking(move || scheduler.dispatch()).await;
@@ -174,11 +214,18 @@ impl Scheduler {
                     environment_id,
                     &self.ctx.config.instance_id,
                     self.ctx.config.lease_secs,
-                )
-                .map_err(|e| e.to_string())?;
-                if let Some(claim) = claim {
-                    self.start(claim, claimed_at, guard);
-                    started_any = true;
+                );
+                match claim {
+                    Ok(Some(claim)) => {
+                        self.start(claim, claimed_at, guard);
+                        started_any = true;
+                    }
+                    Ok(None) => {}
+                    // One environment's trouble (a lock held by a stuck
+                    // session) never keeps the others waiting.
+                    Err(e) => {
+                        tracing::warn!(environment_id, error = %e, "cannot claim; trying the others");
+                    }
                 }
             }
             if !started_any {

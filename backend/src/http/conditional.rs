@@ -1,12 +1,17 @@
 //! Conditional GETs for the endpoints browsers poll every second: each
 //! answer carries an ETag made of the database's state version (see
-//! `db::state`) and the request's URL, and a request whose `If-None-Match`
-//! names the current one gets `304 Not Modified` after one tiny query
-//! instead of the endpoint's own queries.
+//! `db::state`) and the resource (its path and its parsed query), and a
+//! request whose `If-None-Match` names the current one gets `304 Not
+//! Modified` after one tiny query instead of the endpoint's own queries.
+//!
+//! The resource is the request's path and the query *as parsed*
+//! (`CacheKey`), never the raw query string: unknown or repeated
+//! parameters make no new tag and no new cache entry.
 
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
-use std::any::Any;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -16,28 +21,51 @@ use super::state::AppState;
 use crate::db::{self, PgConn};
 use crate::service::ServiceError;
 
-/// An answer to a conditional GET: the current ETag, and the body unless
-/// the client already has it.
-pub struct Tagged<T> {
-    etag: String,
-    body: Option<T>,
+/// What decides a body besides the database: the path and the parsed
+/// query, serialized the same way whatever order or spelling the client
+/// used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey(u64);
+
+impl CacheKey {
+    /// The resource at `req`'s path with `query` (its parsed parameters,
+    /// `&()` when it takes none).
+    pub fn of(req: &HttpRequest, query: &impl Serialize) -> CacheKey {
+        let query = serde_urlencoded::to_string(query).unwrap_or_default();
+        let parts = [env!("CARGO_PKG_VERSION"), " ", req.path(), "?", &query];
+        CacheKey(crate::hash::fnv1a(
+            parts.iter().flat_map(|part| part.bytes()),
+        ))
+    }
 }
 
-impl<T> Tagged<T> {
-    /// `build` makes the 200 answer from the body; a 304 has no body.
-    pub fn respond(self, build: impl FnOnce(T) -> HttpResponse) -> HttpResponse {
-        let mut response = match self.body {
-            Some(body) => build(body),
-            None => HttpResponse::NotModified().finish(),
-        };
-        let headers = response.headers_mut();
-        if let Ok(etag) = HeaderValue::from_str(&self.etag) {
-            headers.insert(header::ETAG, etag);
-        }
-        // Stored, but asked again every time: the poll stays live.
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        response
+/// The ETag of `resource` at state `version`.
+fn etag(version: i64, key: CacheKey) -> String {
+    format!("\"{version:x}-{:016x}\"", key.0)
+}
+
+/// An answer with its ETag: 304 when the client holds it, else the JSON.
+fn respond(etag: &str, held: &[String], body: Option<Bytes>) -> HttpResponse {
+    let mut response = match body {
+        Some(body) if !held.iter().any(|tag| tag == etag) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
+        _ => HttpResponse::NotModified().finish(),
+    };
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, etag);
     }
+    // Stored, but asked again every time: the poll stays live.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Serializes an answer once, whoever it is served to.
+fn to_json(body: &impl Serialize) -> Result<Bytes, ServiceError> {
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(ServiceError::internal)
 }
 
 /// Reads the state version and, unless the client's `If-None-Match` has
@@ -48,153 +76,167 @@ impl<T> Tagged<T> {
 pub async fn conditional<T, F>(
     state: &AppState,
     req: &HttpRequest,
+    key: CacheKey,
     query: F,
-) -> Result<Tagged<T>, ApiError>
+) -> Result<HttpResponse, ApiError>
 where
     F: FnOnce(&mut PgConn) -> Result<T, ServiceError> + Send + 'static,
-    T: Send + 'static,
+    T: Serialize + Send + 'static,
 {
-    tagged(state, req, move |conn, _, version| {
-        Ok((version, query(conn)?))
-    })
-    .await
-}
-
-/// The ETag of `resource` at state `version`.
-fn etag(version: i64, resource: u64) -> String {
-    format!("\"{version:x}-{resource:016x}\"")
-}
-
-/// What [`conditional`] and [`conditional_cached`] share: the state
-/// version first, 304 when the client holds its tag, else the body that
-/// `build` gives for that version, tagged with the version it belongs to.
-async fn tagged<T, F>(state: &AppState, req: &HttpRequest, build: F) -> Result<Tagged<T>, ApiError>
-where
-    F: FnOnce(&mut PgConn, u64, i64) -> Result<(i64, T), ServiceError> + Send + 'static,
-    T: Send + 'static,
-{
-    let resource = resource_hash(req);
     let held = if_none_match(req);
-    with_db(&state.pool, move |conn| {
+    let looking = held.clone();
+    let (tag, body) = with_db(&state.pool, move |conn| {
         let version = db::state::version(conn)?;
         // `*` is not honoured: it would answer 304 for a run that does
         // not exist; the full query says 404 instead.
-        let current = etag(version, resource);
-        if held.contains(&current) {
-            return Ok(Tagged {
-                etag: current,
-                body: None,
-            });
+        let tag = etag(version, key);
+        if looking.contains(&tag) {
+            return Ok((tag, None));
         }
-        let (at, body) = build(conn, resource, version)?;
-        let etag = etag(at, resource);
-        let body = (!held.contains(&etag)).then_some(body);
-        Ok(Tagged { etag, body })
+        Ok((tag, Some(to_json(&query(conn)?)?)))
     })
-    .await
+    .await?;
+    Ok(respond(&tag, &held, body))
 }
 
-/// Recent answers by URL and state version, so that many clients polling
-/// the same view of an idle system cost one tiny query each, not the
-/// view's own queries (the run list's count alone scans the table).
-/// An entry is never served for a newer state than it was built at.
+/// Like [`conditional`] with raw text bodies (logs, reports), which are
+/// not JSON.
+pub async fn conditional_text<F>(
+    state: &AppState,
+    req: &HttpRequest,
+    key: CacheKey,
+    content_type: &'static str,
+    query: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&mut PgConn) -> Result<String, ServiceError> + Send + 'static,
+{
+    let held = if_none_match(req);
+    let looking = held.clone();
+    let (tag, body) = with_db(&state.pool, move |conn| {
+        let version = db::state::version(conn)?;
+        let tag = etag(version, key);
+        if looking.contains(&tag) {
+            return Ok((tag, None));
+        }
+        Ok((tag, Some(query(conn)?)))
+    })
+    .await?;
+    let mut response = match body {
+        Some(text) if !held.contains(&tag) => {
+            HttpResponse::Ok().content_type(content_type).body(text)
+        }
+        _ => HttpResponse::NotModified().finish(),
+    };
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&tag) {
+        headers.insert(header::ETAG, etag);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// [`conditional`], also answering from the [`ResponseCache`] when the
+/// state has not changed since the same resource was last answered (or
+/// from an answer another request built at a newer state, tagged as that
+/// one). Waiting for another request's build holds no connection and no
+/// thread.
+pub async fn conditional_cached<T, F>(
+    state: &AppState,
+    req: &HttpRequest,
+    key: CacheKey,
+    query: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(&mut PgConn) -> Result<T, ServiceError> + Send + 'static,
+    T: Serialize + Send + 'static,
+{
+    let held = if_none_match(req);
+    let version = with_db(&state.pool, |conn| Ok(db::state::version(conn)?)).await?;
+    let current = etag(version, key);
+    if held.contains(&current) {
+        return Ok(respond(&current, &held, None));
+    }
+    let cache = &state.responses;
+    if let Some((at, body)) = cache.get_since(key, version) {
+        return Ok(respond(&etag(at, key), &held, Some(body)));
+    }
+    let builder = cache.builder(key);
+    let _turn = builder.lock().await;
+    // Whoever held the turn before may have built it meanwhile.
+    if let Some((at, body)) = cache.get_since(key, version) {
+        return Ok(respond(&etag(at, key), &held, Some(body)));
+    }
+    let body = with_db(&state.pool, move |conn| to_json(&query(conn)?)).await?;
+    cache.put(key, version, body.clone());
+    Ok(respond(&current, &held, Some(body)))
+}
+
+/// Recent answers by resource and state version, so that many clients
+/// polling the same view of an idle system cost one tiny query each, not
+/// the view's own queries (the run list's count alone scans the table).
+/// An entry is never served for an older state than the asker saw. Entries
+/// are serialized JSON, shared (not copied) by every answer that uses
+/// them, and bounded in number and in bytes.
 ///
 /// When the state moves, every client polling a view asks at once; one of
-/// them builds the new answer while the others wait for it (per URL), so a
-/// busy system costs one build per view and change, not one per client.
+/// them builds the new answer while the others wait for it (per resource),
+/// so a busy system costs one build per view and change, not one per
+/// client.
 #[derive(Default)]
 pub struct ResponseCache {
-    entries: Mutex<HashMap<u64, CachedAnswer>>,
-    builders: Mutex<HashMap<u64, Arc<Mutex<()>>>>,
+    entries: Mutex<HashMap<CacheKey, (i64, Bytes)>>,
+    builders: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// The state version an answer was built at, and the answer.
-type CachedAnswer = (i64, Arc<dyn Any + Send + Sync>);
-
-/// Enough for the views a team has open; each entry is one page of JSON.
-const CACHED_ANSWERS: usize = 64;
+/// Enough for the views a team has open.
+const CACHED_ANSWERS: usize = 256;
+/// The most the cached answers may hold in all.
+const CACHED_BYTES: usize = 32 * 1024 * 1024;
 
 impl ResponseCache {
-    fn get<T: Clone + 'static>(&self, resource: u64, version: i64) -> Option<T> {
-        self.get_since(resource, version)
-            .and_then(|(at, body)| (at == version).then_some(body))
-    }
-
     /// The answer built at `version` or later, with the version it has.
-    fn get_since<T: Clone + 'static>(&self, resource: u64, version: i64) -> Option<(i64, T)> {
+    fn get_since(&self, key: CacheKey, version: i64) -> Option<(i64, Bytes)> {
         let entries = self.entries.lock().ok()?;
-        let (at, body) = entries.get(&resource)?;
-        (*at >= version).then(|| body.downcast_ref::<T>().cloned().map(|body| (*at, body)))?
+        let (at, body) = entries.get(&key)?;
+        (*at >= version).then(|| (*at, body.clone()))
     }
 
-    /// The cached answer for `resource` at `version` or later, else the one
-    /// `build` makes, which is kept. Concurrent callers for one resource
-    /// take turns, so that only the first of them builds; the others get
-    /// its answer. Returns the version the answer belongs to.
-    pub fn answer<T, E>(
-        &self,
-        resource: u64,
-        version: i64,
-        build: impl FnOnce() -> Result<T, E>,
-    ) -> Result<(i64, T), E>
-    where
-        T: Clone + Send + Sync + 'static,
-    {
-        if let Some(body) = self.get(resource, version) {
-            return Ok((version, body));
-        }
-        let builder = self.builder(resource);
-        let _turn = builder
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(found) = self.get_since(resource, version) {
-            return Ok(found);
-        }
-        let body = build()?;
-        self.put(resource, version, body.clone());
-        Ok((version, body))
-    }
-
-    fn builder(&self, resource: u64) -> Arc<Mutex<()>> {
+    fn builder(&self, key: CacheKey) -> Arc<tokio::sync::Mutex<()>> {
         let mut builders = self
             .builders
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if builders.len() >= CACHED_ANSWERS && !builders.contains_key(&resource) {
+        if builders.len() >= CACHED_ANSWERS && !builders.contains_key(&key) {
             // A caller still holding an old one only builds once more.
             builders.clear();
         }
-        Arc::clone(builders.entry(resource).or_default())
+        Arc::clone(builders.entry(key).or_default())
     }
 
-    fn put<T: Send + Sync + 'static>(&self, resource: u64, version: i64, body: T) {
+    fn put(&self, key: CacheKey, version: i64, body: Bytes) {
+        if body.len() > CACHED_BYTES / 8 {
+            // One answer may not crowd out all the others.
+            return;
+        }
         if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= CACHED_ANSWERS && !entries.contains_key(&resource) {
-                // Old versions are useless anyway: start again.
-                entries.clear();
+            entries.insert(key, (version, body));
+            let mut total: usize = entries.values().map(|(_, body)| body.len()).sum();
+            while entries.len() > CACHED_ANSWERS || total > CACHED_BYTES {
+                // The answer of the oldest state goes first.
+                let Some(oldest) = entries
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(k, _)| *k)
+                else {
+                    break;
+                };
+                if let Some((_, body)) = entries.remove(&oldest) {
+                    total -= body.len();
+                }
             }
-            entries.insert(resource, (version, Arc::new(body)));
         }
     }
-}
-
-/// [`conditional`], also answering from the [`ResponseCache`] when the
-/// state has not changed since the same URL was last answered (or from an
-/// answer another request built at a newer state, tagged as that one).
-pub async fn conditional_cached<T, F>(
-    state: &AppState,
-    req: &HttpRequest,
-    query: F,
-) -> Result<Tagged<T>, ApiError>
-where
-    F: FnOnce(&mut PgConn) -> Result<T, ServiceError> + Send + 'static,
-    T: Clone + Send + Sync + 'static,
-{
-    let cache = Arc::clone(&state.responses);
-    tagged(state, req, move |conn, resource, version| {
-        cache.answer(resource, version, || query(conn))
-    })
-    .await
 }
 
 /// The tags of `If-None-Match`, weak ones (`W/"…"`, as proxies that
@@ -207,20 +249,6 @@ fn if_none_match(req: &HttpRequest) -> Vec<String> {
         .map(|tag| tag.trim().trim_start_matches("W/").to_string())
         .filter(|tag| !tag.is_empty())
         .collect()
-}
-
-/// FNV-1a of what, besides the database, decides the body: the build and
-/// the URL. Stable across processes, so that instances behind one proxy
-/// agree on tags.
-fn resource_hash(req: &HttpRequest) -> u64 {
-    let parts = [
-        env!("CARGO_PKG_VERSION"),
-        " ",
-        req.path(),
-        "?",
-        req.query_string(),
-    ];
-    crate::hash::fnv1a(parts.iter().flat_map(|part| part.bytes()))
 }
 
 #[cfg(test)]
@@ -237,77 +265,80 @@ mod tests {
     }
 
     #[test]
-    fn cached_answers_are_served_only_for_their_version() {
+    fn cached_answers_are_served_only_for_their_version_or_a_newer_one() {
         let cache = ResponseCache::default();
-        cache.put(1, 7, vec![1, 2, 3]);
-        assert_eq!(cache.get::<Vec<i32>>(1, 7), Some(vec![1, 2, 3]));
+        let (one, two) = (CacheKey(1), CacheKey(2));
+        cache.put(one, 7, Bytes::from_static(b"[1,2,3]"));
         assert_eq!(
-            cache.get::<Vec<i32>>(1, 8),
+            cache.get_since(one, 7),
+            Some((7, Bytes::from_static(b"[1,2,3]")))
+        );
+        assert_eq!(cache.get_since(one, 6).map(|(at, _)| at), Some(7));
+        assert_eq!(
+            cache.get_since(one, 8),
             None,
             "a newer state is not served stale"
         );
         assert_eq!(
-            cache.get::<Vec<i32>>(2, 7),
+            cache.get_since(two, 7),
             None,
-            "another URL is another answer"
-        );
-        assert_eq!(
-            cache.get::<String>(1, 7),
-            None,
-            "another type is never confused"
+            "another resource is another answer"
         );
         for resource in 0..(CACHED_ANSWERS as u64 + 5) {
-            cache.put(resource, 9, resource);
+            cache.put(CacheKey(resource), 9, Bytes::from_static(b"{}"));
         }
         let kept = cache.entries.lock().map(|e| e.len()).unwrap_or(usize::MAX);
-        assert!(kept <= CACHED_ANSWERS, "bounded: {kept}");
-    }
-
-    #[test]
-    fn clients_asking_at_once_share_one_build() {
-        let cache = Arc::new(ResponseCache::default());
-        let builds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let start = Arc::new(std::sync::Barrier::new(8));
-        let askers: Vec<_> = (0..8)
-            .map(|_| {
-                let (cache, builds, start) = (cache.clone(), builds.clone(), start.clone());
-                std::thread::spawn(move || {
-                    start.wait();
-                    cache.answer(3, 11, || {
-                        builds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        std::thread::sleep(std::time::Duration::from_millis(50));
-                        Ok::<_, ()>("page".to_string())
-                    })
-                })
-            })
-            .collect();
-        for asker in askers {
-            assert_eq!(asker.join().unwrap(), Ok((11, "page".to_string())));
+        assert!(kept <= CACHED_ANSWERS, "bounded in number: {kept}");
+        let big = Bytes::from(vec![b' '; CACHED_BYTES / 9]);
+        for resource in 0..20 {
+            cache.put(CacheKey(1000 + resource), 10 + resource as i64, big.clone());
         }
-        assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let held: usize = cache
+            .entries
+            .lock()
+            .map(|e| e.values().map(|(_, b)| b.len()).sum())
+            .unwrap_or(usize::MAX);
+        assert!(held <= CACHED_BYTES, "bounded in bytes: {held}");
+    }
 
-        let newer = cache.answer(3, 12, || Ok::<_, ()>("newer".to_string()));
-        assert_eq!(
-            newer,
-            Ok((12, "newer".to_string())),
-            "a new state builds again"
+    #[actix_web::test]
+    async fn askers_of_one_resource_take_turns_and_only_the_first_builds() {
+        let cache = Arc::new(ResponseCache::default());
+        let key = CacheKey(3);
+        let first = cache.builder(key);
+        let held = first.lock().await;
+        let second = cache.builder(key);
+        assert!(second.try_lock().is_err(), "the same turn for one resource");
+        assert!(
+            cache.builder(CacheKey(4)).try_lock().is_ok(),
+            "another resource is free"
         );
-        let late = cache.answer(3, 11, || Ok::<_, ()>("unused".to_string()));
+        cache.put(key, 11, Bytes::from_static(b"page"));
+        drop(held);
+        let _turn = second.lock().await;
         assert_eq!(
-            late,
-            Ok((12, "newer".to_string())),
-            "an older state is given the newer answer, tagged as such"
+            cache.get_since(key, 11).map(|(_, b)| b),
+            Some(Bytes::from_static(b"page"))
         );
-        let failed = cache.answer(4, 1, || Err::<String, _>("down"));
-        assert_eq!(failed, Err("down"), "errors are not kept");
     }
 
     #[test]
-    fn the_resource_hash_depends_on_path_and_query() {
-        let a = TestRequest::with_uri("/api/runs?page=1").to_http_request();
+    fn the_key_is_the_path_and_the_parsed_query() {
+        #[derive(Serialize)]
+        struct Page {
+            page: Option<i64>,
+        }
+        let a = TestRequest::with_uri("/api/runs?page=1&x=9").to_http_request();
         let b = TestRequest::with_uri("/api/runs?page=2").to_http_request();
-        let c = TestRequest::with_uri("/api/runs?page=1").to_http_request();
-        assert_ne!(resource_hash(&a), resource_hash(&b));
-        assert_eq!(resource_hash(&a), resource_hash(&c));
+        let c = TestRequest::with_uri("/api/runs?x=1").to_http_request();
+        let key = |req: &HttpRequest, page| CacheKey::of(req, &Page { page });
+        assert_ne!(key(&a, Some(1)), key(&b, Some(2)));
+        assert_eq!(
+            key(&a, Some(1)),
+            key(&c, Some(1)),
+            "unknown parameters are no new resource"
+        );
+        let other = TestRequest::with_uri("/api/runs/1").to_http_request();
+        assert_ne!(CacheKey::of(&other, &()), CacheKey::of(&a, &()));
     }
 }

@@ -22,6 +22,8 @@ pub enum ApiError {
         message: String,
         fields: FieldErrors,
     },
+    #[error("{0}")]
+    TooMany(String),
     #[error("the database cannot be reached")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -53,6 +55,7 @@ impl ApiError {
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::TooLarge(_) => ErrorCode::TooLarge,
             ApiError::Validation { .. } => ErrorCode::Validation,
+            ApiError::TooMany(_) => ErrorCode::TooMany,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -100,6 +103,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(why) => ApiError::NotFound(why),
             ServiceError::Conflict(why) => ApiError::Conflict(why),
             ServiceError::Invalid { message, fields } => ApiError::Validation { message, fields },
+            ServiceError::TooMany(why) => ApiError::TooMany(why),
             ServiceError::Unavailable(why) => ApiError::Unavailable(why),
             ServiceError::Internal(why) => ApiError::Internal(why),
         }

@@ -103,7 +103,7 @@ pub fn json_error_body<B: MessageBody + 'static>(
     if is_json {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
-    // A body of the wrong type is a bad request (API.md), whichever
+    // A body of the wrong type is a bad request (docs/API.md), whichever
     // extractor refused it.
     let status = match res.status() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::BAD_REQUEST,

@@ -15,4 +15,8 @@ pub struct AppState {
     pub tests_root: TestsRoot,
     pub scheduler: Arc<Scheduler>,
     pub responses: Arc<ResponseCache>,
+    /// Turns for the expensive reads (insights, histories): however many
+    /// ask at once, only this many run, so that they cannot take every
+    /// connection and the machine's time.
+    pub heavy_reads: Arc<tokio::sync::Semaphore>,
 }

@@ -29,6 +29,9 @@ pub enum ServiceError {
         message: String,
         fields: FieldErrors,
     },
+    /// A cap is reached (queued runs, expensive requests at once).
+    #[error("{0}")]
+    TooMany(String),
     #[error("the database cannot be reached")]
     Unavailable(String),
     /// A bug or a fault of the machine; the cause is for the log.

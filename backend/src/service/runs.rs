@@ -57,8 +57,10 @@ fn paths_exist(tests_root: &TestsRoot, paths: &[TestPath]) -> Result<(), String>
 pub fn create(
     conn: &mut PgConnection,
     tests_root: &TestsRoot,
+    max_queued: i64,
     request: RunRequest,
 ) -> Result<Run, ServiceError> {
+    room_in_the_queues(conn, max_queued)?;
     let paths: Vec<String> = request.paths.iter().map(TestPath::as_arg).collect();
     insert(
         conn,
@@ -70,6 +72,19 @@ pub fn create(
         },
         || paths_exist(tests_root, &request.paths).map_err(|why| ServiceError::field("paths", why)),
     )
+}
+
+/// Refuses a new run when `max_queued` runs wait already: a flood of runs
+/// is turned away rather than queued for days.
+fn room_in_the_queues(conn: &mut PgConnection, max_queued: i64) -> Result<(), ServiceError> {
+    let queued = db::runs::queued_count(conn)?;
+    if queued >= max_queued {
+        return Err(ServiceError::TooMany(format!(
+            "{queued} runs are queued already, the most this service takes (MAX_QUEUED_RUNS); \
+             wait for some to start or cancel some"
+        )));
+    }
+    Ok(())
 }
 
 /// Inserts a queued run under the catalog lock, once `paths_exist` agrees
@@ -177,8 +192,14 @@ pub fn cancel(conn: &mut PgConnection, id: i64) -> Result<Cancelled, ServiceErro
 
 /// Queues run `id` again: same user, environment and paths, or (with
 /// `failed_only`) only its failed and errored tests.
-pub fn rerun(conn: &mut PgConnection, id: i64, failed_only: bool) -> Result<Run, ServiceError> {
+pub fn rerun(
+    conn: &mut PgConnection,
+    id: i64,
+    failed_only: bool,
+    max_queued: i64,
+) -> Result<Run, ServiceError> {
     let original = find(conn, id)?;
+    room_in_the_queues(conn, max_queued)?;
     let paths = if failed_only {
         let failed = db::runs::failed_nodeids(conn, id)?;
         if failed.is_empty() {

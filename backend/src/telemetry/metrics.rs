@@ -127,9 +127,18 @@ pub struct ServiceFigures {
     pub version: &'static str,
     pub local_runs: usize,
     pub max_parallel_runs: usize,
-    pub pool_connections: u32,
-    pub pool_idle: u32,
-    pub pool_max: u32,
+    /// Each connection pool: its name, connections, idle ones, and size.
+    pub pools: Vec<PoolFigures>,
+}
+
+/// One connection pool at scrape time.
+#[derive(Debug, Default)]
+pub struct PoolFigures {
+    /// `http` (requests) or `runner` (runs and the scheduler).
+    pub name: &'static str,
+    pub connections: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 /// The whole exposition; `database` is `None` when it cannot be reached,
@@ -213,21 +222,31 @@ pub fn render(service: &ServiceFigures, database: Option<&DatabaseFigures>) -> S
         "MAX_PARALLEL_RUNS of this process.",
         service.max_parallel_runs as i64,
     );
-    let in_use = service.pool_connections.saturating_sub(service.pool_idle);
-    gauges(
-        "test_executor_db_pool_connections",
-        "Connections of the pool, by state (in_use = checked out by a request or a run).",
-        "state",
-        &[
-            ("idle".into(), i64::from(service.pool_idle)),
-            ("in_use".into(), i64::from(in_use)),
-        ],
-    );
-    gauge(
-        "test_executor_db_pool_max_connections",
-        "DB_POOL_SIZE: the most connections the pool opens.",
-        i64::from(service.pool_max),
-    );
+    for pool in &service.pools {
+        // The requests' pool keeps the names it always had.
+        let (prefix, what) = match pool.name {
+            "http" => ("test_executor_db_pool", "DB_POOL_SIZE (HTTP requests)"),
+            _ => (
+                "test_executor_runner_pool",
+                "MAX_PARALLEL_RUNS + 2 (runs and the scheduler)",
+            ),
+        };
+        let in_use = pool.connections.saturating_sub(pool.idle);
+        gauges(
+            &format!("{prefix}_connections"),
+            &format!("Connections of the pool of {what}, by state (in_use = checked out)."),
+            "state",
+            &[
+                ("idle".into(), i64::from(pool.idle)),
+                ("in_use".into(), i64::from(in_use)),
+            ],
+        );
+        gauge(
+            &format!("{prefix}_max_connections"),
+            &format!("The most connections the pool of {what} opens."),
+            i64::from(pool.max),
+        );
+    }
     if let Some((in_use, free)) = heap() {
         gauges(
             "test_executor_heap_bytes",

@@ -427,7 +427,7 @@ fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     }
 }
 
-/// Asserts the JSON error body of API.md with the given code.
+/// Asserts the JSON error body of docs/API.md with the given code.
 pub fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
     assert_eq!(answer.0, status, "unexpected answer: {}", answer.1);
     assert_eq!(
@@ -502,6 +502,8 @@ pub struct DbProxy {
     pub port: u16,
     up: Arc<std::sync::atomic::AtomicBool>,
     open: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    /// Milliseconds every answer of the database is held back: a slow one.
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DbProxy {
@@ -512,7 +514,9 @@ impl DbProxy {
         let port = listener.local_addr().expect("an address").port();
         let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let open: Arc<std::sync::Mutex<Vec<TcpStream>>> = Arc::default();
-        let (accept_up, accept_open) = (Arc::clone(&up), Arc::clone(&open));
+        let delay_ms: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let (accept_up, accept_open, accept_delay) =
+            (Arc::clone(&up), Arc::clone(&open), Arc::clone(&delay_ms));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if !accept_up.load(Ordering::SeqCst) {
@@ -523,23 +527,51 @@ impl DbProxy {
                     continue;
                 };
                 let pipes = [
-                    (client.try_clone(), server.try_clone()),
-                    (server.try_clone(), client.try_clone()),
+                    (client.try_clone(), server.try_clone(), None),
+                    (
+                        server.try_clone(),
+                        client.try_clone(),
+                        Some(Arc::clone(&accept_delay)),
+                    ),
                 ];
                 if let Ok(mut open) = accept_open.lock() {
                     open.extend([client, server]);
                 }
-                for (from, to) in pipes {
+                for (from, to, delay) in pipes {
                     if let (Ok(mut from), Ok(mut to)) = (from, to) {
                         std::thread::spawn(move || {
-                            let _ = std::io::copy(&mut from, &mut to);
+                            let mut buffer = vec![0u8; 64 * 1024];
+                            loop {
+                                let n = match std::io::Read::read(&mut from, &mut buffer) {
+                                    Ok(0) | Err(_) => break,
+                                    Ok(n) => n,
+                                };
+                                let ms = delay.as_ref().map_or(0, |d| d.load(Ordering::SeqCst));
+                                if ms > 0 {
+                                    std::thread::sleep(Duration::from_millis(ms));
+                                }
+                                if std::io::Write::write_all(&mut to, &buffer[..n]).is_err() {
+                                    break;
+                                }
+                            }
                             let _ = to.shutdown(std::net::Shutdown::Both);
                         });
                     }
                 }
             }
         });
-        DbProxy { port, up, open }
+        DbProxy {
+            port,
+            up,
+            open,
+            delay_ms,
+        }
+    }
+
+    /// Holds every answer of the database back this long from now on.
+    pub fn slow_down(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// The URL of a database through this proxy.

@@ -6,6 +6,7 @@
 
 mod catalog;
 mod ci;
+mod database;
 mod environments;
 mod errors;
 mod helpers;

@@ -133,7 +133,7 @@ fn counts_match_pytest_for_parametrized_skipped_xfailed_and_erroring_tests() {
     assert_eq!(outcome("suite/test_everything.py::test_param[1]"), "passed");
     assert_eq!(outcome("suite/test_everything.py::test_param[3]"), "failed");
     assert_eq!(outcome("suite/test_everything.py::test_skip"), "skipped");
-    // pytest's own verdicts (API.md additions), no longer JUnit's.
+    // pytest's own verdicts (see docs/API.md), no longer JUnit's.
     assert_eq!(outcome("suite/test_everything.py::test_xfail"), "xfailed");
     assert_eq!(outcome("suite/test_everything.py::test_xpass"), "xpassed");
     assert_eq!(

@@ -1,4 +1,4 @@
-//! Typed access to the REST API (API.md). Every call goes through
+//! Typed access to the REST API (docs/API.md). Every call goes through
 //! [`request`], which turns any answer other than 2xx into the shared
 //! error body, so pages handle one error type whatever went wrong.
 
@@ -15,7 +15,7 @@ use shared::{ApiErrorBody, ErrorCode, ErrorDetail};
 use web_sys::RequestCache;
 
 /// An API call that did not succeed: the HTTP status (0 when no answer
-/// arrived at all) and the error body of API.md.
+/// arrived at all) and the error body of docs/API.md.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: u16,

@@ -61,13 +61,24 @@ pub fn execute(
     tracing::info!(fence = claim.fence, "run started");
     let started = Instant::now();
     let (outcome, stored) = match prepare(ctx, &claim) {
-        Ok(paths) => run_pytest(ctx, &claim, &paths, channel, claimed_at),
+        Ok(paths) => match run_pytest(ctx, &claim, &paths, channel, claimed_at) {
+            Some(ended) => ended,
+            None => {
+                tracing::warn!("the lease was lost before the tests started; nothing ran");
+                return;
+            }
+        },
         Err(reason) => (early_error(reason), Stored::default()),
     };
     tracing::info!(status = %outcome.status, reason = ?outcome.reason, "run finished");
     if write_outcome(ctx, &claim, outcome.clone(), stored) {
         metrics::global().run_finished(outcome.status, started.elapsed());
     }
+}
+
+/// A run whose tests could not start, and why.
+fn not_started(reason: String) -> Option<(Outcome, Stored)> {
+    Some((early_error(reason), Stored::default()))
 }
 
 fn early_error(reason: String) -> Outcome {
@@ -146,14 +157,15 @@ impl Drop for RunFiles {
 }
 
 /// Runs pytest to its end (or stop) and says how the run ended, and what
-/// of it is already stored.
+/// of it is already stored; `None` if the lease was lost before pytest
+/// started (the run is someone else's to finish).
 fn run_pytest(
     ctx: &RunnerContext,
     claim: &Claim,
     paths: &[TestPath],
     channel: (RunControl, SyncSender<Event>, Receiver<Event>),
     claimed_at: Instant,
-) -> (Outcome, Stored) {
+) -> Option<(Outcome, Stored)> {
     let config = &ctx.config;
     let run_id = claim.run.id;
     let timeout = claim
@@ -164,18 +176,12 @@ fn run_pytest(
     let mut files = RunFiles::new(&ctx.runtime, run_id);
     let _ = std::fs::remove_file(&files.junit);
     if let Err(e) = files.write_selection(&ctx.runtime, run_id, paths) {
-        return (
-            early_error(format!("cannot write the test selection: {e}")),
-            Stored::default(),
-        );
+        return not_started(format!("cannot write the test selection: {e}"));
     }
     let reporter = match ReporterSocket::bind(ctx.runtime.path(), run_id) {
         Ok(socket) => socket,
         Err(e) => {
-            return (
-                early_error(format!("cannot open the reporter socket: {e}")),
-                Stored::default(),
-            )
+            return not_started(format!("cannot open the reporter socket: {e}"));
         }
     };
     let (args, env) = pytest_command(ctx, claim, &files, reporter.path(), paths);
@@ -187,13 +193,15 @@ fn run_pytest(
         // The service's own secrets are not the tests' business.
         remove_env: &["DATABASE_URL", "PYTEST_ADDOPTS"],
     };
+    // The lease is ours since the claim; make sure it still is before
+    // anything starts (the claim's own transaction may have been slow).
+    if !lease_still_ours(ctx, claim) {
+        return None;
+    }
     let (reader, writer) = match std::io::pipe() {
         Ok(pipe) => pipe,
         Err(e) => {
-            return (
-                early_error(format!("cannot create a pipe: {e}")),
-                Stored::default(),
-            )
+            return not_started(format!("cannot create a pipe: {e}"));
         }
     };
     let lease = config.lease();
@@ -202,7 +210,7 @@ fn run_pytest(
         Ok(child) => child,
         Err(e) => {
             let why = format!("cannot start {} -m pytest: {e}", config.python);
-            return (early_error(why), Stored::default());
+            return not_started(why);
         }
     };
     // The writer ends were moved into the command, which is dropped now,
@@ -222,12 +230,32 @@ fn run_pytest(
         Err(e) => {
             process::kill_group_and_wait(pgid, Duration::from_secs(5));
             let why = format!("cannot follow the test process: {e}");
-            return (early_error(why), Stored::default());
+            return not_started(why);
         }
     };
     let ended = supervision.run();
     let stored = ended.stored;
-    (outcome_of(ended, &files.junit, timeout), stored)
+    Some((outcome_of(ended, &files.junit, timeout), stored))
+}
+
+/// Renews the lease once: false only when it is certainly gone (a
+/// database that does not answer leaves the decision to the supervision's
+/// own renewals).
+fn lease_still_ours(ctx: &RunnerContext, claim: &Claim) -> bool {
+    let renewed = ctx
+        .pool
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| {
+            leases::renew(
+                &mut conn,
+                claim.run.environment_id,
+                claim.fence,
+                ctx.config.lease_secs,
+            )
+            .map_err(|e| e.to_string())
+        });
+    !matches!(renewed, Ok(false))
 }
 
 /// How the run ended: pytest's own report when its plugin spoke, else its

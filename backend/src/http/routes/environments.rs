@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use shared::{ApiErrorBody, Environment, NewEnvironment, UpdateEnvironment};
 
 use crate::http::blocking::with_db;
-use crate::http::conditional::conditional_cached;
+use crate::http::conditional::{conditional_cached, CacheKey};
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
 use crate::http::state::AppState;
@@ -37,8 +37,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     )
 )]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let environments = conditional_cached(&state, &req, |conn| environments::list(conn)).await?;
-    Ok(environments.respond(|list| HttpResponse::Ok().json(list)))
+    let key = CacheKey::of(&req, &());
+    conditional_cached(&state, &req, key, |conn| environments::list(conn)).await
 }
 
 /// One environment.
@@ -60,9 +60,8 @@ pub async fn get(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_from_path(id.into_inner())?;
-    let environment =
-        conditional_cached(&state, &req, move |conn| environments::get(conn, id)).await?;
-    Ok(environment.respond(|environment| HttpResponse::Ok().json(environment)))
+    let key = CacheKey::of(&req, &());
+    conditional_cached(&state, &req, key, move |conn| environments::get(conn, id)).await
 }
 
 /// Create an environment (ids 1 to 100; all exist after installation).

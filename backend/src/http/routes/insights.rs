@@ -2,11 +2,27 @@
 
 use actix_web::{web, HttpResponse};
 use shared::{ApiErrorBody, HistoryItem, HistoryQuery, Insights, InsightsQuery};
+use std::time::Duration;
+use tokio::sync::SemaphorePermit;
 
 use crate::http::blocking::with_db;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::service::insights;
+
+/// How long an expensive read waits for its turn before it is refused.
+const TURN_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A turn for an expensive read, waited for without holding a connection;
+/// 429 if none comes in time.
+async fn heavy_read_turn(state: &AppState) -> Result<SemaphorePermit<'_>, ApiError> {
+    match tokio::time::timeout(TURN_PATIENCE, state.heavy_reads.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError::TooMany(
+            "too many history and insight requests at once; try again in a moment".into(),
+        )),
+    }
+}
 
 /// Registered before the catalog's `/api/tests/{path}`, which would
 /// otherwise take `history` for a file name.
@@ -33,6 +49,7 @@ async fn history(
     let query = query.into_inner();
     // Checked before a connection is taken.
     insights::history_of(&query)?;
+    let _turn = heavy_read_turn(&state).await?;
     let items = with_db(&state.pool, move |conn| insights::history(conn, &query)).await?;
     Ok(HttpResponse::Ok().json(items))
 }
@@ -54,6 +71,7 @@ async fn insights(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     query.days().map_err(ApiError::BadRequest)?;
+    let _turn = heavy_read_turn(&state).await?;
     let insights = with_db(&state.pool, move |conn| insights::insights(conn, &query)).await?;
     Ok(HttpResponse::Ok().json(insights))
 }

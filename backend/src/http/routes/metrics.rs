@@ -6,7 +6,7 @@ use crate::db;
 use crate::http::blocking::with_db;
 use crate::http::state::AppState;
 use crate::service::ServiceError;
-use crate::telemetry::metrics::{self, ServiceFigures};
+use crate::telemetry::metrics::{self, PoolFigures, ServiceFigures};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/metrics").route(web::get().to(scrape)));
@@ -27,15 +27,24 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     })
     .await
     .ok();
-    let pool = state.pool.state();
+    let pool_figures = |name, pool: &crate::db::PgPool| {
+        let now = pool.state();
+        PoolFigures {
+            name,
+            connections: now.connections,
+            idle: now.idle_connections,
+            max: pool.max_size(),
+        }
+    };
     let service = ServiceFigures {
         instance: state.config.instance_id.clone(),
         version: env!("CARGO_PKG_VERSION"),
         local_runs: state.scheduler.running(),
         max_parallel_runs: state.config.max_parallel_runs,
-        pool_connections: pool.connections,
-        pool_idle: pool.idle_connections,
-        pool_max: state.pool.max_size(),
+        pools: vec![
+            pool_figures("http", &state.pool),
+            pool_figures("runner", state.scheduler.pool()),
+        ],
     };
     let text = web::block(move || metrics::render(&service, database.as_ref()))
         .await

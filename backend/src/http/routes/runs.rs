@@ -8,7 +8,7 @@ use shared::{
 use std::time::{Duration, Instant};
 
 use crate::http::blocking::{off_thread, with_db};
-use crate::http::conditional::{conditional, conditional_cached};
+use crate::http::conditional::{conditional, conditional_cached, conditional_text, CacheKey};
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
 use crate::http::state::AppState;
@@ -47,6 +47,7 @@ fn created(run: Run) -> HttpResponse {
         (status = 400, description = "Malformed JSON, not JSON, not an object", body = ApiErrorBody),
         (status = 413, description = "The body is over 1 MiB", body = ApiErrorBody),
         (status = 422, description = "Invalid values; `fields` names each", body = ApiErrorBody),
+        (status = 429, description = "MAX_QUEUED_RUNS runs are queued already", body = ApiErrorBody),
     )
 )]
 pub async fn create(
@@ -58,7 +59,11 @@ pub async fn create(
     let root = state.tests_root.clone();
     let request = off_thread(move || runs::check(&root, &new)).await?;
     let root = state.tests_root.clone();
-    let run = with_db(&state.pool, move |conn| runs::create(conn, &root, request)).await?;
+    let max_queued = state.config.max_queued_runs;
+    let run = with_db(&state.pool, move |conn| {
+        runs::create(conn, &root, max_queued, request)
+    })
+    .await?;
     tracing::info!(run_id = run.id, environment_id = run.environment_id, username = %run.username, "run queued");
     state.scheduler.wake();
     Ok(created(run))
@@ -81,18 +86,20 @@ pub async fn list(
     query: web::Query<RunListQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
+    let mut query = query.into_inner();
     let (page, per_page) = query.page_and_size().map_err(ApiError::BadRequest)?;
-    let page_of_runs =
-        conditional_cached(&state, &req, move |conn| runs::list(conn, &query)).await?;
-    Ok(page_of_runs.respond(|(items, total)| {
-        HttpResponse::Ok().json(RunPage {
+    (query.page, query.per_page) = (Some(page), Some(per_page));
+    let key = CacheKey::of(&req, &query);
+    conditional_cached(&state, &req, key, move |conn| {
+        let (items, total) = runs::list(conn, &query)?;
+        Ok(RunPage {
             items,
             total,
             page,
             per_page,
         })
-    }))
+    })
+    .await
 }
 
 /// One run.
@@ -114,8 +121,8 @@ pub async fn get(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let run = conditional_cached(&state, &req, move |conn| runs::get(conn, id)).await?;
-    Ok(run.respond(|run| HttpResponse::Ok().json(run)))
+    let key = CacheKey::of(&req, &());
+    conditional_cached(&state, &req, key, move |conn| runs::get(conn, id)).await
 }
 
 /// A run's log from a byte offset on, at most 1 MiB per answer.
@@ -139,8 +146,8 @@ pub async fn log(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let offset = query.offset().map_err(ApiError::BadRequest)?;
-    let chunk = conditional(&state, &req, move |conn| runs::log(conn, id, offset)).await?;
-    Ok(chunk.respond(|chunk| HttpResponse::Ok().json(chunk)))
+    let key = CacheKey::of(&req, &[("offset", offset)]);
+    conditional(&state, &req, key, move |conn| runs::log(conn, id, offset)).await
 }
 
 /// A run's whole log so far, as text (with pytest's ANSI colours).
@@ -163,12 +170,15 @@ pub async fn log_text(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let text = conditional(&state, &req, move |conn| runs::log_text(conn, id)).await?;
-    Ok(text.respond(|text| {
-        HttpResponse::Ok()
-            .content_type("text/plain; charset=utf-8")
-            .body(text)
-    }))
+    let key = CacheKey::of(&req, &());
+    conditional_text(
+        &state,
+        &req,
+        key,
+        "text/plain; charset=utf-8",
+        move |conn| runs::log_text(conn, id),
+    )
+    .await
 }
 
 /// A run's test cases.
@@ -191,8 +201,8 @@ pub async fn cases(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let cases = conditional_cached(&state, &req, move |conn| runs::cases(conn, id)).await?;
-    Ok(cases.respond(|cases| HttpResponse::Ok().json(cases)))
+    let key = CacheKey::of(&req, &());
+    conditional_cached(&state, &req, key, move |conn| runs::cases(conn, id)).await
 }
 
 /// A finished run's JUnit XML report, as pytest wrote it: for CI systems
@@ -217,12 +227,15 @@ pub async fn junit_xml(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let xml = conditional(&state, &req, move |conn| runs::junit_xml(conn, id)).await?;
-    Ok(xml.respond(|xml| {
-        HttpResponse::Ok()
-            .content_type("application/xml; charset=utf-8")
-            .body(xml)
-    }))
+    let key = CacheKey::of(&req, &());
+    conditional_text(
+        &state,
+        &req,
+        key,
+        "application/xml; charset=utf-8",
+        move |conn| runs::junit_xml(conn, id),
+    )
+    .await
 }
 
 /// Cancel a queued or running run.
@@ -286,6 +299,7 @@ pub async fn cancel(
         (status = 400, description = "The id or failed_only is not valid", body = ApiErrorBody),
         (status = 404, description = "No such run", body = ApiErrorBody),
         (status = 422, description = "failed_only, and the run has no failed tests", body = ApiErrorBody),
+        (status = 429, description = "MAX_QUEUED_RUNS runs are queued already", body = ApiErrorBody),
     )
 )]
 pub async fn rerun(
@@ -295,7 +309,11 @@ pub async fn rerun(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let failed_only = query.failed_only.unwrap_or(false);
-    let run = with_db(&state.pool, move |conn| runs::rerun(conn, id, failed_only)).await?;
+    let max_queued = state.config.max_queued_runs;
+    let run = with_db(&state.pool, move |conn| {
+        runs::rerun(conn, id, failed_only, max_queued)
+    })
+    .await?;
     tracing::info!(
         run_id = run.id,
         rerun_of = id,

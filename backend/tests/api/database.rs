@@ -1,0 +1,416 @@
+//! A stuck database session, a flood of requests, a lost answer: the
+//! service keeps every run and every lease, and scheduling goes on.
+
+use diesel::prelude::*;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backend::db::leases::{self, Outcome, Stored, Written};
+use backend::db::models::NewRunRow;
+use shared::{CaseOutcome, CaseResult, RunStatus, RunSummary};
+
+use crate::helpers::*;
+
+const SLEEPER: &str = "import time\n\ndef test_sleep():\n    time.sleep(120)\n";
+const QUICK: &str = "def test_quick():\n    pass\n";
+
+/// Another session takes run `id`'s row lock and keeps it (as an instance
+/// frozen in the middle of a write would) until the returned connection
+/// commits or goes.
+fn hold_run_lock(db: &TestDb, id: i64) -> PgConnection {
+    let mut conn = db.conn();
+    diesel::sql_query("BEGIN").execute(&mut conn).unwrap();
+    diesel::sql_query(format!(
+        "SELECT id FROM test_runs WHERE id = {id} FOR UPDATE"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    conn
+}
+
+#[test]
+fn a_session_holding_a_runs_lock_past_its_lease_stops_no_other_environment() {
+    let tests = TestsDir::with(&[("test_sleep.py", SLEEPER), ("test_quick.py", QUICK)]);
+    let db = TestDb::create();
+    let env = [("LEASE_SECS", "2")];
+    let frozen = TestApp::spawn_on(
+        Arc::clone(&db),
+        &tests,
+        &[("INSTANCE_ID", "frozen"), env[0]],
+    );
+    let stuck = frozen.create_run("fay", 1, &["test_sleep.py"]);
+    frozen.wait_run(stuck, SECS_30, |r| r["status"] == "running");
+    let mut lock = hold_run_lock(&db, stuck);
+    frozen.signal(libc::SIGSTOP);
+    let other = TestApp::spawn_on(Arc::clone(&db), &tests, &[("INSTANCE_ID", "other"), env[0]]);
+    // The frozen instance's lease expires; taking it back would wait for
+    // the lock. Runs on other environments start all the same.
+    std::thread::sleep(scaled(Duration::from_secs(3)));
+    let started = Instant::now();
+    let runs: Vec<i64> = (2..=4)
+        .map(|environment| other.create_run("fay", environment, &["test_quick.py"]))
+        .collect();
+    for id in runs {
+        assert_eq!(other.wait_finished(id, SECS_30)["status"], "success");
+    }
+    assert!(
+        started.elapsed() < scaled(Duration::from_secs(20)),
+        "other environments went on: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        other.run(stuck)["status"],
+        "running",
+        "its row is still locked"
+    );
+    // The lock goes: the run is taken back at the next sweep.
+    diesel::sql_query("COMMIT").execute(&mut lock).unwrap();
+    let run = other.wait_finished(stuck, SECS_30);
+    assert_eq!(run["status"], "error");
+    assert_eq!(run["status_reason"], "executor lost");
+    frozen.signal(libc::SIGCONT);
+}
+
+#[test]
+fn a_stuck_session_never_keeps_a_restarted_instance_from_serving() {
+    let tests = TestsDir::with(&[("test_sleep.py", SLEEPER), ("test_quick.py", QUICK)]);
+    let db = TestDb::create();
+    let env = [("INSTANCE_ID", "phoenix"), ("LEASE_SECS", "3")];
+    let mut first = TestApp::spawn_on(Arc::clone(&db), &tests, &env);
+    let stuck = first.create_run("fay", 5, &["test_sleep.py"]);
+    first.wait_run(stuck, SECS_30, |r| r["status"] == "running");
+    let mut lock = hold_run_lock(&db, stuck);
+    first.signal(libc::SIGKILL);
+    first.wait_exit(Duration::from_secs(5)).expect("killed");
+    // Finishing the past life's run would wait for the lock.
+    let spawned = Instant::now();
+    let second = TestApp::spawn_on(Arc::clone(&db), &tests, &env);
+    assert!(spawned.elapsed() < scaled(Duration::from_secs(30)));
+    let asked = Instant::now();
+    let (status, _) = second.get("/api/health");
+    assert_eq!(status, 200);
+    assert!(asked.elapsed() < Duration::from_secs(2), "answered at once");
+    let quick = second.create_run("fay", 6, &["test_quick.py"]);
+    assert_eq!(second.wait_finished(quick, SECS_30)["status"], "success");
+    diesel::sql_query("COMMIT").execute(&mut lock).unwrap();
+    let run = second.wait_finished(stuck, SECS_30);
+    assert_eq!(run["status"], "error");
+}
+
+const STEPS: &str = "import time, pytest\n\n@pytest.mark.parametrize('step', range(16))\n\
+                     def test_step(step):\n    time.sleep(0.25)\n";
+
+#[test]
+fn a_flood_of_requests_to_a_slow_database_never_costs_a_running_test_its_lease() {
+    let tests = TestsDir::with(&[("test_steps.py", STEPS)]);
+    let proxy = DbProxy::start();
+    let db = TestDb::create();
+    let url = proxy.url_for(&db);
+    let app = TestApp::spawn_on(
+        Arc::clone(&db),
+        &tests,
+        &[
+            ("DATABASE_URL", &url),
+            ("LEASE_SECS", "3"),
+            ("DB_POOL_SIZE", "2"),
+        ],
+    );
+    let id = app.create_run("fay", 7, &["test_steps.py"]);
+    app.wait_run(id, SECS_30, |r| r["status"] == "running");
+    // Every answer of the database takes 40 ms: the requests below keep
+    // every connection HTTP may use busy all along.
+    proxy.slow_down(Duration::from_millis(40));
+    let done = Arc::new(AtomicBool::new(false));
+    let server_errors = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        for i in 0..24 {
+            let (done, server_errors, app) = (Arc::clone(&done), Arc::clone(&server_errors), &app);
+            scope.spawn(move || {
+                let paths = [
+                    "/api/insights?days=366".to_string(),
+                    "/api/runs?per_page=500".to_string(),
+                    format!("/api/runs/{id}/cases"),
+                    format!("/api/runs/{id}/log"),
+                    "/api/tests/history?path=test_steps.py&limit=500".to_string(),
+                ];
+                let mut n = i;
+                while !done.load(Ordering::SeqCst) {
+                    let (status, _) = app.get(&paths[n % paths.len()]);
+                    // Refusing (429) or answering late (503) is fair under
+                    // a flood; failing is not.
+                    if status >= 500 && status != 503 {
+                        server_errors.fetch_add(1, Ordering::SeqCst);
+                    }
+                    n += 1;
+                }
+            });
+        }
+        // Stops the requests however the wait ends (a failed one panics).
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let _stop = StopOnDrop(&done);
+        let run = app.wait_finished(id, SECS_30);
+        assert_eq!(run["status"], "success", "{run}");
+        assert_eq!(run["summary"]["passed"], 16, "{run}");
+    });
+    assert_eq!(server_errors.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn invented_methods_and_query_parameters_keep_nothing_new() {
+    let tests = TestsDir::with(&[("test_quick.py", QUICK)]);
+    let app = TestApp::spawn(&tests, &[]);
+    let (_, _, before) = app.get_text("/metrics");
+    for n in 0..300 {
+        app.request(&format!("BREW{n}"), "/api/runs");
+    }
+    let (_, _, after) = app.get_text("/metrics");
+    assert!(after.contains("method=\"OTHER\""), "{after}");
+    assert!(
+        after.len() < before.len() + 4096,
+        "{} bytes grew to {}",
+        before.len(),
+        after.len()
+    );
+
+    let id = app.create_run("fay", 8, &["test_quick.py"]);
+    app.wait_finished(id, SECS_30);
+    let etag = |path: &str| {
+        let response = agent_request("GET", &app.url(path)).call().unwrap();
+        response.header("etag").unwrap_or_default().to_string()
+    };
+    let plain = etag(&format!("/api/runs/{id}/cases"));
+    for junk in ["?x=1", "?x=2&y=3", "?x=1&x=1"] {
+        assert_eq!(
+            etag(&format!("/api/runs/{id}/cases{junk}")),
+            plain,
+            "{junk}"
+        );
+    }
+    assert_eq!(etag("/api/runs?page=1&per_page=50"), etag("/api/runs"));
+    assert_ne!(etag("/api/runs?per_page=10"), etag("/api/runs"));
+}
+
+#[test]
+fn queued_runs_are_capped_with_429() {
+    let tests = TestsDir::with(&[("test_sleep.py", SLEEPER), ("test_quick.py", QUICK)]);
+    let app = TestApp::spawn(&tests, &[("MAX_QUEUED_RUNS", "3")]);
+    let holder = app.create_run("fay", 9, &["test_sleep.py"]);
+    app.wait_run(holder, SECS_30, |r| r["status"] == "running");
+    let queued: Vec<i64> = (0..3)
+        .map(|_| app.create_run("fay", 9, &["test_quick.py"]))
+        .collect();
+    let answer = app.post(
+        "/api/runs",
+        &json!({"username": "fay", "environment_id": 9, "paths": ["test_quick.py"]}),
+    );
+    assert_error(&answer, 429, "too_many");
+    assert!(answer.1["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("MAX_QUEUED_RUNS"));
+    assert_error(
+        &app.post(&format!("/api/runs/{holder}/rerun"), &json!({})),
+        429,
+        "too_many",
+    );
+    app.post(&format!("/api/runs/{}/cancel", queued[0]), &json!({}));
+    let (status, _) = app.post(
+        "/api/runs",
+        &json!({"username": "fay", "environment_id": 9, "paths": ["test_quick.py"]}),
+    );
+    assert_eq!(status, 201, "room again");
+    app.post(&format!("/api/runs/{holder}/cancel"), &json!({}));
+}
+
+/// A database of its own, migrated, with one run claimed by `holder`.
+fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
+    let db = TestDb::create();
+    let mut conn = db.conn();
+    backend::db::run_migrations(&mut conn).unwrap();
+    backend::db::runs::insert(
+        &mut conn,
+        &NewRunRow {
+            username: "fay".into(),
+            environment_id: 10,
+            paths: json!(["test_quick.py"]),
+            rerun_of: None,
+        },
+    )
+    .unwrap();
+    let claim = leases::claim(&mut conn, 10, holder, 30)
+        .unwrap()
+        .expect("a claim");
+    (db, conn, claim)
+}
+
+fn case(nodeid: &str) -> CaseResult {
+    CaseResult {
+        nodeid: nodeid.into(),
+        outcome: CaseOutcome::Passed,
+        duration_ms: 1,
+        message: None,
+    }
+}
+
+#[test]
+fn a_write_retried_after_its_answer_was_lost_neither_leaves_a_hole_nor_repeats() {
+    let (_db, mut conn, claim) = claimed_run("me");
+    let run = claim.run.id;
+    let progress = RunSummary::default();
+    let start = Stored::default();
+    let first = leases::append(
+        &mut conn,
+        run,
+        claim.fence,
+        start,
+        "line one\n",
+        &[case("a.py::t1")],
+        &progress,
+    );
+    assert_eq!(first.unwrap(), Written::Done);
+    // The same write again, as a retry would send it after a lost answer
+    // (its buffer has grown since): refused, with what is stored.
+    let retry = leases::append(
+        &mut conn,
+        run,
+        claim.fence,
+        start,
+        "line one\nline two\n",
+        &[case("a.py::t1"), case("a.py::t2")],
+        &progress,
+    );
+    assert_eq!(
+        retry.unwrap(),
+        Written::Behind(Stored {
+            log_bytes: 9,
+            cases: 1
+        })
+    );
+    let next = leases::append(
+        &mut conn,
+        run,
+        claim.fence,
+        Stored {
+            log_bytes: 9,
+            cases: 1,
+        },
+        "line two\n",
+        &[case("a.py::t2")],
+        &progress,
+    );
+    assert_eq!(next.unwrap(), Written::Done);
+    let outcome = Outcome {
+        status: RunStatus::Success,
+        reason: None,
+        exit_code: Some(0),
+        summary: progress,
+        cases: vec![case("a.py::t3")],
+        log_tail: "the end\n".into(),
+        junit_xml: None,
+    };
+    let stale = leases::finish(
+        &mut conn,
+        run,
+        10,
+        claim.fence,
+        30,
+        Stored::default(),
+        &outcome,
+    );
+    assert_eq!(
+        stale.unwrap(),
+        Written::Behind(Stored {
+            log_bytes: 18,
+            cases: 2
+        })
+    );
+    let done = leases::finish(
+        &mut conn,
+        run,
+        10,
+        claim.fence,
+        30,
+        Stored {
+            log_bytes: 18,
+            cases: 2,
+        },
+        &outcome,
+    );
+    assert_eq!(done.unwrap(), Written::Done);
+    let log = backend::db::logs::read_all(&mut conn, run).unwrap();
+    assert_eq!(log, "line one\nline two\nthe end\n");
+    let cases = backend::db::runs::cases(&mut conn, run).unwrap();
+    let ids: Vec<&str> = cases.iter().map(|c| c.nodeid.as_str()).collect();
+    assert_eq!(ids, ["a.py::t1", "a.py::t2", "a.py::t3"]);
+    let again = leases::finish(
+        &mut conn,
+        run,
+        10,
+        claim.fence,
+        30,
+        Stored {
+            log_bytes: 26,
+            cases: 3,
+        },
+        &outcome,
+    );
+    assert_eq!(again.unwrap(), Written::Lost, "finished once");
+}
+
+#[test]
+fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
+    let (_db, mut conn, claim) = claimed_run("me");
+    // The lease expired (a slow end) but nobody took it back yet: the
+    // finish renews it first and goes through.
+    diesel::sql_query("UPDATE environment_locks SET expires_at = now() - interval '1 second'")
+        .execute(&mut conn)
+        .unwrap();
+    let outcome = Outcome {
+        status: RunStatus::Success,
+        reason: None,
+        exit_code: Some(0),
+        summary: RunSummary::default(),
+        cases: Vec::new(),
+        log_tail: String::new(),
+        junit_xml: None,
+    };
+    let written = leases::finish(
+        &mut conn,
+        claim.run.id,
+        10,
+        claim.fence,
+        30,
+        Stored::default(),
+        &outcome,
+    );
+    assert_eq!(written.unwrap(), Written::Done);
+
+    // Taken back first: the finish changes nothing.
+    let (_db, mut conn, claim) = claimed_run("me");
+    diesel::sql_query("UPDATE environment_locks SET expires_at = now() - interval '1 second'")
+        .execute(&mut conn)
+        .unwrap();
+    let taken = leases::reclaim(&mut conn, None, "executor lost").unwrap();
+    assert_eq!(taken.len(), 1);
+    let written = leases::finish(
+        &mut conn,
+        claim.run.id,
+        10,
+        claim.fence,
+        30,
+        Stored::default(),
+        &outcome,
+    );
+    assert_eq!(written.unwrap(), Written::Lost);
+    let run = backend::db::runs::find(&mut conn, claim.run.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Error);
+}
