@@ -365,7 +365,9 @@ fn a_long_database_outage_stops_the_tests_before_the_lease_expires() {
 #[test]
 fn cancel_kills_the_whole_tree_after_teardown_and_the_next_run_starts() {
     let tests = tree_tests();
-    let app = TestApp::spawn(&tests, &[]);
+    // pytest gets the service's default grace to act on SIGINT, which a
+    // busy machine may need.
+    let app = TestApp::spawn(&tests, &[("KILL_GRACE_MS", "3000")]);
     let id = app.create_run("cxl", 5, &["test_tree.py"]);
     let next = app.create_run("cxl", 5, &["test_quick.py"]);
     app.wait_run(id, SECS_30, |r| r["status"] == "running");
