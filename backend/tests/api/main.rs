@@ -16,4 +16,5 @@ mod polling;
 mod reliability;
 mod runs;
 mod scheduling;
+mod security;
 mod uploads;
