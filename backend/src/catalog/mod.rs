@@ -21,6 +21,9 @@ pub enum CatalogError {
     /// Bad input, by field.
     #[error("invalid {0:?}")]
     Invalid(FieldErrors),
+    /// Too much is going on at once; the client may retry shortly.
+    #[error("{0}")]
+    Busy(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -1,11 +1,14 @@
 //! The one error type of the API: each variant maps to a status and the
 //! JSON error body every 4xx/5xx answer carries (see docs/API.md).
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use shared::{ApiErrorBody, ErrorCode, ErrorDetail, FieldErrors};
 
 use crate::service::ServiceError;
+
+/// What a 429 suggests: the caps it reflects free up within seconds.
+const RETRY_AFTER_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -22,6 +25,9 @@ pub enum ApiError {
         message: String,
         fields: FieldErrors,
     },
+    /// A cap on work at once; answered with `Retry-After`.
+    #[error("{0}")]
+    TooMany(String),
     #[error("the database cannot be reached")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -53,6 +59,7 @@ impl ApiError {
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::TooLarge(_) => ErrorCode::TooLarge,
             ApiError::Validation { .. } => ErrorCode::Validation,
+            ApiError::TooMany(_) => ErrorCode::TooMany,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -89,7 +96,11 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
             _ => {}
         }
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::TooMany(_) = self {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        response.json(self.body())
     }
 }
 
@@ -100,6 +111,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(why) => ApiError::NotFound(why),
             ServiceError::Conflict(why) => ApiError::Conflict(why),
             ServiceError::Invalid { message, fields } => ApiError::Validation { message, fields },
+            ServiceError::TooMany(why) => ApiError::TooMany(why),
             ServiceError::Unavailable(why) => ApiError::Unavailable(why),
             ServiceError::Internal(why) => ApiError::Internal(why),
         }

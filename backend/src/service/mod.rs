@@ -29,6 +29,9 @@ pub enum ServiceError {
         message: String,
         fields: FieldErrors,
     },
+    /// A cap on work at once was reached; retrying shortly may succeed.
+    #[error("{0}")]
+    TooMany(String),
     #[error("the database cannot be reached")]
     Unavailable(String),
     /// A bug or a fault of the machine; the cause is for the log.
@@ -84,6 +87,7 @@ impl From<CatalogError> for ServiceError {
             CatalogError::NotFound(why) => ServiceError::NotFound(why),
             CatalogError::Conflict(why) => ServiceError::Conflict(why),
             CatalogError::Invalid(fields) => ServiceError::invalid(fields),
+            CatalogError::Busy(why) => ServiceError::TooMany(why),
             CatalogError::Internal(why) => ServiceError::Internal(why),
         }
     }

@@ -4,6 +4,8 @@
 //! another.
 
 use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::helpers::*;
 
@@ -125,4 +127,93 @@ fn walk(root: &std::path::Path) -> Vec<String> {
     }
     out.sort();
     out
+}
+
+#[test]
+fn sources_too_deep_or_large_for_the_compiler_are_a_validation_error() {
+    let tests = TestsDir::with(&[]);
+    let app = TestApp::spawn(&tests, &[]);
+    let deep_unary = format!("x = {}1\n", "-".repeat(100_000));
+    let long_sum = format!("x = {}\n", vec!["1"; 150_000].join("+"));
+    let parens = "(".repeat(200_000);
+    for (name, source) in [
+        ("test_unary.py", deep_unary),
+        ("test_sum.py", long_sum),
+        ("test_parens.py", parens),
+    ] {
+        let (status, body, _) = upload(&app, "", name, source.as_bytes());
+        assert_eq!(status, 422, "{name}: {body}");
+        let why = body["error"]["fields"]["file"].as_str().unwrap_or_default();
+        assert!(!why.is_empty(), "{name}: {body}");
+    }
+    assert!(walk(tests.path()).is_empty());
+    assert!(!app.service_log().contains("panicked"));
+}
+
+/// Syntax-check interpreters that are children of `pid`.
+fn checks_running(pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            let dir = entry.path();
+            let parent = std::fs::read_to_string(dir.join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                });
+            parent == Some(pid)
+                && std::fs::read(dir.join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("compile(open("))
+        })
+        .count()
+}
+
+#[test]
+fn syntax_checks_run_a_few_at_a_time_and_the_rest_are_asked_to_retry() {
+    let tests = TestsDir::with(&[]);
+    let app = Arc::new(TestApp::spawn(&tests, &[]));
+    let capacity = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    // Valid, but a few seconds of compiling each.
+    let heavy = "x = 1\n".repeat(150_000);
+    let uploads: Vec<_> = (0..capacity * 3)
+        .map(|i| {
+            let (app, heavy) = (Arc::clone(&app), heavy.clone());
+            std::thread::spawn(move || {
+                upload(
+                    &app,
+                    "heavy",
+                    &format!("test_heavy_{i}.py"),
+                    heavy.as_bytes(),
+                )
+            })
+        })
+        .collect();
+    let mut most = 0;
+    while uploads.iter().any(|u| !u.is_finished()) {
+        most = most.max(checks_running(app.pid()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let answers: Vec<_> = uploads.into_iter().map(|u| u.join().unwrap()).collect();
+    assert!(
+        most <= capacity,
+        "{most} checks at once, more than {capacity}"
+    );
+    assert!(most > 0, "the checks were seen");
+    for (status, body, head) in &answers {
+        match status {
+            201 => {}
+            429 => {
+                assert_eq!(body["error"]["code"], "too_many", "{body}");
+                assert!(head.header("retry-after").is_some());
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(answers.iter().any(|a| a.0 == 201), "some got through");
 }
