@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::http::browser_safety;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
@@ -27,6 +29,9 @@ pub struct Config {
     /// that expired, notifications missed while not listening.
     pub tick: Duration,
     pub db_pool_size: u32,
+    /// `PUBLIC_URL` and `ALLOWED_HOSTS`: which origin browsers may change
+    /// things from, and which host names the service answers to.
+    pub browser: browser_safety::Policy,
 }
 
 impl Config {
@@ -64,6 +69,10 @@ impl Config {
             shutdown_grace: Duration::from_secs(number("SHUTDOWN_GRACE_SECS", 30)?),
             tick: Duration::from_millis(number("SCHEDULER_TICK_MS", 5000)?.max(10)),
             db_pool_size: number("DB_POOL_SIZE", default_pool)?.clamp(2, 200) as u32,
+            browser: browser_safety::Policy::parse(
+                var("PUBLIC_URL").as_deref(),
+                var("ALLOWED_HOSTS").as_deref(),
+            )?,
         })
     }
 

@@ -74,6 +74,8 @@ pub async fn run(mut config: Config) -> Result<(), String> {
             .app_data(web::Data::new(state.clone()))
             .wrap(ErrorHandlers::new().default_handler(http::json_error_body))
             .wrap(NormalizePath::new(TrailingSlash::Trim))
+            // Before any route, extractor or body is looked at.
+            .wrap(from_fn(http::browser_safety::browser_safety))
             // Outermost: it sees every answer as the client gets it.
             .wrap(from_fn(http::request_log::request_log))
             .configure(http::config)

@@ -14,6 +14,9 @@ const RETRY_AFTER_SECS: u64 = 5;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// Refused whoever asks: e.g. a browser request from another site.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -55,6 +58,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::TooLarge(_) => ErrorCode::TooLarge,

@@ -3,7 +3,7 @@
 //! secrets, and no process it runs, restarts or loses is mistaken for
 //! another.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -216,4 +216,250 @@ fn syntax_checks_run_a_few_at_a_time_and_the_rest_are_asked_to_retry() {
         }
     }
     assert!(answers.iter().any(|a| a.0 == 201), "some got through");
+}
+
+fn run_json(
+    username: &str,
+    environment_id: i32,
+    paths: &[&str],
+) -> Option<(&'static str, Vec<u8>)> {
+    let body = json!({"username": username, "environment_id": environment_id, "paths": paths});
+    Some(("application/json", body.to_string().into_bytes()))
+}
+
+fn runs_total(app: &TestApp) -> i64 {
+    app.get("/api/runs").1["total"].as_i64().expect("a total")
+}
+
+fn assert_refused(answer: &(u16, Value, ureq::Response), what: &str) {
+    assert_eq!(answer.0, 403, "{what}: {}", answer.1);
+    assert_eq!(
+        answer.1["error"]["code"], "forbidden",
+        "{what}: {}",
+        answer.1
+    );
+    assert_eq!(answer.2.header("x-content-type-options"), Some("nosniff"));
+}
+
+#[test]
+fn cross_site_writes_are_refused_before_anything_is_done() {
+    let tests = TestsDir::with(&[("smoke/test_fast.py", QUICK)]);
+    let app = TestApp::spawn(&tests, &[]);
+    let own = app.base.clone();
+    let evil = "https://evil.example";
+
+    // A page elsewhere overwriting a test file: refused, the file unchanged.
+    let (content_type, body) =
+        upload_form("smoke", "test_fast.py", b"def test_x():\n    pass\n", true);
+    let answer = send(
+        &app,
+        "POST",
+        "/api/tests",
+        &[("Origin", evil), ("Sec-Fetch-Site", "cross-site")],
+        Some((&content_type, body.clone())),
+    );
+    assert_refused(&answer, "a cross-site upload");
+    assert_eq!(
+        std::fs::read_to_string(tests.path().join("smoke/test_fast.py")).unwrap(),
+        QUICK
+    );
+    for headers in [
+        vec![("Origin", evil)],
+        vec![("Origin", "null")],
+        vec![("Sec-Fetch-Site", "cross-site")],
+        vec![("Sec-Fetch-Site", "same-site"), ("Origin", own.as_str())],
+        // The same host on another scheme is another origin.
+        vec![("Origin", &*own.replacen("http://", "https://", 1))],
+    ] {
+        let answer = send(
+            &app,
+            "POST",
+            "/api/runs",
+            &headers,
+            run_json("mallory", 3, &["smoke"]),
+        );
+        assert_refused(&answer, &format!("{headers:?}"));
+    }
+    assert_eq!(runs_total(&app), 0, "nothing was queued");
+
+    // The service's own pages, and scripts that say nothing, may.
+    let answer = send(
+        &app,
+        "POST",
+        "/api/runs",
+        &[("Origin", &own), ("Sec-Fetch-Site", "same-origin")],
+        run_json("alice", 3, &["smoke"]),
+    );
+    assert_eq!(answer.0, 201, "{}", answer.1);
+    let id = answer.1["id"].as_i64().unwrap();
+    let answer = send(
+        &app,
+        "POST",
+        "/api/runs",
+        &[("Sec-Fetch-Site", "none")],
+        run_json("bob", 4, &["smoke"]),
+    );
+    assert_eq!(answer.0, 201, "typed into the address bar: {}", answer.1);
+    let script = app.create_run("ci", 5, &["smoke"]);
+    app.wait_finished(id, SECS_30);
+
+    for (method, path) in [
+        ("POST", format!("/api/runs/{id}/rerun")),
+        ("POST", format!("/api/runs/{script}/cancel")),
+        ("DELETE", "/api/tests/smoke/test_fast.py".to_string()),
+        ("PUT", "/api/environments/3".to_string()),
+        ("DELETE", "/api/environments/3".to_string()),
+    ] {
+        let body =
+            (method == "PUT").then(|| ("application/json", b"{\"name\": \"pwned\"}".to_vec()));
+        let answer = send(&app, method, &path, &[("Origin", evil)], body);
+        assert_refused(&answer, &format!("{method} {path}"));
+    }
+    assert_eq!(runs_total(&app), 3, "no re-run was queued");
+    assert!(tests.path().join("smoke/test_fast.py").exists());
+    assert_eq!(app.get("/api/environments/3").1["name"], "env-3");
+
+    // Reading is not changing: other sites' reads are the browser's to
+    // refuse (no CORS), and links and scripts must keep working.
+    let answer = send(
+        &app,
+        "GET",
+        "/api/runs",
+        &[("Origin", evil), ("Sec-Fetch-Site", "cross-site")],
+        None,
+    );
+    assert_eq!(answer.0, 200);
+    assert_eq!(answer.2.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn behind_a_proxy_the_public_url_and_forwarded_scheme_are_the_service_s_own() {
+    let tests = TestsDir::with(&[("test_quick.py", QUICK)]);
+    let app = TestApp::spawn(&tests, &[("PUBLIC_URL", "https://executor.example/")]);
+    let create = |headers: &[(&str, &str)]| {
+        send(
+            &app,
+            "POST",
+            "/api/runs",
+            headers,
+            run_json("proxied", 6, &["test_quick.py"]),
+        )
+        .0
+    };
+    assert_eq!(create(&[("Origin", "https://executor.example")]), 201);
+    assert_eq!(create(&[("Origin", "http://executor.example")]), 403);
+    assert_eq!(
+        create(&[("Origin", "https://executor.example.evil.example")]),
+        403
+    );
+    // A proxy that passes the browser's Host and its scheme.
+    let proxied = [
+        ("Host", "web.internal:8443"),
+        ("X-Forwarded-Proto", "https"),
+        ("Origin", "https://web.internal:8443"),
+    ];
+    assert_eq!(create(&proxied), 201);
+    assert_eq!(
+        create(&[
+            ("Host", "web.internal:8443"),
+            ("Origin", "https://web.internal:8443")
+        ]),
+        403
+    );
+}
+
+#[test]
+fn with_allowed_hosts_a_rebound_host_name_gets_nothing() {
+    let tests = TestsDir::with(&[("test_quick.py", QUICK)]);
+    let app = TestApp::spawn(
+        &tests,
+        &[("ALLOWED_HOSTS", "executor.example, other.example:8000")],
+    );
+    let get = |headers: &[(&str, &str)]| send(&app, "GET", "/api/runs", headers, None);
+    // A page on evil.example whose name now points at this machine is
+    // same-origin with its own requests: only the Host gives it away.
+    let rebound = get(&[("Host", "evil.example:8080")]);
+    assert_refused(&rebound, "a rebound name");
+    assert!(rebound.1["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ALLOWED_HOSTS"));
+    assert_refused(&get(&[("Host", "other.example:9000")]), "another port");
+    assert_refused(
+        &get(&[
+            ("Host", "executor.example"),
+            ("X-Forwarded-Host", "evil.example"),
+        ]),
+        "a forwarded name",
+    );
+    let answer = send(
+        &app,
+        "POST",
+        "/api/runs",
+        &[
+            ("Host", "evil.example:8080"),
+            ("Origin", "http://evil.example:8080"),
+        ],
+        run_json("rebound", 7, &["test_quick.py"]),
+    );
+    assert_refused(&answer, "a rebound write");
+    for host in [
+        "executor.example",
+        "EXECUTOR.example:8080",
+        "other.example:8000",
+        "localhost:1",
+        "127.0.0.1",
+        "[::1]:80",
+    ] {
+        assert_eq!(get(&[("Host", host)]).0, 200, "{host}");
+    }
+    assert_eq!(app.get("/api/health").0, 200, "the address it listens on");
+    assert_eq!(runs_total(&app), 0);
+}
+
+#[test]
+fn answers_are_never_sniffed_framed_or_shown_inline() {
+    let tests = TestsDir::with(&[("test_quick.py", QUICK)]);
+    let app = TestApp::spawn(&tests, &[]);
+    let id = app.create_run("carol", 8, &["test_quick.py"]);
+    assert_eq!(app.wait_finished(id, SECS_30)["status"], "success");
+    for path in [
+        "/api/runs".to_string(),
+        "/api/health".into(),
+        "/api/no/such/thing".into(),
+        format!("/api/runs/{id}/log.txt"),
+        format!("/api/runs/{id}/junit.xml"),
+        "/api/tests/test_quick.py".into(),
+    ] {
+        let (_, _, head) = send(&app, "GET", &path, &[], None);
+        assert_eq!(
+            head.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        let csp = head.header("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(head.header("referrer-policy").is_some(), "{path}");
+    }
+    for (path, name) in [
+        (
+            format!("/api/runs/{id}/log.txt"),
+            format!("run-{id}.log.txt"),
+        ),
+        (
+            format!("/api/runs/{id}/junit.xml"),
+            format!("run-{id}.junit.xml"),
+        ),
+    ] {
+        let (status, _, head) = send(&app, "GET", &path, &[], None);
+        assert_eq!(status, 200);
+        let disposition = head.header("content-disposition").unwrap_or_default();
+        assert!(
+            disposition.starts_with("attachment") && disposition.contains(&name),
+            "{path}: {disposition}"
+        );
+    }
 }

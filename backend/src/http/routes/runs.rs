@@ -29,6 +29,15 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/runs/{id}/rerun").route(web::post().to(rerun)));
 }
 
+/// Reports are saved, never shown inline: what tests print is not for the
+/// browser to interpret.
+fn attachment(file_name: String) -> header::ContentDisposition {
+    header::ContentDisposition {
+        disposition: header::DispositionType::Attachment,
+        parameters: vec![header::DispositionParam::Filename(file_name)],
+    }
+}
+
 fn created(run: Run) -> HttpResponse {
     HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/runs/{}", run.id)))
@@ -150,8 +159,9 @@ pub async fn log(
     tag = "runs",
     params(("id" = i64, Path, description = "Run id", example = 1)),
     responses(
-        (status = 200, description = "The log", body = String, content_type = "text/plain",
-            headers(("ETag" = String))),
+        (status = 200, description = "The log, as an attachment", body = String,
+            content_type = "text/plain",
+            headers(("ETag" = String), ("Content-Disposition" = String))),
         (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
         (status = 400, description = "The id is not a number", body = ApiErrorBody),
         (status = 404, description = "No such run", body = ApiErrorBody),
@@ -167,6 +177,7 @@ pub async fn log_text(
     Ok(text.respond(|text| {
         HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
+            .insert_header(attachment(format!("run-{id}.log.txt")))
             .body(text)
     }))
 }
@@ -203,8 +214,9 @@ pub async fn cases(
     tag = "runs",
     params(("id" = i64, Path, description = "Run id", example = 1)),
     responses(
-        (status = 200, description = "The report", body = String, content_type = "application/xml",
-            headers(("ETag" = String))),
+        (status = 200, description = "The report, as an attachment", body = String,
+            content_type = "application/xml",
+            headers(("ETag" = String), ("Content-Disposition" = String))),
         (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
         (status = 400, description = "The id is not a number", body = ApiErrorBody),
         (status = 404, description = "No such run, or it has no report (not finished, or pytest wrote none)",
@@ -221,6 +233,7 @@ pub async fn junit_xml(
     Ok(xml.respond(|xml| {
         HttpResponse::Ok()
             .content_type("application/xml; charset=utf-8")
+            .insert_header(attachment(format!("run-{id}.junit.xml")))
             .body(xml)
     }))
 }
