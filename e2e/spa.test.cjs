@@ -436,6 +436,54 @@ step('an unknown address shows the not-found page', async () => {
   await shot('not-found');
 });
 
+step('the page runs under a strict Content-Security-Policy; another site cannot change anything', async () => {
+  const response = await page.goto(BASE + '/');
+  // The app started: its scripts are this site's own, no inline one.
+  await page.getByRole('heading', { name: 'Runs' }).waitFor();
+  const headers = response.headers();
+  const csp = headers['content-security-policy'] || '';
+  for (const part of ["default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "frame-ancestors 'none'"]) {
+    assert(csp.includes(part), `the page's CSP has ${part} (got ${csp})`);
+  }
+  assert(!csp.includes('unsafe-inline'), 'no inline scripts or styles allowed');
+  assert(headers['x-content-type-options'] === 'nosniff', 'nosniff on the page');
+  const log = await fetch(`${BASE}/api/runs/${state.runId}/log.txt`);
+  assert((log.headers.get('content-disposition') || '').startsWith('attachment'), 'the raw log is a download');
+
+  // A page of another site (localhost is not 127.0.0.1 to a browser)
+  // sends what browsers send cross-site without asking first: a re-run,
+  // a cancel and a multipart upload. The backend, behind nginx, refuses all.
+  const runsBefore = (await api('GET', '/api/runs')).total;
+  const evilOrigin = new URL(BASE).origin.replace('127.0.0.1', 'localhost');
+  const evil = await page.context().newPage();
+  await evil.route(`${evilOrigin}/evil`, (route) =>
+    route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>elsewhere</title>' }));
+  await evil.goto(`${evilOrigin}/evil`);
+  const sent = await evil.evaluate(async ({ base, runId }) => {
+    const form = new FormData();
+    form.append('directory', 'evil');
+    form.append('file', new Blob(['def test_pwned():\n    pass\n']), 'test_pwned.py');
+    const results = [];
+    for (const [url, body] of [
+      [`${base}/api/runs/${runId}/rerun`, undefined],
+      [`${base}/api/runs/${runId}/cancel`, undefined],
+      [`${base}/api/tests`, form],
+    ]) {
+      try {
+        results.push((await fetch(url, { method: 'POST', mode: 'no-cors', body })).type);
+      } catch (error) {
+        results.push(String(error));
+      }
+    }
+    return results;
+  }, { base: BASE, runId: state.runId });
+  await evil.close();
+  assert(sent.every((r) => r === 'opaque'), `the requests were sent (${sent})`);
+  assert((await api('GET', '/api/runs')).total === runsBefore, 'no run was queued');
+  const catalog = await api('GET', '/api/tests');
+  assert(!catalog.files.some((f) => f.path.startsWith('evil/')), 'nothing was uploaded');
+});
+
 step('a banner shows while the API is unreachable, and goes when it is back', async () => {
   await page.goto(`${BASE}/runs/${state.runId}`);
   await page.locator('.log-pane[data-complete="true"]').waitFor();
