@@ -32,6 +32,9 @@ pub struct Config {
     /// `PUBLIC_URL` and `ALLOWED_HOSTS`: which origin browsers may change
     /// things from, and which host names the service answers to.
     pub browser: browser_safety::Policy,
+    /// `RUN_AS_USER`: the user (name or uid) tests run as, when the service
+    /// runs as root; checked at start-up.
+    pub run_as_user: Option<String>,
 }
 
 impl Config {
@@ -73,6 +76,7 @@ impl Config {
                 var("PUBLIC_URL").as_deref(),
                 var("ALLOWED_HOSTS").as_deref(),
             )?,
+            run_as_user: var("RUN_AS_USER").map(|user| user.trim().to_string()),
         })
     }
 

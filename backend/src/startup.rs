@@ -20,6 +20,16 @@ use crate::http::state::AppState;
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(mut config: Config) -> Result<(), String> {
+    // First: tests (and anything else of this user) may not read this
+    // process's environment or memory from now on.
+    if let Err(e) = crate::sys::user::make_undumpable() {
+        tracing::warn!(error = %e, "the service's environment stays readable by its user");
+    }
+    if let Some(spec) = &config.run_as_user {
+        let user = crate::sys::user::RunAs::resolve(spec)?;
+        tracing::info!(user = %user.name, uid = user.uid, "tests run as another user");
+        crate::sys::process::run_tests_as(user);
+    }
     crate::sys::process::prepare_supervisor();
     let listener = TcpListener::bind(&config.bind_addr)
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind_addr))?;

@@ -6,6 +6,7 @@ use shared::validate;
 use shared::{CatalogFile, FieldErrors};
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -299,6 +300,10 @@ fn write_atomically(staged: &Path, dir: &Path, target: &Path, overwrite: bool) -
         .suffix(".tmp")
         .tempfile_in(dir)?;
     io::copy(&mut fs::File::open(staged)?, temp.as_file_mut())?;
+    // Temporary files are private (0600); a test file must be readable by
+    // whoever runs the tests (RUN_AS_USER), like the files next to it.
+    temp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
     temp.as_file_mut().flush()?;
     temp.as_file().sync_all()?;
     if overwrite {

@@ -22,7 +22,8 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::procfs;
-use super::supervisor::{PARENT_PID_VAR, WATCHDOG_VAR};
+use super::supervisor::{PARENT_PID_VAR, RUN_AS_VAR, WATCHDOG_VAR};
+use super::user::RunAs;
 
 /// The subcommand under which this binary supervises one test process.
 pub const SUPERVISE: &str = "supervise";
@@ -65,7 +66,25 @@ pub fn spawn(
     // for the supervisor's own.
     cmd.env(PARENT_PID_VAR, std::process::id().to_string())
         .env(WATCHDOG_VAR, watchdog.as_millis().to_string());
+    match RUN_AS.get() {
+        // The supervisor stays root, out of the tests' reach, and can
+        // always kill them; only the test process becomes the user.
+        Some(user) => cmd
+            .env(RUN_AS_VAR, user.ids())
+            .env("HOME", &user.home)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name),
+        None => cmd.env_remove(RUN_AS_VAR),
+    };
     cmd.spawn()
+}
+
+/// The user tests run as, when not the service's own (`RUN_AS_USER`).
+static RUN_AS: OnceLock<RunAs> = OnceLock::new();
+
+/// Runs every test process from now on as `user`; set once, at start-up.
+pub fn run_tests_as(user: RunAs) {
+    let _ = RUN_AS.set(user);
 }
 
 /// Where supervisors come from, settled once per process.

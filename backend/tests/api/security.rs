@@ -4,8 +4,13 @@
 //! another.
 
 use serde_json::{json, Value};
-use std::sync::Arc;
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
@@ -462,4 +467,270 @@ fn answers_are_never_sniffed_framed_or_shown_inline() {
             "{path}: {disposition}"
         );
     }
+}
+
+// --- tests cannot reach the service's secrets --------------------------------
+
+/// Stands in for pytest where only the system's python3 is there (or
+/// readable): runs the `test_*` functions of the files after `--`.
+const FAKE_PYTEST: &str = r#"import runpy, sys, traceback
+paths = sys.argv[sys.argv.index("--") + 1:]
+failed = 0
+for path in paths:
+    for name, test in runpy.run_path(path).items():
+        if name.startswith("test_") and callable(test):
+            try:
+                test()
+                print(f"{path}::{name} PASSED")
+            except Exception:
+                traceback.print_exc()
+                print(f"{path}::{name} FAILED")
+                failed += 1
+sys.exit(1 if failed else 0)
+"#;
+
+/// What a test can see of the service that runs it.
+const PEEK: &str = r#"import os
+
+def service_pid():
+    # The test's parent is its supervisor, whose parent is the service.
+    with open(f"/proc/{os.getppid()}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+def test_the_service_s_environment_is_out_of_reach():
+    pid = service_pid()
+    with open(f"/proc/{pid}/comm") as f:
+        assert f.read().strip() == "test-executor"
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read()
+    except PermissionError:
+        print("the service's environment is out of reach")
+        return
+    assert b"DATABASE_URL" not in environ, "read the service's environment"
+"#;
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// nobody's ids, for starting things as another user when the suite runs
+/// as root.
+const NOBODY: u32 = 65534;
+
+/// The interpreter the tests use: as root, the system's, which nobody
+/// can run (an interpreter under /root could not be).
+fn python() -> &'static str {
+    if is_root() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// A tests root anybody may read.
+fn shared_tests(files: &[(&str, &str)]) -> TestsDir {
+    let tests = TestsDir::with(files);
+    std::fs::set_permissions(tests.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tests
+}
+
+/// A service started from a command the test shaped itself.
+struct Started {
+    child: Child,
+    base: String,
+    log_path: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+impl Started {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The service's command as `TestApp` runs it.
+fn service_command(db: &TestDb, tests: &TestsDir, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_test-executor"));
+    command
+        .env("DATABASE_URL", &db.url)
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("TESTS_ROOT", tests.path())
+        .env("SCHEDULER_TICK_MS", "200")
+        .env("RUST_LOG", "info")
+        .env_remove("INSTANCE_ID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Starts the service; `Err` with its exit status and log if it stops
+/// instead of listening.
+fn start(mut command: Command) -> Result<Started, (Option<ExitStatus>, String)> {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("service.log");
+    command.stderr(std::fs::File::create(&log_path).unwrap());
+    let mut child = command.spawn().expect("the service binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(base) = rx.recv_timeout(Duration::from_millis(50)) {
+            return Ok(Started {
+                child,
+                base,
+                log_path,
+                _log_dir: log_dir,
+            });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err((
+                Some(status),
+                std::fs::read_to_string(&log_path).unwrap_or_default(),
+            ));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err((None, std::fs::read_to_string(&log_path).unwrap_or_default()));
+        }
+    }
+}
+
+fn wait_finished(base: &str, id: i64) -> Value {
+    let deadline = Instant::now() + SECS_30;
+    loop {
+        let run: Value = ureq::get(&format!("{base}/api/runs/{id}"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "run {id} did not finish: {run}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn log_of(base: &str, id: i64) -> String {
+    ureq::get(&format!("{base}/api/runs/{id}/log.txt"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap()
+}
+
+#[test]
+fn tests_run_as_the_service_s_user_cannot_read_its_environment() {
+    let tests = shared_tests(&[("pytest.py", FAKE_PYTEST), ("test_peek.py", PEEK)]);
+    let db = TestDb::create();
+    let mut command = service_command(&db, &tests, &[("PYTHON", python())]);
+    // Root may read any process's environment: the point is a service and
+    // tests of one ordinary user, so as root, both are nobody.
+    if is_root() {
+        command.uid(NOBODY).gid(NOBODY);
+    }
+    let service = start(command).unwrap_or_else(|(_, log)| panic!("did not start:\n{log}"));
+    let run: Value = ureq::post(&format!("{}/api/runs", service.base))
+        .send_json(json!({"username": "eve", "environment_id": 9, "paths": ["test_peek.py"]}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let id = run["id"].as_i64().unwrap();
+    let run = wait_finished(&service.base, id);
+    let log = log_of(&service.base, id);
+    assert_eq!(
+        run["status"],
+        "success",
+        "{log}\nservice log:\n{}",
+        service.log()
+    );
+    assert!(log.contains("out of reach"), "{log}");
+}
+
+#[test]
+fn with_run_as_user_tests_run_as_that_user_and_read_uploaded_files() {
+    if !is_root() {
+        eprintln!("skipped: RUN_AS_USER needs the suite to run as root");
+        return;
+    }
+    let mine = r#"import os, pwd
+
+def test_runs_as_nobody_at_home():
+    nobody = pwd.getpwnam("nobody")
+    assert (os.getuid(), os.geteuid(), os.getgid()) == (nobody.pw_uid,) * 2 + (nobody.pw_gid,)
+    assert os.environ["HOME"] == nobody.pw_dir
+    assert os.environ["USER"] == "nobody"
+    assert "TEST_EXECUTOR_RUN_AS" not in os.environ
+"#;
+    let tests = shared_tests(&[
+        ("pytest.py", FAKE_PYTEST),
+        ("test_peek.py", PEEK),
+        ("test_who.py", mine),
+    ]);
+    let app = TestApp::spawn(&tests, &[("RUN_AS_USER", "nobody"), ("PYTHON", python())]);
+    let (status, body, _) = upload(&app, "uploads/new", "test_uploaded.py", QUICK.as_bytes());
+    assert_eq!(status, 201, "{body}");
+    let id = app.create_run(
+        "root",
+        10,
+        &[
+            "test_peek.py",
+            "test_who.py",
+            "uploads/new/test_uploaded.py",
+        ],
+    );
+    let run = app.wait_finished(id, SECS_30);
+    let log = app.log_text(id);
+    assert_eq!(run["status"], "success", "{log}");
+    assert!(log.contains("test_uploaded.py::test_quick PASSED"), "{log}");
+}
+
+#[test]
+fn run_as_user_is_refused_unless_the_service_is_root_and_the_user_exists() {
+    let tests = shared_tests(&[]);
+    let db = TestDb::create();
+    let refused = |env: &[(&str, &str)], as_nobody: bool| {
+        let mut command = service_command(&db, &tests, env);
+        if as_nobody {
+            command.uid(NOBODY).gid(NOBODY);
+        }
+        match start(command) {
+            Ok(started) => panic!("it started:\n{}", started.log()),
+            Err((status, log)) => {
+                assert!(status.is_some_and(|s| !s.success()), "{status:?}");
+                log
+            }
+        }
+    };
+    let log = refused(&[("RUN_AS_USER", "no-such-user-anywhere")], false);
+    if is_root() {
+        assert!(
+            log.contains("RUN_AS_USER=no-such-user-anywhere: no such user"),
+            "{log}"
+        );
+    }
+    // Not root: as nobody when the suite is root, else as ourselves.
+    let log = refused(&[("RUN_AS_USER", "nobody")], is_root());
+    assert!(
+        log.contains("RUN_AS_USER=nobody needs the service to run as root"),
+        "{log}"
+    );
 }
