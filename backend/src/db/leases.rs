@@ -128,18 +128,26 @@ pub fn renew(
     Ok(renewed == 1)
 }
 
+/// Records the run's process group, with what tells it from a later group
+/// of the same number: the boot id and its leader's start time.
 pub fn record_pgid(
     conn: &mut PgConnection,
     environment_id: i32,
     fence: i64,
     pgid: i32,
+    boot_id: Option<&str>,
+    start_ticks: Option<u64>,
 ) -> QueryResult<bool> {
     let updated = diesel::update(
         environment_locks::table
             .find(environment_id)
             .filter(environment_locks::fence.eq(fence)),
     )
-    .set(environment_locks::pgid.eq(Some(pgid)))
+    .set((
+        environment_locks::pgid.eq(Some(pgid)),
+        environment_locks::boot_id.eq(boot_id),
+        environment_locks::start_ticks.eq(start_ticks.and_then(|t| i64::try_from(t).ok())),
+    ))
     .execute(conn)?;
     Ok(updated == 1)
 }
@@ -317,6 +325,10 @@ pub struct Reclaimed {
     pub run_id: i64,
     #[diesel(sql_type = Nullable<Integer>)]
     pub pgid: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub boot_id: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub start_ticks: Option<i64>,
 }
 
 /// Deletes expired leases (or, with `holder`, every lease of that holder)
@@ -333,12 +345,12 @@ pub fn reclaim(
                 "DELETE FROM environment_locks WHERE environment_id IN \
                    (SELECT environment_id FROM environment_locks WHERE expires_at < now() \
                     FOR UPDATE SKIP LOCKED) \
-                 RETURNING environment_id, run_id, pgid",
+                 RETURNING environment_id, run_id, pgid, boot_id, start_ticks",
             )
             .load(conn)?,
             Some(holder) => diesel::sql_query(
                 "DELETE FROM environment_locks WHERE holder = $1 \
-                 RETURNING environment_id, run_id, pgid",
+                 RETURNING environment_id, run_id, pgid, boot_id, start_ticks",
             )
             .bind::<Text, _>(holder)
             .load(conn)?,

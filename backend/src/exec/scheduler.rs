@@ -121,8 +121,19 @@ impl Scheduler {
                 environment_id = lease.environment_id,
                 "finished a run held by this instance before it restarted"
             );
-            if let Some(pgid) = lease.pgid {
+            let Some(pgid) = lease.pgid else {
+                continue;
+            };
+            let start_ticks = lease.start_ticks.and_then(|t| u64::try_from(t).ok());
+            if process::group_is_ours(pgid, lease.boot_id.as_deref(), start_ticks) {
                 process::kill_group_and_wait(pgid, Duration::from_secs(5));
+            } else {
+                tracing::warn!(
+                    run_id = lease.run_id,
+                    pgid,
+                    "not killing process group: it is not the one this instance started \
+                     (the machine rebooted, or its number now belongs to another process)"
+                );
             }
         }
         Ok(reclaimed.len())

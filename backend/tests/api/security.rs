@@ -3,6 +3,8 @@
 //! secrets, and no process it runs, restarts or loses is mistaken for
 //! another.
 
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -733,4 +735,122 @@ fn run_as_user_is_refused_unless_the_service_is_root_and_the_user_exists() {
         log.contains("RUN_AS_USER=nobody needs the service to run as root"),
         "{log}"
     );
+}
+
+// --- no process or instance mistaken for another ------------------------------
+
+fn slow_tests() -> TestsDir {
+    TestsDir::with(&[(
+        "test_slow.py",
+        "import time\n\ndef test_slow():\n    time.sleep(60)\n",
+    )])
+}
+
+/// A process in a group of its own, standing for whatever got a recorded
+/// group's number later.
+fn bystander() -> Child {
+    Command::new("sleep")
+        .arg("300")
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
+fn start_ticks(pid: u32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[19].parse().unwrap()
+}
+
+#[test]
+fn a_restart_kills_only_process_groups_that_are_still_its_own() {
+    let tests = slow_tests();
+    let db = TestDb::create();
+    let env = [
+        ("INSTANCE_ID", "phoenix-2"),
+        ("LEASE_SECS", "60"),
+        ("MAX_PARALLEL_RUNS", "3"),
+    ];
+    let mut first = TestApp::spawn_on(Arc::clone(&db), &tests, &env);
+    let ids: Vec<i64> = (21..24)
+        .map(|e| first.create_run("phoenix", e, &["test_slow.py"]))
+        .collect();
+    let mut conn = db.conn();
+    eventually(SECS_30, "every run has its process group recorded", || {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        diesel::sql_query("SELECT count(*) AS n FROM environment_locks WHERE pgid IS NOT NULL")
+            .get_result::<Count>(&mut db.conn())
+            .is_ok_and(|c| c.n == 3)
+    });
+    first.signal(libc::SIGKILL);
+    first.wait_exit(Duration::from_secs(5)).expect("killed");
+
+    // After a reboot, or once a group is gone, its number may belong to
+    // anything: three bystanders take the recorded numbers.
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let boot = boot.trim();
+    let mut ours = bystander();
+    let mut reused = bystander();
+    let mut rebooted = bystander();
+    let record = |conn: &mut PgConnection, run_id: i64, child: &Child, boot: &str, ticks: i64| {
+        diesel::sql_query(
+            "UPDATE environment_locks SET pgid = $1, boot_id = $2, start_ticks = $3 WHERE run_id = $4",
+        )
+        .bind::<Integer, _>(child.id() as i32)
+        .bind::<Nullable<Text>, _>(Some(boot))
+        .bind::<Nullable<BigInt>, _>(Some(ticks))
+        .bind::<BigInt, _>(run_id)
+        .execute(conn)
+        .unwrap();
+    };
+    record(&mut conn, ids[0], &ours, boot, start_ticks(ours.id()));
+    record(
+        &mut conn,
+        ids[1],
+        &reused,
+        boot,
+        start_ticks(reused.id()) - 1,
+    );
+    record(
+        &mut conn,
+        ids[2],
+        &rebooted,
+        "00000000-0000-0000-0000-000000000000",
+        start_ticks(rebooted.id()),
+    );
+
+    let second = TestApp::spawn_on(Arc::clone(&db), &tests, &env);
+    for id in &ids {
+        assert_eq!(second.run(*id)["status"], "error", "finished at start-up");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !matches!(ours.try_wait(), Ok(Some(_))) {
+        assert!(
+            Instant::now() < deadline,
+            "the group still its own was not killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        matches!(reused.try_wait(), Ok(None)),
+        "a reused number is left alone"
+    );
+    assert!(
+        matches!(rebooted.try_wait(), Ok(None)),
+        "another boot's number is left alone"
+    );
+    assert!(second.service_log().contains("not killing process group"));
+    for mut child in [reused, rebooted] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
