@@ -5,6 +5,7 @@
 
 pub mod environments;
 pub mod insights;
+pub mod instance;
 pub mod leases;
 pub mod logs;
 pub mod metrics;
@@ -39,7 +40,7 @@ pub fn build_pool(database_url: &str, max_size: u32) -> PgPool {
 }
 
 /// libpq waits for a dead host for minutes by default; bound it.
-fn with_connect_timeout(url: &str) -> String {
+pub(crate) fn with_connect_timeout(url: &str) -> String {
     if url.contains("connect_timeout=") {
         return url.to_string();
     }

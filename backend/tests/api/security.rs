@@ -854,3 +854,39 @@ fn a_restart_kills_only_process_groups_that_are_still_its_own() {
         let _ = child.wait();
     }
 }
+
+#[test]
+fn a_second_live_instance_with_the_same_id_is_refused_and_a_dead_one_s_name_is_free() {
+    let tests = slow_tests();
+    let db = TestDb::create();
+    let env = [("INSTANCE_ID", "twin")];
+    let mut first = TestApp::spawn_on(Arc::clone(&db), &tests, &env);
+    let id = first.create_run("twin", 25, &["test_slow.py"]);
+    first.wait_run(id, SECS_30, |run| run["status"] == "running");
+
+    match start(service_command(&db, &tests, &env)) {
+        Ok(second) => panic!("a second instance named twin started:\n{}", second.log()),
+        Err((status, log)) => {
+            assert!(status.is_some_and(|s| !s.success()), "{status:?}: {log}");
+            assert!(
+                log.contains("another live instance uses INSTANCE_ID=twin"),
+                "{log}"
+            );
+        }
+    }
+    assert_eq!(
+        first.run(id)["status"],
+        "running",
+        "the live instance's run is untouched"
+    );
+
+    // Its process gone (and its session with it), the name is free at once.
+    first.signal(libc::SIGKILL);
+    first.wait_exit(Duration::from_secs(5)).expect("killed");
+    let restarted = TestApp::spawn_on(Arc::clone(&db), &tests, &env);
+    let run = restarted.run(id);
+    assert_eq!(run["status"], "error");
+    assert!(run["status_reason"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("executor lost")));
+}
