@@ -890,3 +890,46 @@ fn a_second_live_instance_with_the_same_id_is_refused_and_a_dead_one_s_name_is_f
         .as_str()
         .is_some_and(|r| r.starts_with("executor lost")));
 }
+
+// --- a runner that panics -------------------------------------------------------
+
+#[test]
+fn a_panicking_runner_ends_its_run_as_error_and_gives_back_its_slot_and_environment() {
+    let tests = TestsDir::with(&[("test_quick.py", QUICK)]);
+    // The one way to make the runner panic from outside today: a time-out
+    // too large to add to a clock reading. Environment 2 has its own
+    // time-out, so its runs do not panic.
+    let app = TestApp::spawn(
+        &tests,
+        &[
+            ("RUN_TIMEOUT_SECS", "18446744073709551615"),
+            ("MAX_PARALLEL_RUNS", "1"),
+        ],
+    );
+    assert_eq!(
+        app.put("/api/environments/2", &json!({"run_timeout_secs": 60}))
+            .0,
+        200
+    );
+    let first = app.create_run("ouch", 1, &["test_quick.py"]);
+    let run = app.wait_finished(first, SECS_30);
+    assert_eq!(run["status"], "error", "{run}");
+    let reason = run["status_reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("the runner failed: "), "{reason}");
+    assert!(app.log_text(first).contains("the runner failed"));
+
+    let other = app.create_run("next", 2, &["test_quick.py"]);
+    assert_eq!(
+        app.wait_finished(other, SECS_30)["status"],
+        "success",
+        "the only slot came back"
+    );
+    let again = app.create_run("ouch", 1, &["test_quick.py"]);
+    assert_eq!(
+        app.wait_finished(again, SECS_30)["status"],
+        "error",
+        "environment 1 came back"
+    );
+    let (_, environment) = app.get("/api/environments/1");
+    assert_eq!(environment["state"], "idle");
+}
