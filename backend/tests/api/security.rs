@@ -917,6 +917,11 @@ fn a_panicking_runner_ends_its_run_as_error_and_gives_back_its_slot_and_environm
     let reason = run["status_reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("the runner failed: "), "{reason}");
     assert!(app.log_text(first).contains("the runner failed"));
+    assert_eq!(
+        children_of(app.pid()),
+        Vec::<String>::new(),
+        "no test process or unreaped supervisor is left behind"
+    );
 
     let other = app.create_run("next", 2, &["test_quick.py"]);
     assert_eq!(
@@ -932,4 +937,18 @@ fn a_panicking_runner_ends_its_run_as_error_and_gives_back_its_slot_and_environm
     );
     let (_, environment) = app.get("/api/environments/1");
     assert_eq!(environment["state"], "idle");
+}
+
+/// The processes whose parent is `pid`, with their state (`Z`: unreaped).
+fn children_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (head, rest) = stat.rsplit_once(')')?;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            (fields.get(1)?.parse::<u32>().ok()? == pid).then(|| format!("{head}) {}", fields[0]))
+        })
+        .collect()
 }
