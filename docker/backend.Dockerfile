@@ -31,8 +31,16 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/test-executor /usr/local/bin/test-executor-supervise /usr/local/bin/
 # The sample tests, the tests root unless a volume replaces them.
 COPY sample-tests /srv/tests
+# Tests run as `tests`, never as root (RUN_AS_USER): they cannot read the
+# service's environment (the database password) or memory, signal it, or
+# change what only root may. The service stays root to switch to that
+# user and to kill whatever the tests leave behind. The tests root must be
+# readable by `tests` (a mounted ./sample-tests usually is); uploads are
+# written readable by all.
+RUN useradd --system --create-home --home-dir /home/tests --shell /usr/sbin/nologin tests
 ENV BIND_ADDR=0.0.0.0:8080 \
     TESTS_ROOT=/srv/tests \
+    RUN_AS_USER=tests \
     PYTHONDONTWRITEBYTECODE=1
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \

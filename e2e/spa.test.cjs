@@ -7,6 +7,7 @@
 'use strict';
 
 const fs = require('fs');
+const http = require('http');
 const path = require('path');
 const { chromium } = require('playwright-core');
 
@@ -434,6 +435,60 @@ step('an unknown address shows the not-found page', async () => {
   await page.goto(BASE + '/no/such/page');
   await page.getByRole('heading', { name: 'Page not found' }).waitFor();
   await shot('not-found');
+});
+
+step('the page runs under a strict Content-Security-Policy; another site cannot change anything', async () => {
+  const response = await page.goto(BASE + '/');
+  // The app started: its scripts are this site's own, no inline one.
+  await page.getByRole('heading', { name: 'Runs' }).waitFor();
+  const headers = response.headers();
+  const csp = headers['content-security-policy'] || '';
+  for (const part of ["default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "frame-ancestors 'none'"]) {
+    assert(csp.includes(part), `the page's CSP has ${part} (got ${csp})`);
+  }
+  assert(!csp.includes('unsafe-inline'), 'no inline scripts or styles allowed');
+  assert(headers['x-content-type-options'] === 'nosniff', 'nosniff on the page');
+  const log = await fetch(`${BASE}/api/runs/${state.runId}/log.txt`);
+  assert((log.headers.get('content-disposition') || '').startsWith('attachment'), 'the raw log is a download');
+
+  // A page of another site (localhost is not 127.0.0.1 to a browser)
+  // sends what browsers send cross-site without asking first: a form
+  // posting a re-run, and fetches of a cancel and a multipart upload. The
+  // backend, behind nginx, refuses all before doing anything.
+  const runsBefore = (await api('GET', '/api/runs')).total;
+  const elsewhere = http.createServer((request, response) => {
+    response.setHeader('content-type', 'text/html');
+    response.end(`<!doctype html><title>elsewhere</title>
+      <form method="post" action="${BASE}/api/runs/${state.runId}/rerun"><button>win a prize</button></form>`);
+  });
+  await new Promise((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+  const evil = await page.context().newPage();
+  await evil.goto(`http://localhost:${elsewhere.address().port}/`);
+  const sent = await evil.evaluate(async ({ base, runId }) => {
+    const form = new FormData();
+    form.append('directory', 'evil');
+    form.append('file', new Blob(['def test_pwned():\n    pass\n']), 'test_pwned.py');
+    const results = [];
+    for (const [url, body] of [[`${base}/api/runs/${runId}/cancel`, undefined], [`${base}/api/tests`, form]]) {
+      // Answers to other sites are opaque, or blocked outright by the
+      // API's Cross-Origin-Resource-Policy: either way the request went.
+      try {
+        results.push((await fetch(url, { method: 'POST', mode: 'no-cors', body })).type);
+      } catch (error) {
+        results.push(String(error));
+      }
+    }
+    return results;
+  }, { base: BASE, runId: state.runId });
+  await Promise.all([evil.waitForURL(/\/rerun$/), evil.getByRole('button', { name: 'win a prize' }).click()]);
+  const answer = await evil.textContent('body');
+  await evil.close();
+  elsewhere.close();
+  assert(answer.includes('"forbidden"'), `the form's re-run was refused (got ${answer})`);
+  assert(sent.length === 2, `the fetches ran (${sent})`);
+  assert((await api('GET', '/api/runs')).total === runsBefore, 'no run was queued');
+  const catalog = await api('GET', '/api/tests');
+  assert(!catalog.files.some((f) => f.path.startsWith('evil/')), 'nothing was uploaded');
 });
 
 step('a banner shows while the API is unreachable, and goes when it is back', async () => {

@@ -13,6 +13,9 @@ cd "$ROOT"
 
 export PATH="$HOME/.cargo/bin:$ROOT/.local/node/node_modules/.bin:$PATH"
 export BIND_ADDR="${BIND_ADDR:-127.0.0.1:8080}"
+# Everything here listens on 127.0.0.1, reached as 127.0.0.1 or localhost:
+# any other host name is a page's DNS name rebound to this machine.
+export ALLOWED_HOSTS="${ALLOWED_HOSTS:-localhost}"
 WEB_PORT="${WEB_PORT:-8000}"
 RUN_DIR="$ROOT/.local/run"
 

@@ -4,6 +4,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::db::PoolSettings;
+use crate::http::browser_safety;
+
+/// The largest value of each setting that is a duration or a size.
+const MOST: [(&str, u64); 9] = [
+    ("LEASE_SECS", 24 * 3600),
+    ("RUN_TIMEOUT_SECS", 7 * 24 * 3600),
+    ("KILL_GRACE_MS", 3600 * 1000),
+    ("SHUTDOWN_GRACE_SECS", 24 * 3600),
+    ("SCHEDULER_TICK_MS", 3600 * 1000),
+    ("DB_STATEMENT_TIMEOUT_MS", 24 * 3600 * 1000),
+    ("MAX_PARALLEL_RUNS", 1000),
+    ("UPLOAD_MAX_BYTES", 1 << 30),
+    ("LOG_MAX_BYTES", 1 << 32),
+];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -35,19 +49,35 @@ pub struct Config {
     /// Queued runs at most, across all environments; past it, new runs are
     /// refused with 429.
     pub max_queued_runs: i64,
+    /// `PUBLIC_URL` and `ALLOWED_HOSTS`: which origin browsers may change
+    /// things from, and which host names the service answers to.
+    pub browser: browser_safety::Policy,
+    /// `RUN_AS_USER`: the user (name or uid) tests run as, when the service
+    /// runs as root; checked at start-up.
+    pub run_as_user: Option<String>,
 }
 
 impl Config {
     pub fn from_env() -> Result<Config, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let number = |name: &str, default: u64| -> Result<u64, String> {
-            match var(name) {
+            let value = match var(name) {
                 Some(raw) => raw
                     .trim()
                     .parse::<u64>()
-                    .map_err(|_| format!("{name} must be a whole number, not {raw:?}")),
-                None => Ok(default),
+                    .map_err(|_| format!("{name} must be a whole number, not {raw:?}"))?,
+                None => default,
+            };
+            // Every setting is a count or a duration: beyond these, a
+            // value is a typo, and a clock reading plus it could overflow.
+            let most = MOST
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(u64::MAX, |(_, m)| *m);
+            if value > most {
+                return Err(format!("{name} must be at most {most}, not {value}"));
             }
+            Ok(value)
         };
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
         let lease_secs = number("LEASE_SECS", 30)?.max(1);
@@ -75,6 +105,11 @@ impl Config {
                 number("DB_STATEMENT_TIMEOUT_MS", 15_000)?.max(100),
             ),
             max_queued_runs: number("MAX_QUEUED_RUNS", 10_000)?.max(1) as i64,
+            browser: browser_safety::Policy::parse(
+                var("PUBLIC_URL").as_deref(),
+                var("ALLOWED_HOSTS").as_deref(),
+            )?,
+            run_as_user: var("RUN_AS_USER").map(|user| user.trim().to_string()),
         })
     }
 

@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use crate::catalog::TestsRoot;
 use crate::config::Config;
 use crate::db;
+use crate::db::instance::InstanceLock;
 use crate::exec::runner::RunnerContext;
 use crate::exec::scheduler::Scheduler;
 use crate::http;
@@ -24,6 +25,16 @@ const RECOVERY_PATIENCE: Duration = Duration::from_secs(5);
 const DATABASE_WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(mut config: Config) -> Result<(), String> {
+    // First: tests (and anything else of this user) may not read this
+    // process's environment or memory from now on.
+    if let Err(e) = crate::sys::user::make_undumpable() {
+        tracing::warn!(error = %e, "the service's environment stays readable by its user");
+    }
+    if let Some(spec) = &config.run_as_user {
+        let user = crate::sys::user::RunAs::resolve(spec)?;
+        tracing::info!(user = %user.name, uid = user.uid, "tests run as another user");
+        crate::sys::process::run_tests_as(user);
+    }
     crate::sys::process::prepare_supervisor();
     let listener = TcpListener::bind(&config.bind_addr)
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind_addr))?;
@@ -47,6 +58,18 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     actix_web::rt::task::spawn_blocking(move || migrate(&migrate_pool))
         .await
         .map_err(|e| e.to_string())??;
+
+    // Before anything of a past life is touched: that past life must be
+    // dead, not another live process under the same name.
+    let (url, id) = (config.database_url.clone(), config.instance_id.clone());
+    let lock = actix_web::rt::task::spawn_blocking(move || take_instance_lock(&url, &id))
+        .await
+        .map_err(|e| e.to_string())??;
+    let (url, id) = (config.database_url.clone(), config.instance_id.clone());
+    std::thread::Builder::new()
+        .name("instance-lock".into())
+        .spawn(move || keep_instance_lock(lock, &url, &id))
+        .map_err(|e| format!("cannot start the instance lock's thread: {e}"))?;
 
     let runtime = crate::exec::runner::plugin::RuntimeDir::create()
         .map_err(|e| format!("cannot create the runner's private directory: {e}"))?;
@@ -78,6 +101,8 @@ pub async fn run(mut config: Config) -> Result<(), String> {
             .app_data(web::Data::new(state.clone()))
             .wrap(ErrorHandlers::new().default_handler(http::json_error_body))
             .wrap(NormalizePath::new(TrailingSlash::Trim))
+            // Before any route, extractor or body is looked at.
+            .wrap(from_fn(http::browser_safety::browser_safety))
             // Outermost: it sees every answer as the client gets it.
             .wrap(from_fn(http::request_log::request_log))
             .configure(http::config)
@@ -110,6 +135,59 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     listening.abort();
     tracing::info!("stopped");
     served.map_err(|e| e.to_string())
+}
+
+/// How long start-up waits for the instance lock: a process of the same
+/// name that just died may take a moment to lose its session.
+const INSTANCE_LOCK_WAIT: Duration = Duration::from_secs(3);
+/// How often the instance lock's session is checked.
+const INSTANCE_LOCK_CHECK: Duration = Duration::from_secs(5);
+
+/// Takes the lock on this instance's name, or says that another live
+/// process has it.
+fn take_instance_lock(database_url: &str, instance_id: &str) -> Result<InstanceLock, String> {
+    let deadline = Instant::now() + INSTANCE_LOCK_WAIT;
+    loop {
+        if let Some(lock) = InstanceLock::try_take(database_url, instance_id)? {
+            return Ok(lock);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "another live instance uses INSTANCE_ID={instance_id} on this database; \
+                 give each instance its own INSTANCE_ID (two under one name would finish \
+                 each other's runs)"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Holds the instance lock for the process's life, taking it again after
+/// the database connection was lost.
+fn keep_instance_lock(mut lock: InstanceLock, database_url: &str, instance_id: &str) {
+    loop {
+        std::thread::sleep(INSTANCE_LOCK_CHECK);
+        if lock.alive() {
+            continue;
+        }
+        tracing::warn!("lost the instance lock's database session; taking it again");
+        loop {
+            match InstanceLock::try_take(database_url, instance_id) {
+                Ok(Some(again)) => {
+                    lock = again;
+                    tracing::info!("instance lock taken again");
+                    break;
+                }
+                Ok(None) => tracing::error!(
+                    instance = %instance_id,
+                    "another live instance took INSTANCE_ID while the database was away: \
+                     the two may finish each other's runs; stop one of them"
+                ),
+                Err(e) => tracing::debug!(error = %e, "instance lock not taken yet"),
+            }
+            std::thread::sleep(INSTANCE_LOCK_CHECK);
+        }
+    }
 }
 
 /// Applies migrations, waiting for the database if it is still starting.

@@ -182,8 +182,20 @@ pub fn upload_file_name(raw: &str) -> Result<String, String> {
     Ok(raw.to_string())
 }
 
+/// Directories the catalog never shows or searches: dot-directories and the
+/// usual homes of caches, packages and virtual environments. A test file
+/// under one would be invisible in the catalog yet collected by pytest.
+pub fn is_hidden_dir(name: &str) -> bool {
+    name.starts_with('.')
+        || matches!(
+            name,
+            "__pycache__" | "node_modules" | "venv" | "site-packages"
+        )
+}
+
 /// The directory an upload goes to: empty for the root, else up to four
-/// segments of `[A-Za-z0-9_-]{1,64}` separated by `/`.
+/// segments of `[A-Za-z0-9_-]{1,64}` separated by `/`, none of them a
+/// directory the catalog hides ([`is_hidden_dir`]).
 pub fn upload_directory(raw: &str) -> Result<String, String> {
     let trimmed = raw.trim().trim_end_matches('/');
     if trimmed.is_empty() {
@@ -216,6 +228,12 @@ pub fn upload_directory(raw: &str) -> Result<String, String> {
         if !valid {
             return Err(format!(
                 "segment {segment:?} must be 1 to {MAX_SEGMENT_CHARS} of A-Z a-z 0-9 _ -"
+            ));
+        }
+        if is_hidden_dir(segment) {
+            return Err(format!(
+                "segment {segment:?} is a directory the catalog hides (caches, packages, \
+                 virtual environments): a test there could be neither seen nor deleted"
             ));
         }
     }
@@ -467,6 +485,11 @@ mod tests {
             "a//b",
             "a/\0",
             &"x".repeat(65),
+            "__pycache__",
+            "uploads/site-packages",
+            "a/node_modules/b",
+            "venv",
+            ".hidden",
         ] {
             assert!(upload_directory(bad).is_err(), "{bad:?}");
         }

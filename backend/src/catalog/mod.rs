@@ -2,7 +2,7 @@
 //! path from outside is resolved here, and must stay inside the root.
 
 use chrono::{DateTime, Utc};
-use shared::validate::{is_test_file_name, TestPath};
+use shared::validate::{is_hidden_dir, is_test_file_name, TestPath};
 use shared::{Catalog, CatalogFile};
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -21,6 +21,9 @@ pub enum CatalogError {
     /// Bad input, by field.
     #[error("invalid {0:?}")]
     Invalid(FieldErrors),
+    /// Too much is going on at once; the client may retry shortly.
+    #[error("{0}")]
+    Busy(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -33,15 +36,6 @@ impl CatalogError {
     pub fn field(field: &str, why: impl Into<String>) -> CatalogError {
         CatalogError::Invalid(FieldErrors::from([(field.to_string(), why.into())]))
     }
-}
-
-/// Directories never shown or searched.
-fn is_skipped_dir(name: &str) -> bool {
-    name.starts_with('.')
-        || matches!(
-            name,
-            "__pycache__" | "node_modules" | "venv" | "site-packages"
-        )
 }
 
 #[derive(Debug, Clone)]
@@ -111,7 +105,7 @@ impl TestsRoot {
             };
             let child_rel = join(rel, &name);
             if kind.is_dir() {
-                if is_skipped_dir(&name) {
+                if is_hidden_dir(&name) {
                     continue;
                 }
                 catalog.directories.push(child_rel.clone());
@@ -147,7 +141,7 @@ impl TestsRoot {
                 path.location
             ));
         };
-        let hidden = path.location.split('/').any(is_skipped_dir);
+        let hidden = path.location.split('/').any(is_hidden_dir);
         if real.is_dir() && !hidden && path.node_suffix.is_none() {
             return Ok(Entry::Directory);
         }

@@ -128,18 +128,26 @@ pub fn renew(
     Ok(renewed == 1)
 }
 
+/// Records the run's process group, with what tells it from a later group
+/// of the same number: the boot id and its leader's start time.
 pub fn record_pgid(
     conn: &mut PgConnection,
     environment_id: i32,
     fence: i64,
     pgid: i32,
+    boot_id: Option<&str>,
+    start_ticks: Option<u64>,
 ) -> QueryResult<bool> {
     let updated = diesel::update(
         environment_locks::table
             .find(environment_id)
             .filter(environment_locks::fence.eq(fence)),
     )
-    .set(environment_locks::pgid.eq(Some(pgid)))
+    .set((
+        environment_locks::pgid.eq(Some(pgid)),
+        environment_locks::boot_id.eq(boot_id),
+        environment_locks::start_ticks.eq(start_ticks.and_then(|t| i64::try_from(t).ok())),
+    ))
     .execute(conn)?;
     Ok(updated == 1)
 }
@@ -390,6 +398,10 @@ pub struct Reclaimed {
     pub run_id: i64,
     #[diesel(sql_type = Nullable<Integer>)]
     pub pgid: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub boot_id: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub start_ticks: Option<i64>,
 }
 
 #[derive(QueryableByName)]
@@ -427,7 +439,7 @@ pub fn reclaim(
     for lease in due {
         let taken = conn.transaction(|conn| {
             let row: Option<Reclaimed> = diesel::sql_query(
-                "SELECT environment_id, run_id, pgid FROM environment_locks \
+                "SELECT environment_id, run_id, pgid, boot_id, start_ticks FROM environment_locks \
                  WHERE environment_id = $1 AND fence = $2 AND ($3 OR expires_at < now()) \
                  FOR UPDATE SKIP LOCKED",
             )

@@ -5,6 +5,7 @@
 
 pub mod environments;
 pub mod insights;
+pub mod instance;
 pub mod leases;
 pub mod logs;
 pub mod metrics;

@@ -32,6 +32,8 @@ pub struct RunRow {
     pub rerun_of: Option<i64>,
     pub subtests_passed: Option<i32>,
     pub completed: Option<i32>,
+    /// Cases stored so far: what the next write expects to be there.
+    pub case_count: i32,
 }
 
 impl RunRow {

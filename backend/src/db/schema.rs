@@ -9,6 +9,8 @@ diesel::table! {
         expires_at -> Timestamptz,
         pgid -> Nullable<Int4>,
         acquired_at -> Timestamptz,
+        boot_id -> Nullable<Text>,
+        start_ticks -> Nullable<Int8>,
     }
 }
 

@@ -3,9 +3,11 @@
 //! run first, at most `MAX_PARALLEL_RUNS` at once, and takes back
 //! environments whose holder is gone.
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,8 +16,10 @@ use tokio::sync::Notify;
 use super::events::{FinishedRuns, RunEvents};
 use super::runner::supervision::{self, RunControl};
 use super::runner::{self, RunnerContext};
-use crate::db::leases;
+use crate::db::{self, leases};
 use crate::sys::process;
+use crate::telemetry::metrics;
+use shared::{RunStatus, RunSummary};
 
 /// Environments this process is running a test on. Claiming one takes its
 /// guard first, so a process never even asks the database for an
@@ -42,9 +46,107 @@ impl EnvironmentGuards {
 
 impl Drop for EnvironmentGuard {
     fn drop(&mut self) {
-        if let Ok(mut held) = self.guards.held.lock() {
-            held.remove(&self.environment_id);
-        }
+        // A panic elsewhere must not keep the environment.
+        self.guards
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.environment_id);
+    }
+}
+
+/// A run's place in this process: its environment's guard, its entry in
+/// `runs` and its count in `running`. Dropping it gives them all back and
+/// tells whoever waits for the run, so no run thread, however it ends
+/// (even by a panic), keeps a parallel-run slot or an environment.
+struct RunSlot {
+    scheduler: Arc<Scheduler>,
+    run_id: i64,
+    guard: Option<EnvironmentGuard>,
+}
+
+impl Drop for RunSlot {
+    fn drop(&mut self) {
+        let scheduler = &self.scheduler;
+        scheduler.events.finished(self.run_id);
+        // The environment first, so that the wake-up can claim it again.
+        drop(self.guard.take());
+        scheduler
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.run_id);
+        scheduler.running.fetch_sub(1, Ordering::SeqCst);
+        scheduler.wake();
+    }
+}
+
+/// What a panic said, for the run's `status_reason`.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "it panicked".into())
+}
+
+/// Finishes a run whose runner panicked as `error` with `reason`, under its
+/// fence, keeping its log and progress so far, and releases its
+/// environment. If the database does not answer, the lease expires and a
+/// sweep finishes the run as "executor lost" instead.
+fn finish_failed(ctx: &RunnerContext, claim: &leases::Claim, reason: &str, took: Duration) {
+    let written = ctx
+        .pool
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| {
+            let Some(run) = db::runs::find(&mut conn, claim.run.id).map_err(|e| e.to_string())?
+            else {
+                return Ok(false);
+            };
+            let outcome = leases::Outcome {
+                status: RunStatus::Error,
+                reason: Some(reason.to_string()),
+                exit_code: None,
+                summary: RunSummary {
+                    total: run.total,
+                    passed: run.passed,
+                    failed: run.failed,
+                    skipped: run.skipped,
+                    errors: run.errors,
+                    xfailed: run.xfailed,
+                    xpassed: run.xpassed,
+                    subtests_passed: run.subtests_passed,
+                    completed: run.completed,
+                },
+                cases: Vec::new(),
+                log_tail: format!("\n{reason}\n"),
+                junit_xml: None,
+            };
+            // Whatever the runner stored before it failed stays.
+            let stored = leases::Stored {
+                log_bytes: run.log_bytes,
+                cases: run.case_count,
+            };
+            let (environment_id, fence) = (claim.run.environment_id, claim.fence);
+            let lease_secs = ctx.config.lease_secs;
+            leases::finish(
+                &mut conn,
+                run.id,
+                environment_id,
+                fence,
+                lease_secs,
+                stored,
+                &outcome,
+            )
+            .map(|written| written == leases::Written::Done)
+            .map_err(|e| e.to_string())
+        });
+    match written {
+        Ok(true) => metrics::global().run_finished(RunStatus::Error, took),
+        Ok(false) => tracing::warn!(run_id = claim.run.id, "the run was already finished"),
+        Err(e) => tracing::error!(run_id = claim.run.id, error = %e,
+            "cannot finish the run; its lease will expire"),
     }
 }
 
@@ -137,8 +239,19 @@ impl Scheduler {
                 environment_id = lease.environment_id,
                 "finished a run held by this instance before it restarted"
             );
-            if let Some(pgid) = lease.pgid {
+            let Some(pgid) = lease.pgid else {
+                continue;
+            };
+            let start_ticks = lease.start_ticks.and_then(|t| u64::try_from(t).ok());
+            if process::group_is_ours(pgid, lease.boot_id.as_deref(), start_ticks) {
                 process::kill_group_and_wait(pgid, Duration::from_secs(5));
+            } else {
+                tracing::warn!(
+                    run_id = lease.run_id,
+                    pgid,
+                    "not killing process group: it is not the one this instance started \
+                     (the machine rebooted, or its number now belongs to another process)"
+                );
             }
         }
         Ok(reclaimed.len())
@@ -242,18 +355,29 @@ impl Scheduler {
             runs.insert(run_id, channel.0.clone());
         }
         self.running.fetch_add(1, Ordering::SeqCst);
-        let scheduler = Arc::clone(self);
+        let slot = RunSlot {
+            scheduler: Arc::clone(self),
+            run_id,
+            guard: Some(guard),
+        };
         let spawned = std::thread::Builder::new()
             .name(format!("run-{run_id}"))
             .spawn(move || {
-                runner::execute(&scheduler.ctx, claim, channel, claimed_at);
-                scheduler.events.finished(run_id);
-                drop(guard);
-                if let Ok(mut runs) = scheduler.runs.lock() {
-                    runs.remove(&run_id);
+                // Given back when this thread ends, whichever way it does.
+                let slot = slot;
+                let ctx = &slot.scheduler.ctx;
+                let kept = claim.clone();
+                let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+                    runner::execute(ctx, claim, channel, claimed_at);
+                }));
+                if let Err(panicked) = ran {
+                    // The test process tree is already dying: the runner's
+                    // end of the supervisor's heartbeat pipe closed as the
+                    // panic unwound.
+                    let reason = format!("the runner failed: {}", panic_message(&*panicked));
+                    tracing::error!(run_id, %reason, "run thread panicked");
+                    finish_failed(ctx, &kept, &reason, claimed_at.elapsed());
                 }
-                scheduler.running.fetch_sub(1, Ordering::SeqCst);
-                scheduler.wake();
             });
         match spawned {
             Ok(handle) => {
@@ -263,12 +387,9 @@ impl Scheduler {
                 }
             }
             Err(e) => {
-                // The claim stays; its lease expires and a sweep finishes it.
+                // The claim stays; its lease expires and a sweep finishes
+                // it. The slot went back as the closure was dropped.
                 tracing::error!(run_id, error = %e, "cannot start a run thread");
-                if let Ok(mut runs) = self.runs.lock() {
-                    runs.remove(&run_id);
-                }
-                self.running.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
@@ -294,5 +415,68 @@ impl Scheduler {
         for thread in threads {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scheduler() -> Arc<Scheduler> {
+        let config = crate::config::Config::from_env().unwrap();
+        let tests_root = crate::catalog::TestsRoot::open(&std::env::temp_dir()).unwrap();
+        Scheduler::new(RunnerContext {
+            // Never connected to: nothing here reaches the database.
+            pool: db::build_pool("postgres://nobody@127.0.0.1:1/none", config.runner_pool()),
+            config: Arc::new(config),
+            tests_root,
+            public_url: "http://127.0.0.1:1".into(),
+            shutdown_at: Arc::default(),
+            runtime: Arc::new(super::super::runner::plugin::RuntimeDir::create().unwrap()),
+        })
+    }
+
+    #[test]
+    fn a_panicking_run_thread_gives_its_slot_and_environment_back() {
+        let scheduler = scheduler();
+        let guard = scheduler.guards.try_acquire(7).unwrap();
+        assert!(scheduler.guards.try_acquire(7).is_none(), "held once");
+        scheduler.running.fetch_add(1, Ordering::SeqCst);
+        let (control, _, _) = supervision::channel();
+        scheduler.runs.lock().unwrap().insert(42, control);
+        let mut finished = scheduler.finished_runs();
+        let slot = RunSlot {
+            scheduler: Arc::clone(&scheduler),
+            run_id: 42,
+            guard: Some(guard),
+        };
+        let joined = std::thread::spawn(move || {
+            let _slot = slot;
+            panic!("the runner tripped");
+        })
+        .join();
+        assert!(joined.is_err());
+        assert_eq!(scheduler.running(), 0);
+        assert!(scheduler.runs.lock().unwrap().is_empty());
+        assert!(
+            scheduler.guards.try_acquire(7).is_some(),
+            "the environment is back"
+        );
+        let heard = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(finished.wait_for(42, Duration::from_secs(1)));
+        assert!(heard, "whoever waits for the run hears it ended");
+    }
+
+    #[test]
+    fn panic_messages_are_kept_for_the_reason() {
+        let text = panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(panic_message(&*text), "plain");
+        let formatted = panic::catch_unwind(|| panic!("run {}", 42)).unwrap_err();
+        assert_eq!(panic_message(&*formatted), "run 42");
+        let other = panic::catch_unwind(|| std::panic::panic_any(7_u8)).unwrap_err();
+        assert_eq!(panic_message(&*other), "it panicked");
     }
 }

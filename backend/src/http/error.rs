@@ -1,16 +1,22 @@
 //! The one error type of the API: each variant maps to a status and the
 //! JSON error body every 4xx/5xx answer carries (see docs/API.md).
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use shared::{ApiErrorBody, ErrorCode, ErrorDetail, FieldErrors};
 
 use crate::service::ServiceError;
 
+/// What a 429 suggests: the caps it reflects free up within seconds.
+const RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// Refused whoever asks: e.g. a browser request from another site.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -22,6 +28,7 @@ pub enum ApiError {
         message: String,
         fields: FieldErrors,
     },
+    /// A cap on work at once; answered with `Retry-After`.
     #[error("{0}")]
     TooMany(String),
     #[error("the database cannot be reached")]
@@ -51,6 +58,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Conflict(_) => ErrorCode::Conflict,
             ApiError::TooLarge(_) => ErrorCode::TooLarge,
@@ -92,7 +100,11 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
             _ => {}
         }
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::TooMany(_) = self {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        response.json(self.body())
     }
 }
 

@@ -4,6 +4,7 @@
 //! case of [`crate::service`], and map its answer.
 
 pub mod blocking;
+pub mod browser_safety;
 pub mod conditional;
 pub mod error;
 pub mod extract;

@@ -59,8 +59,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 )]
 pub struct ApiDoc;
 
-/// The answers any operation that reaches the database may give, added
-/// to each rather than repeated in every attribute.
+/// The answers any operation may give (browser safety's 403) or any that
+/// reaches the database may, added to each rather than repeated in every
+/// attribute.
 struct ServerErrors;
 
 impl Modify for ServerErrors {
@@ -88,6 +89,13 @@ impl Modify for ServerErrors {
             ];
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
+                responses.entry("403".into()).or_insert_with(|| {
+                    error(
+                        "Refused by browser safety: a request from another site that would \
+                         change something, or a host name not in ALLOWED_HOSTS",
+                    )
+                    .into()
+                });
                 responses.entry("500".into()).or_insert_with(|| {
                     error("A bug (never for bad input); the cause is in the service log").into()
                 });

@@ -29,7 +29,8 @@ pub enum ServiceError {
         message: String,
         fields: FieldErrors,
     },
-    /// A cap is reached (queued runs, expensive requests at once).
+    /// A cap is reached (queued runs, expensive requests at once);
+    /// retrying shortly may succeed.
     #[error("{0}")]
     TooMany(String),
     #[error("the database cannot be reached")]
@@ -87,6 +88,7 @@ impl From<CatalogError> for ServiceError {
             CatalogError::NotFound(why) => ServiceError::NotFound(why),
             CatalogError::Conflict(why) => ServiceError::Conflict(why),
             CatalogError::Invalid(fields) => ServiceError::invalid(fields),
+            CatalogError::Busy(why) => ServiceError::TooMany(why),
             CatalogError::Internal(why) => ServiceError::Internal(why),
         }
     }

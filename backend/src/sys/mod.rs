@@ -4,3 +4,4 @@
 pub mod process;
 pub mod procfs;
 pub mod supervisor;
+pub mod user;

@@ -22,7 +22,8 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::procfs;
-use super::supervisor::{KILL_TREE, PARENT_PID_VAR, WATCHDOG_VAR};
+use super::supervisor::{KILL_TREE, PARENT_PID_VAR, RUN_AS_VAR, WATCHDOG_VAR};
+use super::user::RunAs;
 
 /// The subcommand under which this binary supervises one test process.
 pub const SUPERVISE: &str = "supervise";
@@ -65,7 +66,25 @@ pub fn spawn(
     // for the supervisor's own.
     cmd.env(PARENT_PID_VAR, std::process::id().to_string())
         .env(WATCHDOG_VAR, watchdog.as_millis().to_string());
+    match RUN_AS.get() {
+        // The supervisor stays root, out of the tests' reach, and can
+        // always kill them; only the test process becomes the user.
+        Some(user) => cmd
+            .env(RUN_AS_VAR, user.ids())
+            .env("HOME", &user.home)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name),
+        None => cmd.env_remove(RUN_AS_VAR),
+    };
     cmd.spawn()
+}
+
+/// The user tests run as, when not the service's own (`RUN_AS_USER`).
+static RUN_AS: OnceLock<RunAs> = OnceLock::new();
+
+/// Runs every test process from now on as `user`; set once, at start-up.
+pub fn run_tests_as(user: RunAs) {
+    let _ = RUN_AS.set(user);
 }
 
 /// Where supervisors come from, settled once per process.
@@ -144,6 +163,29 @@ pub fn group_alive(pgid: i32) -> bool {
     procfs::processes().any(|p| p.pgrp == pgid && p.is_live())
 }
 
+/// What tells group `pgid` from a later one that gets its number: this
+/// boot's id and the start time of its leader, which must be alive.
+pub fn group_identity(pgid: i32) -> (Option<String>, Option<u64>) {
+    (procfs::boot_id(), procfs::stat(pgid).map(|s| s.start_ticks))
+}
+
+/// Whether group `pgid`, recorded with [`group_identity`]'s answer, may
+/// still be the group that was started then, so that killing it kills
+/// nothing else. Not after a reboot, nor when a process with another
+/// start time now has the leader's number. A leader that is gone is fine:
+/// the kernel gives no new process a number that a live process still
+/// has as its group, so whatever is left in the group is the old one's.
+/// Without a record (rows from before it was kept), no.
+pub fn group_is_ours(pgid: i32, boot_id: Option<&str>, start_ticks: Option<u64>) -> bool {
+    let (Some(boot_id), Some(start_ticks)) = (boot_id, start_ticks) else {
+        return false;
+    };
+    if pgid <= 1 || procfs::boot_id().as_deref() != Some(boot_id) {
+        return false;
+    }
+    procfs::stat(pgid).is_none_or(|leader| leader.start_ticks == start_ticks)
+}
+
 /// Kills a group and waits (bounded) until it is gone; false if it is not.
 pub fn kill_group_and_wait(pgid: i32, timeout: Duration) -> bool {
     signal_group(pgid, Signal::SIGKILL);
@@ -164,5 +206,21 @@ mod tests {
     #[test]
     fn an_empty_group_is_not_alive() {
         assert!(!group_alive(i32::MAX - 7));
+    }
+
+    #[test]
+    fn a_group_is_ours_only_on_this_boot_with_its_leader_s_start_time() {
+        let me = std::process::id() as i32;
+        let (boot, ticks) = group_identity(me);
+        assert!(boot.is_some() && ticks.is_some());
+        assert!(group_is_ours(me, boot.as_deref(), ticks));
+        let later = ticks.map(|t| t + 1);
+        assert!(!group_is_ours(me, boot.as_deref(), later), "pid reused");
+        assert!(!group_is_ours(me, Some("another-boot"), ticks), "rebooted");
+        assert!(!group_is_ours(me, None, None), "nothing recorded");
+        assert!(
+            group_is_ours(i32::MAX - 7, boot.as_deref(), ticks),
+            "a gone leader's number is not reused while its group lives"
+        );
     }
 }

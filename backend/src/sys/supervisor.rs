@@ -15,6 +15,7 @@
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpid, getppid, Pid};
 
 use super::procfs;
+use super::user::Ids;
 
 /// Names the service's pid to the supervisor, which checks it is still
 /// its parent after arming the parent-death signal.
@@ -37,6 +39,9 @@ pub const WATCHDOG_VAR: &str = "TEST_EXECUTOR_WATCHDOG_MS";
 /// The byte on stdin that asks for the whole tree to be killed now; any
 /// other byte is a heartbeat.
 pub const KILL_TREE: u8 = b'K';
+/// `uid:gid:groups` the program runs as (`RUN_AS_USER`); the supervisor
+/// itself keeps its rights.
+pub const RUN_AS_VAR: &str = "TEST_EXECUTOR_RUN_AS";
 
 /// Runs the program after `--` in `args` and answers its exit status (128
 /// plus the signal if a signal ended it), after killing whatever it left
@@ -65,12 +70,26 @@ pub fn supervise(args: &[OsString]) -> i32 {
         .ok()
         .and_then(|ms| ms.parse::<u64>().ok())
         .map(Duration::from_millis);
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(rest)
         .stdin(Stdio::null())
         .env_remove(PARENT_PID_VAR)
         .env_remove(WATCHDOG_VAR)
-        .spawn();
+        .env_remove(RUN_AS_VAR);
+    if let Some(raw) = std::env::var(RUN_AS_VAR).ok().filter(|v| !v.is_empty()) {
+        let Some(ids) = Ids::parse(&raw) else {
+            let _ = writeln!(io::stderr(), "supervise: bad {RUN_AS_VAR}: {raw:?}");
+            return 127;
+        };
+        // SAFETY: between fork and exec the closure only makes the
+        // setgroups/setgid/setuid system calls on data prepared before the
+        // fork; it allocates nothing and takes no lock.
+        unsafe {
+            command.pre_exec(move || ids.switch());
+        }
+    }
+    let child = command.spawn();
     let child = match child {
         Ok(child) => child,
         Err(e) => {

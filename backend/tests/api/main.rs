@@ -18,4 +18,5 @@ mod reliability;
 mod runner;
 mod runs;
 mod scheduling;
+mod security;
 mod uploads;

@@ -218,7 +218,16 @@ fn run_pytest(
     drop(command);
     let pgid = child.id() as i32;
     if let Ok(mut conn) = ctx.pool.get() {
-        let _ = leases::record_pgid(&mut conn, claim.run.environment_id, claim.fence, pgid);
+        let (boot_id, start_ticks) = process::group_identity(pgid);
+        let (environment_id, fence) = (claim.run.environment_id, claim.fence);
+        let _ = leases::record_pgid(
+            &mut conn,
+            environment_id,
+            fence,
+            pgid,
+            boot_id.as_deref(),
+            start_ticks,
+        );
     }
     let process = TestProcess {
         child,

@@ -29,6 +29,25 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/runs/{id}/rerun").route(web::post().to(rerun)));
 }
 
+/// Reports are saved, never shown inline: what tests print is not for the
+/// browser to interpret.
+fn attachment(file_name: String) -> header::ContentDisposition {
+    header::ContentDisposition {
+        disposition: header::DispositionType::Attachment,
+        parameters: vec![header::DispositionParam::Filename(file_name)],
+    }
+}
+
+/// A report served for saving, never shown inline by a browser.
+fn as_attachment(mut response: HttpResponse, file_name: String) -> HttpResponse {
+    use actix_web::http::header::TryIntoHeaderPair;
+    if let Ok((name, value)) = (header::CONTENT_DISPOSITION, attachment(file_name)).try_into_pair()
+    {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
 fn created(run: Run) -> HttpResponse {
     HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/runs/{}", run.id)))
@@ -157,8 +176,9 @@ pub async fn log(
     tag = "runs",
     params(("id" = i64, Path, description = "Run id", example = 1)),
     responses(
-        (status = 200, description = "The log", body = String, content_type = "text/plain",
-            headers(("ETag" = String))),
+        (status = 200, description = "The log, as an attachment", body = String,
+            content_type = "text/plain",
+            headers(("ETag" = String), ("Content-Disposition" = String))),
         (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
         (status = 400, description = "The id is not a number", body = ApiErrorBody),
         (status = 404, description = "No such run", body = ApiErrorBody),
@@ -171,14 +191,15 @@ pub async fn log_text(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let key = CacheKey::of(&req, &());
-    conditional_text(
+    let response = conditional_text(
         &state,
         &req,
         key,
         "text/plain; charset=utf-8",
         move |conn| runs::log_text(conn, id),
     )
-    .await
+    .await?;
+    Ok(as_attachment(response, format!("run-{id}.log.txt")))
 }
 
 /// A run's test cases.
@@ -213,8 +234,9 @@ pub async fn cases(
     tag = "runs",
     params(("id" = i64, Path, description = "Run id", example = 1)),
     responses(
-        (status = 200, description = "The report", body = String, content_type = "application/xml",
-            headers(("ETag" = String))),
+        (status = 200, description = "The report, as an attachment", body = String,
+            content_type = "application/xml",
+            headers(("ETag" = String), ("Content-Disposition" = String))),
         (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
         (status = 400, description = "The id is not a number", body = ApiErrorBody),
         (status = 404, description = "No such run, or it has no report (not finished, or pytest wrote none)",
@@ -228,14 +250,15 @@ pub async fn junit_xml(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let key = CacheKey::of(&req, &());
-    conditional_text(
+    let response = conditional_text(
         &state,
         &req,
         key,
         "application/xml; charset=utf-8",
         move |conn| runs::junit_xml(conn, id),
     )
-    .await
+    .await?;
+    Ok(as_attachment(response, format!("run-{id}.junit.xml")))
 }
 
 /// Cancel a queued or running run.

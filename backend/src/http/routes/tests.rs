@@ -218,6 +218,8 @@ pub async fn source(
         (status = 409, description = "The file exists (without `overwrite`)", body = ApiErrorBody),
         (status = 413, description = "The file is over UPLOAD_MAX_BYTES", body = ApiErrorBody),
         (status = 422, description = "Bad name, directory or Python source; `fields` says which", body = ApiErrorBody),
+        (status = 429, description = "Too many uploads are being checked at once; retry after `Retry-After` seconds",
+            body = ApiErrorBody, headers(("Retry-After" = String))),
     )
 )]
 pub async fn upload(

@@ -1,0 +1,3 @@
+ALTER TABLE environment_locks
+    DROP COLUMN start_ticks,
+    DROP COLUMN boot_id;
