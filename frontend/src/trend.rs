@@ -134,6 +134,8 @@ mod tests {
             queue_position: None,
             summary: RunSummary::default(),
             rerun_of: None,
+            hold_on_failure_minutes: None,
+            estimated_start_at: None,
         }
     }
 

@@ -1,17 +1,37 @@
 //! Test environments: the shared resources runs are queued for.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::input::Input;
 use crate::validate::{self, Fields};
+use crate::FieldErrors;
 
+/// What an environment is doing: `idle`, `busy` (a run holds it), `held`
+/// (a reservation or a hold keeps it for one person), `draining` (in
+/// maintenance, its last run still going) or `offline` (in maintenance).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EnvironmentState {
     Idle,
     Busy,
+    Held,
+    Draining,
+    Offline,
+}
+
+impl EnvironmentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvironmentState::Idle => "idle",
+            EnvironmentState::Busy => "busy",
+            EnvironmentState::Held => "held",
+            EnvironmentState::Draining => "draining",
+            EnvironmentState::Offline => "offline",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +47,263 @@ pub struct Environment {
     pub current_run_id: Option<i64>,
     /// How many runs wait for this environment.
     pub queued: i64,
+    /// What kind of environment it is (`staging`, `eu`, …); each
+    /// `[a-z0-9_-]{1,32}`.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Out of rotation, why, and until when (if said).
+    #[serde(default)]
+    pub maintenance: Option<Maintenance>,
+    /// The reservation or hold that keeps it for one person now.
+    #[serde(default)]
+    pub hold: Option<Hold>,
+    /// Reservations waiting in its queue, between its runs.
+    #[serde(default)]
+    pub reservations_waiting: i64,
+    /// When everything running, held and queued on it now should be done,
+    /// from recent durations; null when unknown (maintenance without end).
+    #[serde(default)]
+    pub estimated_free_at: Option<DateTime<Utc>>,
+}
+
+/// An environment out of rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Maintenance {
+    pub reason: String,
+    pub since: DateTime<Utc>,
+    /// It ends by itself then; null: until someone ends it.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Who holds an environment, why, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Hold {
+    pub reservation_id: i64,
+    pub owner: String,
+    pub reason: String,
+    pub until: DateTime<Utc>,
+}
+
+/// A reservation (asked for) or a hold (after a failed run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationKind {
+    Reservation,
+    Hold,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationState {
+    /// In its environment's queue.
+    Waiting,
+    /// Holding its environment now.
+    Active,
+    Ended,
+}
+
+impl ReservationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationState::Waiting => "waiting",
+            ReservationState::Active => "active",
+            ReservationState::Ended => "ended",
+        }
+    }
+}
+
+impl std::str::FromStr for ReservationState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "waiting" => Ok(ReservationState::Waiting),
+            "active" => Ok(ReservationState::Active),
+            "ended" => Ok(ReservationState::Ended),
+            other => Err(format!("unknown reservation state {other:?}")),
+        }
+    }
+}
+
+/// A person's claim on an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reservation {
+    pub id: i64,
+    pub environment_id: i32,
+    pub owner: String,
+    pub reason: String,
+    pub kind: ReservationKind,
+    pub state: ReservationState,
+    /// How long it holds the environment once active.
+    pub minutes: i32,
+    /// 1 when it is next in its environment's queue, while waiting.
+    pub queue_position: Option<i64>,
+    /// When it began holding, or (waiting) when it should, if known.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// When it ends by itself (active), or should (waiting).
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why it ended: `expired`, `released`, `ended by <admin>`.
+    pub end_reason: Option<String>,
+    /// For a hold: the run that failed.
+    pub run_id: Option<i64>,
+}
+
+/// When a reservation should begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationWhen {
+    /// At once: refused (409) while the environment is busy or held.
+    Now,
+    /// As the next in line: it waits in the environment's queue.
+    Next,
+}
+
+impl crate::input::Expected for ReservationWhen {
+    const EXPECTED: &'static str = "now or next";
+}
+
+/// Body of `POST /api/environments/{id}/reservations`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewReservation {
+    /// How long it holds the environment, 1 to 480.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = i32, required = true, minimum = 1, maximum = 480))]
+    pub minutes: Input<i32>,
+    /// Why, for the people waiting behind it.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 500))]
+    pub reason: Input<Option<String>>,
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = ReservationWhen, required = true))]
+    pub when: Input<ReservationWhen>,
+    /// Who it is for: the caller's user name (it may be left out; given,
+    /// it must be the caller's).
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 64))]
+    pub owner: Input<Option<String>>,
+}
+
+/// A reservation's fields, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationRequest {
+    pub minutes: i32,
+    pub reason: String,
+    pub when: ReservationWhen,
+    /// Who it is for, if the body said.
+    pub owner: Option<String>,
+}
+
+impl NewReservation {
+    pub fn check(&self, fields: &mut Fields) -> Option<ReservationRequest> {
+        let minutes = fields.check(
+            "minutes",
+            self.minutes
+                .require("is required")
+                .and_then(|m| validate::reservation_minutes(*m)),
+        );
+        let reason = fields.check(
+            "reason",
+            self.reason
+                .optional()
+                .map(|r| r.cloned().flatten().unwrap_or_default())
+                .and_then(|r| validate::reason(&r)),
+        );
+        let when = fields.check(
+            "when",
+            self.when.require("is required: now or next").copied(),
+        );
+        let owner = fields.check(
+            "owner",
+            self.owner
+                .optional()
+                .map(|o| o.cloned().flatten())
+                .and_then(|o| o.map(|name| validate::username(&name)).transpose()),
+        );
+        Some(ReservationRequest {
+            minutes: minutes?,
+            reason: reason?,
+            when: when?,
+            owner: owner?,
+        })
+    }
+}
+
+/// Body of `POST /api/reservations/{id}/extend`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExtendReservation {
+    /// Minutes added, 1 to 480; it never holds more than 480 minutes ahead.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = i32, required = true, minimum = 1, maximum = 480))]
+    pub minutes: Input<i32>,
+}
+
+impl ExtendReservation {
+    pub fn check(&self) -> Result<i32, String> {
+        self.minutes
+            .require("is required")
+            .and_then(|m| validate::reservation_minutes(*m))
+    }
+}
+
+/// Body of `POST /api/environments/{id}/maintenance`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewMaintenance {
+    /// Why, shown to everyone whose runs wait.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true, min_length = 1, max_length = 500))]
+    pub reason: Input<String>,
+    /// When it ends by itself; absent or null: until someone ends it.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
+    pub until: Input<Option<DateTime<Utc>>>,
+}
+
+impl NewMaintenance {
+    /// The reason and the end, if valid; `now` is the server's time.
+    pub fn check(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(String, Option<DateTime<Utc>>), FieldErrors> {
+        let mut fields = Fields::default();
+        let reason = fields.check(
+            "reason",
+            self.reason
+                .require("is required")
+                .and_then(|r| validate::reason(r))
+                .and_then(|r| {
+                    if r.trim().is_empty() {
+                        Err("must say why".to_string())
+                    } else {
+                        Ok(r)
+                    }
+                }),
+        );
+        let until = fields.check(
+            "until",
+            self.until
+                .optional()
+                .map(|u| u.copied().flatten())
+                .and_then(|until| match until {
+                    Some(at) if at <= now => Err("must be in the future".to_string()),
+                    other => Ok(other),
+                }),
+        );
+        match (reason, until) {
+            (Some(reason), Some(until)) if fields.is_empty() => Ok((reason, until)),
+            _ => Err(fields.into_inner()),
+        }
+    }
 }
 
 /// Body of `POST /api/environments`, each field as sent (see [`Input`]).
@@ -82,6 +359,10 @@ pub struct EnvironmentSettings {
         schema(value_type = Option<i32>, minimum = 1, maximum = 604800)
     )]
     pub run_timeout_secs: Input<Option<i32>>,
+    /// Each `[a-z0-9_-]{1,32}`, at most 20; null is none.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub labels: Input<Option<Vec<String>>>,
 }
 
 /// Checked settings: `None` for a field left out (or bad, and named in the
@@ -92,6 +373,7 @@ pub struct SettingsChanges {
     pub description: Option<String>,
     pub variables: Option<BTreeMap<String, String>>,
     pub run_timeout_secs: Option<Option<i32>>,
+    pub labels: Option<Vec<String>>,
 }
 
 impl EnvironmentSettings {
@@ -107,6 +389,7 @@ impl EnvironmentSettings {
             description: Some(description).into(),
             variables: Some(variables).into(),
             run_timeout_secs: run_timeout_secs.into(),
+            labels: Input::Missing,
         }
     }
 
@@ -135,6 +418,11 @@ impl EnvironmentSettings {
                 .and_then(|secs| {
                     fields.check("run_timeout_secs", validate::run_timeout_secs(*secs))
                 }),
+            labels: fields
+                .check("labels", self.labels.optional())
+                .flatten()
+                .map(|labels| labels.clone().unwrap_or_default())
+                .and_then(|labels| fields.check("labels", validate::labels(&labels))),
         }
     }
 }

@@ -74,6 +74,8 @@ expected! {
     Option<i32> => "a whole number or null",
     Option<String> => "a string or null",
     Option<std::collections::BTreeMap<String, String>> => "an object of name to string value",
+    Option<Vec<String>> => "a list of strings or null",
+    Option<chrono::DateTime<chrono::Utc>> => "an RFC 3339 time (2026-12-31T18:00:00Z) or null",
 }
 
 impl<'de, T: DeserializeOwned + Expected> Deserialize<'de> for Input<T> {

@@ -18,8 +18,9 @@ pub mod validate;
 
 pub use catalog::{Catalog, CatalogFile, UploadedFile};
 pub use environment::{
-    Environment, EnvironmentSettings, EnvironmentState, NewEnvironment, SettingsChanges,
-    UpdateEnvironment,
+    Environment, EnvironmentSettings, EnvironmentState, ExtendReservation, Hold, Maintenance,
+    NewEnvironment, NewMaintenance, NewReservation, Reservation, ReservationKind,
+    ReservationRequest, ReservationState, ReservationWhen, SettingsChanges, UpdateEnvironment,
 };
 pub use error::{ApiErrorBody, ErrorCode, ErrorDetail, FieldErrors};
 pub use input::Input;

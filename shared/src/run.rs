@@ -142,6 +142,13 @@ pub struct Run {
     /// The run this one repeats, if it was created by a re-run.
     #[serde(default)]
     pub rerun_of: Option<i64>,
+    /// If the run fails, its environment is held for its user this long.
+    #[serde(default)]
+    pub hold_on_failure_minutes: Option<i32>,
+    /// While queued: when it should start, from the recent durations of
+    /// what is ahead of it (runs and holds); null when unknown.
+    #[serde(default)]
+    pub estimated_start_at: Option<DateTime<Utc>>,
 }
 
 /// Body of `POST /api/runs`. Each field is kept as sent, so that
@@ -171,6 +178,11 @@ pub struct NewRun {
             example = json!(["smoke/test_fast.py"]))
     )]
     pub paths: Input<Vec<String>>,
+    /// If the run ends `failed` or `error`, its environment is held for its
+    /// user this many minutes (1 to 120), for a look at what went wrong.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i32>, minimum = 1, maximum = 120))]
+    pub hold_on_failure_minutes: Input<Option<i32>>,
 }
 
 /// The fields of a [`NewRun`] that passed their checks; the others are
@@ -180,6 +192,8 @@ pub struct CheckedRun {
     pub username: Option<String>,
     pub environment_id: Option<i32>,
     pub paths: Option<Vec<TestPath>>,
+    /// `Some(None)` when left out.
+    pub hold_on_failure_minutes: Option<Option<i32>>,
 }
 
 impl NewRun {
@@ -188,6 +202,7 @@ impl NewRun {
             username: username.to_string().into(),
             environment_id: environment_id.into(),
             paths: paths.into(),
+            hold_on_failure_minutes: Input::Missing,
         }
     }
 
@@ -212,6 +227,13 @@ impl NewRun {
                 self.paths
                     .require("is required")
                     .and_then(|raw| validate::run_paths(raw)),
+            ),
+            hold_on_failure_minutes: fields.check(
+                "hold_on_failure_minutes",
+                self.hold_on_failure_minutes
+                    .optional()
+                    .map(|m| m.copied().flatten())
+                    .and_then(|m| m.map(validate::hold_minutes).transpose()),
             ),
         }
     }

@@ -312,6 +312,72 @@ pub fn run_timeout_secs(value: Option<i32>) -> Result<Option<i32>, String> {
     }
 }
 
+/// The most labels an environment has.
+pub const MAX_LABELS: usize = 20;
+/// The longest reason of a reservation or a maintenance.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// An environment's labels: each `[a-z0-9_-]{1,32}`, no duplicate; sorted.
+pub fn labels(raw: &[String]) -> Result<Vec<String>, String> {
+    if raw.len() > MAX_LABELS {
+        return Err(format!("must be at most {MAX_LABELS} labels"));
+    }
+    let mut labels = Vec::with_capacity(raw.len());
+    for label in raw {
+        label_name(label)?;
+        if labels.contains(label) {
+            return Err(format!("{label:?} is there twice"));
+        }
+        labels.push(label.clone());
+    }
+    labels.sort();
+    Ok(labels)
+}
+
+/// One label: `[a-z0-9_-]{1,32}`.
+pub fn label_name(label: &str) -> Result<(), String> {
+    let valid = (1..=32).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("{label:?} must be 1 to 32 of a-z 0-9 _ -"))
+    }
+}
+
+/// How long a reservation holds its environment: 1 to 480 minutes.
+pub fn reservation_minutes(minutes: i32) -> Result<i32, String> {
+    if (1..=480).contains(&minutes) {
+        Ok(minutes)
+    } else {
+        Err("must be from 1 to 480 minutes".into())
+    }
+}
+
+/// How long an environment is held after a failed run: 1 to 120 minutes.
+pub fn hold_minutes(minutes: i32) -> Result<i32, String> {
+    if (1..=120).contains(&minutes) {
+        Ok(minutes)
+    } else {
+        Err("must be from 1 to 120 minutes".into())
+    }
+}
+
+/// A reason given for a reservation or a maintenance: free text, short,
+/// without control characters but line breaks.
+pub fn reason(raw: &str) -> Result<String, String> {
+    let reason = raw.trim();
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(format!("must be at most {MAX_REASON_CHARS} characters"));
+    }
+    if reason.chars().any(|c| c.is_control() && c != '\n') {
+        return Err("must not contain control characters".into());
+    }
+    Ok(reason.to_string())
+}
+
 /// Collects per-field problems so that one answer names every bad field.
 #[derive(Debug, Default)]
 pub struct Fields(FieldErrors);

@@ -4,8 +4,8 @@ use diesel::prelude::*;
 use shared::{Environment, RunStatus};
 use std::collections::{BTreeMap, HashMap};
 
-use super::models::EnvironmentRow;
-use super::schema::{environment_locks, environments, test_runs};
+use super::models::{EnvironmentRow, Occupancy};
+use super::schema::{environment_locks, environments, reservations, test_runs};
 
 /// New values of an environment's settings; `None` keeps the current one.
 #[derive(Debug, Default)]
@@ -14,6 +14,7 @@ pub struct EnvironmentChanges {
     pub description: Option<String>,
     pub variables: Option<BTreeMap<String, String>>,
     pub run_timeout_secs: Option<Option<i32>>,
+    pub labels: Option<Vec<String>>,
 }
 
 pub fn find(conn: &mut PgConnection, id: i32) -> QueryResult<Option<EnvironmentRow>> {
@@ -22,6 +23,13 @@ pub fn find(conn: &mut PgConnection, id: i32) -> QueryResult<Option<EnvironmentR
         .select(EnvironmentRow::as_select())
         .first(conn)
         .optional()
+}
+
+pub fn find_many(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<Vec<EnvironmentRow>> {
+    environments::table
+        .filter(environments::id.eq_any(ids))
+        .select(EnvironmentRow::as_select())
+        .load(conn)
 }
 
 /// Whether the environment exists, keeping its row locked until the
@@ -37,6 +45,7 @@ pub fn lock(conn: &mut PgConnection, id: i32) -> QueryResult<bool> {
 }
 
 pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<Environment>> {
+    let now = super::reservations::now(conn)?;
     let rows: Vec<EnvironmentRow> = environments::table
         .select(EnvironmentRow::as_select())
         .order(environments::id)
@@ -53,14 +62,19 @@ pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<Environment>> {
         .load::<(i32, i64)>(conn)?
         .into_iter()
         .collect();
+    let mut holds = super::reservations::active_by_environment(conn)?;
+    let waiting = super::reservations::waiting_by_environment(conn)?;
     Ok(rows
         .into_iter()
         .map(|row| {
             let id = row.id;
-            row.into_environment(
-                holders.get(&id).copied(),
-                queued.get(&id).copied().unwrap_or(0),
-            )
+            let occupancy = Occupancy {
+                current_run_id: holders.get(&id).copied(),
+                queued: queued.get(&id).copied().unwrap_or(0),
+                hold: holds.remove(&id),
+                reservations_waiting: waiting.get(&id).copied().unwrap_or(0),
+            };
+            row.into_environment(occupancy, now)
         })
         .collect())
 }
@@ -69,7 +83,8 @@ pub fn get(conn: &mut PgConnection, id: i32) -> QueryResult<Option<Environment>>
     let Some(row) = find(conn, id)? else {
         return Ok(None);
     };
-    let holder: Option<i64> = environment_locks::table
+    let now = super::reservations::now(conn)?;
+    let current_run_id: Option<i64> = environment_locks::table
         .find(id)
         .select(environment_locks::run_id)
         .first(conn)
@@ -79,7 +94,53 @@ pub fn get(conn: &mut PgConnection, id: i32) -> QueryResult<Option<Environment>>
         .filter(test_runs::environment_id.eq(id))
         .count()
         .get_result(conn)?;
-    Ok(Some(row.into_environment(holder, queued)))
+    let occupancy = Occupancy {
+        current_run_id,
+        queued,
+        hold: super::reservations::active(conn, id)?,
+        reservations_waiting: super::reservations::waiting_by_environment(conn)?
+            .get(&id)
+            .copied()
+            .unwrap_or(0),
+    };
+    Ok(Some(row.into_environment(occupancy, now)))
+}
+
+/// Takes the environment out of rotation; false if there is no such one.
+pub fn start_maintenance(
+    conn: &mut PgConnection,
+    id: i32,
+    reason: &str,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+) -> QueryResult<bool> {
+    let updated = diesel::update(environments::table.find(id))
+        .set((
+            environments::maintenance_reason.eq(Some(reason)),
+            environments::maintenance_since.eq(Some(super::reservations::now(conn)?)),
+            environments::maintenance_until.eq(until),
+        ))
+        .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Puts the environment back in rotation; false if there is no such one.
+pub fn end_maintenance(conn: &mut PgConnection, id: i32) -> QueryResult<bool> {
+    let updated = diesel::update(environments::table.find(id))
+        .set((
+            environments::maintenance_reason.eq(None::<String>),
+            environments::maintenance_since.eq(None::<chrono::DateTime<chrono::Utc>>),
+            environments::maintenance_until.eq(None::<chrono::DateTime<chrono::Utc>>),
+        ))
+        .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Ends every maintenance whose time is up; answers how many.
+pub fn end_expired_maintenance(conn: &mut PgConnection) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE environments SET maintenance_reason = NULL, maintenance_since = NULL,                 maintenance_until = NULL          WHERE maintenance_reason IS NOT NULL AND maintenance_until <= now()",
+    )
+    .execute(conn)
 }
 
 /// Inserts an environment; false if the id is taken.
@@ -90,6 +151,7 @@ pub fn insert(
     description: &str,
     variables: &BTreeMap<String, String>,
     run_timeout_secs: Option<i32>,
+    labels: &[String],
 ) -> QueryResult<bool> {
     let variables = serde_json::to_value(variables)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
@@ -100,6 +162,7 @@ pub fn insert(
             environments::description.eq(description),
             environments::variables.eq(variables),
             environments::run_timeout_secs.eq(run_timeout_secs),
+            environments::labels.eq(labels),
         ))
         .on_conflict_do_nothing()
         .execute(conn)?;
@@ -130,6 +193,7 @@ pub fn update(conn: &mut PgConnection, id: i32, changes: EnvironmentChanges) -> 
                 environments::variables.eq(variables),
                 environments::run_timeout_secs
                     .eq(changes.run_timeout_secs.unwrap_or(current.run_timeout_secs)),
+                environments::labels.eq(changes.labels.unwrap_or(current.labels)),
                 environments::updated_at.eq(diesel::dsl::now),
             ))
             .execute(conn)?;
@@ -137,7 +201,8 @@ pub fn update(conn: &mut PgConnection, id: i32, changes: EnvironmentChanges) -> 
     })
 }
 
-/// Whether the environment holds a lease or has runs queued or running.
+/// Whether the environment holds a lease, has runs queued or running, or
+/// reservations waiting or holding it.
 pub fn in_use(conn: &mut PgConnection, id: i32) -> QueryResult<bool> {
     let busy: i64 = environment_locks::table
         .filter(environment_locks::environment_id.eq(id))
@@ -148,7 +213,12 @@ pub fn in_use(conn: &mut PgConnection, id: i32) -> QueryResult<bool> {
         .filter(test_runs::status.eq_any([RunStatus::Queued, RunStatus::Running]))
         .count()
         .get_result(conn)?;
-    Ok(busy > 0 || waiting > 0)
+    let reserved: i64 = reservations::table
+        .filter(reservations::environment_id.eq(id))
+        .filter(reservations::state.eq_any(["waiting", "active"]))
+        .count()
+        .get_result(conn)?;
+    Ok(busy > 0 || waiting > 0 || reserved > 0)
 }
 
 pub fn delete(conn: &mut PgConnection, id: i32) -> QueryResult<usize> {

@@ -24,14 +24,29 @@ struct Candidate {
     environment_id: i32,
 }
 
-/// Environments with queued runs and no holder, the one whose oldest queued
-/// run is oldest first, so that no environment starves under the cap.
+/// Free environments with something to start: a queued run (only their
+/// holder's, while a reservation or hold keeps one), or a reservation next
+/// in line. Environments in maintenance are left alone. The one whose
+/// first waiter is oldest comes first, so that none starves under the cap.
 pub fn candidates(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<i32>> {
     let rows: Vec<Candidate> = diesel::sql_query(
-        "SELECT q.environment_id FROM test_runs q \
-         WHERE q.status = 'queued' \
-           AND NOT EXISTS (SELECT 1 FROM environment_locks l WHERE l.environment_id = q.environment_id) \
-         GROUP BY q.environment_id ORDER BY min(q.id) LIMIT $1",
+        "WITH free AS ( \
+           SELECT e.id FROM environments e \
+           WHERE (e.maintenance_reason IS NULL OR e.maintenance_until <= now()) \
+             AND NOT EXISTS (SELECT 1 FROM environment_locks l WHERE l.environment_id = e.id) \
+         ), heads AS ( \
+           SELECT f.id AS environment_id, \
+             (SELECT min(q.id) FROM test_runs q WHERE q.status = 'queued' \
+                AND q.environment_id = f.id AND (h.owner IS NULL OR q.username = h.owner)) AS first_run, \
+             (SELECT min(w.queue_order) FROM reservations w WHERE w.state = 'waiting' \
+                AND w.environment_id = f.id AND h.owner IS NULL) AS first_reservation \
+           FROM free f \
+           LEFT JOIN LATERAL (SELECT r.owner FROM reservations r WHERE r.environment_id = f.id \
+                              AND r.state = 'active' AND r.expires_at > now()) h ON true \
+         ) \
+         SELECT environment_id FROM heads \
+         WHERE first_run IS NOT NULL OR first_reservation IS NOT NULL \
+         ORDER BY least(first_run, first_reservation) LIMIT $1",
     )
     .bind::<BigInt, _>(limit)
     .load(conn)?;
@@ -44,70 +59,137 @@ struct Fence {
     fence: i64,
 }
 
-/// In one transaction: take the busy row of the environment if it is free,
-/// and mark its oldest queued run running under a new fence.
+/// What a claim did.
+#[derive(Debug)]
+pub enum Claimed {
+    /// A run to start, under its new lease.
+    Run(Box<Claim>),
+    /// A reservation next in line now holds the environment.
+    Reservation(i64),
+    /// Nothing to start: busy, held for someone else, in maintenance, or
+    /// its queue emptied meanwhile.
+    Nothing,
+}
+
+#[derive(QueryableByName)]
+struct Rotation {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    in_maintenance: bool,
+}
+
+/// Starts what comes next on the environment, in one transaction that
+/// holds the environment's row (as reservations and maintenance do): its
+/// oldest queued run under a new lease and fence, or, when a reservation
+/// waits before every run, that reservation. While a reservation or hold
+/// keeps the environment, only its owner's runs start.
 pub fn claim(
     conn: &mut PgConnection,
     environment_id: i32,
     holder: &str,
     lease_secs: i64,
-) -> QueryResult<Option<Claim>> {
+) -> QueryResult<Claimed> {
     conn.transaction(|conn| {
-        let oldest: Option<i64> = test_runs::table
+        let rotation: Option<Rotation> = diesel::sql_query(
+            "SELECT (maintenance_reason IS NOT NULL AND \
+                     (maintenance_until IS NULL OR maintenance_until > now())) AS in_maintenance \
+             FROM environments WHERE id = $1 FOR NO KEY UPDATE",
+        )
+        .bind::<Integer, _>(environment_id)
+        .get_result(conn)
+        .optional()?;
+        if rotation.is_none_or(|r| r.in_maintenance) {
+            return Ok(Claimed::Nothing);
+        }
+        let busy: bool = diesel::select(diesel::dsl::exists(
+            environment_locks::table.find(environment_id),
+        ))
+        .get_result(conn)?;
+        if busy {
+            return Ok(Claimed::Nothing);
+        }
+        // A finish that just released the lease also wrote its hold, in the
+        // same transaction: once the lease is seen gone, the hold is seen.
+        super::reservations::end_expired(conn, Some(environment_id))?;
+        let owner = super::reservations::active(conn, environment_id)?.map(|hold| hold.owner);
+        let mut next_run = test_runs::table
             .filter(test_runs::environment_id.eq(environment_id))
             .filter(test_runs::status.eq(RunStatus::Queued))
+            .into_boxed();
+        if let Some(owner) = &owner {
+            next_run = next_run.filter(test_runs::username.eq(owner.clone()));
+        }
+        let next_run: Option<i64> = next_run
             .order(test_runs::id)
             .select(test_runs::id)
             .first(conn)
             .optional()?;
-        let Some(run_id) = oldest else {
-            return Ok(None);
+        let next_reservation = match owner {
+            Some(_) => None,
+            None => super::reservations::first_waiting(conn, environment_id)?,
         };
-        let fence: Option<Fence> = diesel::sql_query(
-            "INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
-             VALUES ($1, $2, $3, nextval('lease_fences'), now() + make_interval(secs => $4)) \
-             ON CONFLICT (environment_id) DO NOTHING RETURNING fence",
-        )
-        .bind::<Integer, _>(environment_id)
-        .bind::<BigInt, _>(run_id)
-        .bind::<Text, _>(holder)
-        .bind::<BigInt, _>(lease_secs)
-        .get_result(conn)
-        .optional()?;
-        let Some(Fence { fence }) = fence else {
-            return Ok(None);
-        };
-        // Still queued? A cancel may have come first; then try again later.
-        let started: Option<RunRow> = diesel::update(
-            test_runs::table
-                .find(run_id)
-                .filter(test_runs::status.eq(RunStatus::Queued)),
-        )
-        .set((
-            test_runs::status.eq(RunStatus::Running),
-            test_runs::started_at.eq(diesel::dsl::now),
-            test_runs::fence.eq(fence),
-            test_runs::instance_id.eq(holder),
-        ))
-        .returning(RunRow::as_returning())
-        .get_result(conn)
-        .optional()?;
-        let Some(run) = started else {
-            return Err(diesel::result::Error::RollbackTransaction);
-        };
-        let Some(environment) = super::environments::find(conn, environment_id)? else {
-            return Err(diesel::result::Error::RollbackTransaction);
-        };
-        Ok(Some(Claim {
-            run,
-            environment,
-            fence,
-        }))
+        match (next_run, next_reservation) {
+            (run, Some(reservation)) if run.is_none_or(|id| reservation.queue_order < id) => {
+                super::reservations::activate(conn, reservation.id)?;
+                Ok(Claimed::Reservation(reservation.id))
+            }
+            (Some(run_id), _) => start_run(conn, environment_id, run_id, holder, lease_secs),
+            (None, _) => Ok(Claimed::Nothing),
+        }
     })
     .or_else(|error| match error {
-        diesel::result::Error::RollbackTransaction => Ok(None),
+        diesel::result::Error::RollbackTransaction => Ok(Claimed::Nothing),
         other => Err(other),
     })
+}
+
+/// Takes the environment's busy row for the run and marks it running.
+fn start_run(
+    conn: &mut PgConnection,
+    environment_id: i32,
+    run_id: i64,
+    holder: &str,
+    lease_secs: i64,
+) -> QueryResult<Claimed> {
+    let fence: Option<Fence> = diesel::sql_query(
+        "INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
+         VALUES ($1, $2, $3, nextval('lease_fences'), now() + make_interval(secs => $4)) \
+         ON CONFLICT (environment_id) DO NOTHING RETURNING fence",
+    )
+    .bind::<Integer, _>(environment_id)
+    .bind::<BigInt, _>(run_id)
+    .bind::<Text, _>(holder)
+    .bind::<BigInt, _>(lease_secs)
+    .get_result(conn)
+    .optional()?;
+    let Some(Fence { fence }) = fence else {
+        return Ok(Claimed::Nothing);
+    };
+    // Still queued? A cancel may have come first; then try again later.
+    let started: Option<RunRow> = diesel::update(
+        test_runs::table
+            .find(run_id)
+            .filter(test_runs::status.eq(RunStatus::Queued)),
+    )
+    .set((
+        test_runs::status.eq(RunStatus::Running),
+        test_runs::started_at.eq(diesel::dsl::now),
+        test_runs::fence.eq(fence),
+        test_runs::instance_id.eq(holder),
+    ))
+    .returning(RunRow::as_returning())
+    .get_result(conn)
+    .optional()?;
+    let Some(run) = started else {
+        return Err(diesel::result::Error::RollbackTransaction);
+    };
+    let Some(environment) = super::environments::find(conn, environment_id)? else {
+        return Err(diesel::result::Error::RollbackTransaction);
+    };
+    Ok(Claimed::Run(Box::new(Claim {
+        run,
+        environment,
+        fence,
+    })))
 }
 
 /// Pushes the lease's expiry forward. False: the lease is no longer ours.
@@ -375,9 +457,36 @@ pub fn finish(
         if let Some(xml) = &outcome.junit_xml {
             super::reports::store(conn, run_id, xml)?;
         }
+        hold_if_failed(conn, run_id, environment_id)?;
         release(conn, environment_id, fence)?;
         Ok(Written::Done)
     })
+}
+
+/// A run that asked for it and ended `failed` or `error` keeps its
+/// environment for its user, in the transaction that releases the lease:
+/// no other run can slip in between.
+fn hold_if_failed(conn: &mut PgConnection, run_id: i64, environment_id: i32) -> QueryResult<()> {
+    let (status, username, minutes): (RunStatus, String, Option<i32>) = test_runs::table
+        .find(run_id)
+        .select((
+            test_runs::status,
+            test_runs::username,
+            test_runs::hold_on_failure_minutes,
+        ))
+        .first(conn)?;
+    match minutes {
+        Some(minutes) if matches!(status, RunStatus::Failed | RunStatus::Error) => {
+            super::reservations::hold_after_failure(
+                conn,
+                environment_id,
+                &username,
+                run_id,
+                minutes,
+            )
+        }
+        _ => Ok(()),
+    }
 }
 
 fn release(conn: &mut PgConnection, environment_id: i32, fence: i64) -> QueryResult<usize> {

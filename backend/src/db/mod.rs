@@ -4,6 +4,7 @@
 //! `http::blocking`.
 
 pub mod environments;
+pub mod estimates;
 pub mod insights;
 pub mod instance;
 pub mod leases;
@@ -11,6 +12,7 @@ pub mod logs;
 pub mod metrics;
 pub mod models;
 pub mod reports;
+pub mod reservations;
 pub mod runs;
 pub mod schema;
 pub mod state;

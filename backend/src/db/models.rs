@@ -3,10 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use shared::{CaseOutcome, CaseResult, Environment, EnvironmentState, Run, RunStatus, RunSummary};
+use shared::{
+    CaseOutcome, CaseResult, Environment, EnvironmentState, Hold, Maintenance, Reservation,
+    ReservationKind, ReservationState, Run, RunStatus, RunSummary,
+};
 use std::collections::BTreeMap;
 
-use super::schema::{environments, run_cases, test_runs};
+use super::schema::{environments, reservations, run_cases, test_runs};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = test_runs, check_for_backend(diesel::pg::Pg))]
@@ -34,6 +37,7 @@ pub struct RunRow {
     pub completed: Option<i32>,
     /// Cases stored so far: what the next write expects to be there.
     pub case_count: i32,
+    pub hold_on_failure_minutes: Option<i32>,
 }
 
 impl RunRow {
@@ -76,6 +80,8 @@ impl RunRow {
                 completed: self.completed,
             },
             rerun_of: self.rerun_of,
+            hold_on_failure_minutes: self.hold_on_failure_minutes,
+            estimated_start_at: None,
         }
     }
 }
@@ -87,6 +93,7 @@ pub struct NewRunRow {
     pub environment_id: i32,
     pub paths: serde_json::Value,
     pub rerun_of: Option<i64>,
+    pub hold_on_failure_minutes: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -97,6 +104,21 @@ pub struct EnvironmentRow {
     pub description: String,
     pub variables: serde_json::Value,
     pub run_timeout_secs: Option<i32>,
+    pub labels: Vec<String>,
+    pub maintenance_reason: Option<String>,
+    pub maintenance_since: Option<DateTime<Utc>>,
+    pub maintenance_until: Option<DateTime<Utc>>,
+}
+
+/// What an environment is busy with, besides its settings.
+#[derive(Debug, Clone, Default)]
+pub struct Occupancy {
+    /// The run holding its lease.
+    pub current_run_id: Option<i64>,
+    pub queued: i64,
+    /// Its active reservation or hold, if not expired.
+    pub hold: Option<ReservationRow>,
+    pub reservations_waiting: i64,
 }
 
 impl EnvironmentRow {
@@ -104,20 +126,112 @@ impl EnvironmentRow {
         serde_json::from_value(self.variables.clone()).unwrap_or_default()
     }
 
-    pub fn into_environment(self, current_run_id: Option<i64>, queued: i64) -> Environment {
+    /// Its maintenance, if it is out of rotation at `now` (a maintenance
+    /// whose end passed is over, whether or not the sweep cleared it).
+    pub fn maintenance(&self, now: DateTime<Utc>) -> Option<Maintenance> {
+        let reason = self.maintenance_reason.clone()?;
+        if self.maintenance_until.is_some_and(|until| until <= now) {
+            return None;
+        }
+        Some(Maintenance {
+            reason,
+            since: self.maintenance_since.unwrap_or(now),
+            until: self.maintenance_until,
+        })
+    }
+
+    pub fn into_environment(self, occupancy: Occupancy, now: DateTime<Utc>) -> Environment {
+        let maintenance = self.maintenance(now);
+        let state = match (&maintenance, occupancy.current_run_id, &occupancy.hold) {
+            (Some(_), Some(_), _) => EnvironmentState::Draining,
+            (Some(_), None, _) => EnvironmentState::Offline,
+            (None, Some(_), _) => EnvironmentState::Busy,
+            (None, None, Some(_)) => EnvironmentState::Held,
+            (None, None, None) => EnvironmentState::Idle,
+        };
         Environment {
             variables: self.variables(),
             id: self.id,
             name: self.name,
             description: self.description,
             run_timeout_secs: self.run_timeout_secs,
-            state: if current_run_id.is_some() {
-                EnvironmentState::Busy
+            state,
+            current_run_id: occupancy.current_run_id,
+            queued: occupancy.queued,
+            labels: self.labels,
+            maintenance,
+            hold: occupancy.hold.map(|hold| Hold {
+                reservation_id: hold.id,
+                owner: hold.owner,
+                reason: hold.reason,
+                until: hold.expires_at.unwrap_or(now),
+            }),
+            reservations_waiting: occupancy.reservations_waiting,
+            estimated_free_at: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = reservations, check_for_backend(diesel::pg::Pg))]
+pub struct ReservationRow {
+    pub id: i64,
+    pub environment_id: i32,
+    pub owner: String,
+    pub reason: String,
+    pub kind: String,
+    pub state: String,
+    pub minutes: i32,
+    pub queue_order: i64,
+    pub run_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
+}
+
+impl ReservationRow {
+    /// Its state at `now`: an active one past its end is ended.
+    pub fn state(&self, now: DateTime<Utc>) -> ReservationState {
+        match self.state.parse().unwrap_or(ReservationState::Ended) {
+            ReservationState::Active if self.expires_at.is_some_and(|at| at <= now) => {
+                ReservationState::Ended
+            }
+            state => state,
+        }
+    }
+
+    pub fn into_reservation(self, queue_position: Option<i64>, now: DateTime<Utc>) -> Reservation {
+        let state = self.state(now);
+        let expired = state == ReservationState::Ended && self.ended_at.is_none();
+        Reservation {
+            id: self.id,
+            environment_id: self.environment_id,
+            owner: self.owner,
+            reason: self.reason,
+            kind: if self.kind == "hold" {
+                ReservationKind::Hold
             } else {
-                EnvironmentState::Idle
+                ReservationKind::Reservation
             },
-            current_run_id,
-            queued,
+            state,
+            minutes: self.minutes,
+            queue_position: queue_position.filter(|_| state == ReservationState::Waiting),
+            starts_at: self.starts_at,
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            ended_at: if expired {
+                self.expires_at
+            } else {
+                self.ended_at
+            },
+            end_reason: if expired {
+                Some("expired".into())
+            } else {
+                self.end_reason
+            },
+            run_id: self.run_id,
         }
     }
 }

@@ -75,7 +75,8 @@ struct QueuePosition {
     position: i64,
 }
 
-/// 1 for the next queued run of its environment, 2 for the one after, ...
+/// 1 for the next queued run of its environment, 2 for the one after, ...;
+/// reservations waiting before a run count too.
 pub fn queue_positions(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<HashMap<i64, i64>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
@@ -83,6 +84,8 @@ pub fn queue_positions(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Hash
     let rows: Vec<QueuePosition> = diesel::sql_query(
         "SELECT r.id, (SELECT count(*) FROM test_runs q \
               WHERE q.environment_id = r.environment_id AND q.status = 'queued' AND q.id <= r.id) \
+            + (SELECT count(*) FROM reservations w \
+              WHERE w.environment_id = r.environment_id AND w.state = 'waiting' AND w.queue_order < r.id) \
               AS position \
          FROM test_runs r WHERE r.id = ANY($1) AND r.status = 'queued'",
     )

@@ -23,6 +23,29 @@ diesel::table! {
         run_timeout_secs -> Nullable<Int4>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        labels -> Array<Text>,
+        maintenance_reason -> Nullable<Text>,
+        maintenance_since -> Nullable<Timestamptz>,
+        maintenance_until -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    reservations (id) {
+        id -> Int8,
+        environment_id -> Int4,
+        owner -> Text,
+        reason -> Text,
+        kind -> Text,
+        state -> Text,
+        minutes -> Int4,
+        queue_order -> Int8,
+        run_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        starts_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        ended_at -> Nullable<Timestamptz>,
+        end_reason -> Nullable<Text>,
     }
 }
 
@@ -118,6 +141,7 @@ diesel::table! {
         subtests_passed -> Nullable<Int4>,
         completed -> Nullable<Int4>,
         case_count -> Int4,
+        hold_on_failure_minutes -> Nullable<Int4>,
     }
 }
 
@@ -129,6 +153,7 @@ diesel::joinable!(test_flips -> test_runs (run_id));
 diesel::allow_tables_to_appear_in_same_query!(
     environment_locks,
     environments,
+    reservations,
     run_cases,
     run_log_chunks,
     run_reports,

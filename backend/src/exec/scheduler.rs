@@ -290,16 +290,28 @@ impl Scheduler {
             }
             let scheduler = Arc::clone(&self);
             let dispatched = tokio::task::spawn_blocking(move || scheduler.dispatch()).await;
-            if let Ok(Err(e)) = dispatched {
-                tracing::warn!(error = %e, "scheduling failed; retrying");
-            }
-            let _ = tokio::time::timeout(tick, self.wake.notified()).await;
+            // Asleep until woken, the tick, or the moment a reservation or
+            // maintenance ends, whichever is first.
+            let sleep = match dispatched {
+                Ok(Ok(Some(due))) => due.min(tick),
+                Ok(Ok(None)) => tick,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "scheduling failed; retrying");
+                    tick
+                }
+                Err(_) => tick,
+            };
+            let _ = tokio::time::timeout(sleep, self.wake.notified()).await;
         }
     }
 
-    /// One pass: reclaim expired leases, then claim runs while there is room.
-    fn dispatch(self: &Arc<Self>) -> Result<(), String> {
+    /// One pass: reclaim expired leases, end reservations and maintenance
+    /// whose time is up, then start what comes next while there is room.
+    /// Answers how soon something ends by itself, if it does.
+    fn dispatch(self: &Arc<Self>) -> Result<Option<Duration>, String> {
         let mut conn = self.ctx.pool.get().map_err(|e| e.to_string())?;
+        db::reservations::end_expired(&mut conn, None).map_err(|e| e.to_string())?;
+        db::environments::end_expired_maintenance(&mut conn).map_err(|e| e.to_string())?;
         for lease in leases::reclaim(&mut conn, None, "executor lost").map_err(|e| e.to_string())? {
             tracing::warn!(
                 run_id = lease.run_id,
@@ -329,11 +341,19 @@ impl Scheduler {
                     self.ctx.config.lease_secs,
                 );
                 match claim {
-                    Ok(Some(claim)) => {
-                        self.start(claim, claimed_at, guard);
+                    Ok(leases::Claimed::Run(claim)) => {
+                        self.start(*claim, claimed_at, guard);
                         started_any = true;
                     }
-                    Ok(None) => {}
+                    Ok(leases::Claimed::Reservation(id)) => {
+                        tracing::info!(
+                            environment_id,
+                            reservation_id = id,
+                            "reservation holds its environment now"
+                        );
+                        started_any = true;
+                    }
+                    Ok(leases::Claimed::Nothing) => {}
                     // One environment's trouble (a lock held by a stuck
                     // session) never keeps the others waiting.
                     Err(e) => {
@@ -345,7 +365,9 @@ impl Scheduler {
                 break;
             }
         }
-        Ok(())
+        let next = db::reservations::next_deadline(&mut conn).map_err(|e| e.to_string())?;
+        let now = db::reservations::now(&mut conn).map_err(|e| e.to_string())?;
+        Ok(next.map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)))
     }
 
     fn start(self: &Arc<Self>, claim: leases::Claim, claimed_at: Instant, guard: EnvironmentGuard) {

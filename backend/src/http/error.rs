@@ -113,6 +113,7 @@ impl From<ServiceError> for ApiError {
         match error {
             ServiceError::BadRequest(why) => ApiError::BadRequest(why),
             ServiceError::NotFound(why) => ApiError::NotFound(why),
+            ServiceError::Forbidden(why) => ApiError::Forbidden(why),
             ServiceError::Conflict(why) => ApiError::Conflict(why),
             ServiceError::Invalid { message, fields } => ApiError::Validation { message, fields },
             ServiceError::TooMany(why) => ApiError::TooMany(why),

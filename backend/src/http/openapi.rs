@@ -8,7 +8,7 @@ use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, T
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{environments, health, insights, metrics, runs, tests};
+use super::routes::{environments, health, insights, metrics, reservations, runs, tests};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/openapi.json").route(web::get().to(document)));
@@ -38,6 +38,13 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         environments::get,
         environments::update,
         environments::delete,
+        reservations::reserve,
+        reservations::list,
+        reservations::get,
+        reservations::extend,
+        reservations::release,
+        reservations::start_maintenance,
+        reservations::end_maintenance,
         tests::list,
         tests::upload,
         tests::source,

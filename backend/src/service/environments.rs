@@ -14,11 +14,18 @@ pub fn id_from_path(id: i64) -> Result<i32, ServiceError> {
 }
 
 pub fn list(conn: &mut PgConnection) -> Result<Vec<Environment>, ServiceError> {
-    Ok(db::environments::list(conn)?)
+    let mut environments = db::environments::list(conn)?;
+    super::estimates::fill_environments(conn, &mut environments)?;
+    Ok(environments)
 }
 
 pub fn get(conn: &mut PgConnection, id: i32) -> Result<Environment, ServiceError> {
-    db::environments::get(conn, id)?.ok_or_else(|| missing(format_args!("environment {id}")))
+    let environment = db::environments::get(conn, id)?
+        .ok_or_else(|| missing(format_args!("environment {id}")))?;
+    let mut environments = [environment];
+    super::estimates::fill_environments(conn, &mut environments)?;
+    let [environment] = environments;
+    Ok(environment)
 }
 
 /// Checks a new environment's fields, naming every bad one.
@@ -32,6 +39,7 @@ pub fn check_new(new: &NewEnvironment) -> Result<(i32, EnvironmentChanges), Serv
                 description: settings.description,
                 variables: settings.variables,
                 run_timeout_secs: settings.run_timeout_secs,
+                labels: settings.labels,
             },
         )),
         _ => Err(ServiceError::invalid(fields.into_inner())),
@@ -50,6 +58,7 @@ pub fn create(
         settings.description.as_deref().unwrap_or_default(),
         &settings.variables.unwrap_or_default(),
         settings.run_timeout_secs.flatten(),
+        &settings.labels.unwrap_or_default(),
     )?;
     if !inserted {
         return Err(ServiceError::Conflict(format!(
@@ -74,6 +83,7 @@ pub fn check_update(
         description: settings.description,
         variables: settings.variables,
         run_timeout_secs: settings.run_timeout_secs,
+        labels: settings.labels,
     })
 }
 

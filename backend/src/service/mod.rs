@@ -4,7 +4,9 @@
 //! shared type or a [`ServiceError`]; it knows nothing of HTTP.
 
 pub mod environments;
+pub mod estimates;
 pub mod insights;
+pub mod reservations;
 pub mod runs;
 pub mod tests;
 
@@ -20,6 +22,9 @@ pub enum ServiceError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// The state forbids it.
     #[error("{0}")]
     Conflict(String),

@@ -1,9 +1,12 @@
 //! Runs: queue one, read them, cancel one, run one again.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 use shared::validate::{Fields, TestPath};
 use shared::{CaseResult, LogChunk, NewRun, Run, RunListQuery, RunStatus};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 
 use super::{missing, ServiceError};
 use crate::catalog::TestsRoot;
@@ -18,6 +21,7 @@ pub struct RunRequest {
     username: String,
     environment_id: i32,
     paths: Vec<TestPath>,
+    hold_on_failure_minutes: Option<i32>,
 }
 
 /// Checks a new run's fields, every one of them, and that its paths name
@@ -31,12 +35,20 @@ pub fn check(tests_root: &TestsRoot, new: &NewRun) -> Result<RunRequest, Service
             fields.add("paths", why);
         }
     }
-    match (checked.username, checked.environment_id, checked.paths) {
-        (Some(username), Some(environment_id), Some(paths)) if fields.is_empty() => {
+    match (
+        checked.username,
+        checked.environment_id,
+        checked.paths,
+        checked.hold_on_failure_minutes,
+    ) {
+        (Some(username), Some(environment_id), Some(paths), Some(hold_on_failure_minutes))
+            if fields.is_empty() =>
+        {
             Ok(RunRequest {
                 username,
                 environment_id,
                 paths,
+                hold_on_failure_minutes,
             })
         }
         _ => Err(ServiceError::invalid(fields.into_inner())),
@@ -69,6 +81,7 @@ pub fn create(
             environment_id: request.environment_id,
             paths: Value::from(paths),
             rerun_of: None,
+            hold_on_failure_minutes: request.hold_on_failure_minutes,
         },
         || paths_exist(tests_root, &request.paths).map_err(|why| ServiceError::field("paths", why)),
     )
@@ -114,7 +127,11 @@ fn find(conn: &mut PgConnection, id: i64) -> Result<RunRow, ServiceError> {
 }
 
 pub fn get(conn: &mut PgConnection, id: i64) -> Result<Run, ServiceError> {
-    db::runs::get(conn, id)?.ok_or_else(|| missing(format_args!("run {id}")))
+    let run = db::runs::get(conn, id)?.ok_or_else(|| missing(format_args!("run {id}")))?;
+    let mut runs = [run];
+    explain_queued(conn, &mut runs)?;
+    let [run] = runs;
+    Ok(run)
 }
 
 /// A page of runs, newest first, and how many match in all.
@@ -123,7 +140,73 @@ pub fn list(
     query: &RunListQuery,
 ) -> Result<(Vec<Run>, i64), ServiceError> {
     let (page, per_page) = query.page_and_size().map_err(ServiceError::BadRequest)?;
-    Ok(db::runs::list(conn, query, page, per_page)?)
+    let (mut runs, total) = db::runs::list(conn, query, page, per_page)?;
+    explain_queued(conn, &mut runs)?;
+    Ok((runs, total))
+}
+
+/// Tells each queued run when it should start, and why it waits when it
+/// is not for runs ahead of it: its environment is in maintenance, or
+/// held for someone else.
+fn explain_queued(conn: &mut PgConnection, runs: &mut [Run]) -> Result<(), ServiceError> {
+    if !runs.iter().any(|r| r.status == RunStatus::Queued) {
+        return Ok(());
+    }
+    super::estimates::fill_runs(conn, runs)?;
+    let now = db::reservations::now(conn)?;
+    let mut why: HashMap<i32, Option<WhyWaiting>> = HashMap::new();
+    for run in runs.iter_mut().filter(|r| r.status == RunStatus::Queued) {
+        let environment_id = run.environment_id;
+        let reason = match why.entry(environment_id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => slot.insert(why_waiting(conn, environment_id, now)?),
+        };
+        if let Some(reason) = reason {
+            // The holder's own runs start during their hold.
+            if reason.holder.as_deref() != Some(run.username.as_str()) {
+                run.status_reason = Some(format!("waiting: {}", reason.text));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why runs on an environment wait besides the runs ahead of them, and
+/// whose runs are exempt (a holder's own).
+struct WhyWaiting {
+    text: String,
+    holder: Option<String>,
+}
+
+fn why_waiting(
+    conn: &mut PgConnection,
+    environment_id: i32,
+    now: DateTime<Utc>,
+) -> Result<Option<WhyWaiting>, ServiceError> {
+    if let Some(maintenance) =
+        db::environments::find(conn, environment_id)?.and_then(|row| row.maintenance(now))
+    {
+        return Ok(Some(WhyWaiting {
+            text: format!(
+                "environment {environment_id} is in maintenance: {}",
+                maintenance.reason
+            ),
+            holder: None,
+        }));
+    }
+    Ok(db::reservations::active(conn, environment_id)?.map(|hold| {
+        let until = hold
+            .expires_at
+            .map(|at| format!(" until {}", at.to_rfc3339()))
+            .unwrap_or_default();
+        WhyWaiting {
+            text: format!(
+                "environment {environment_id} is held by {}{until}",
+                hold.owner
+            ),
+            holder: Some(hold.owner),
+        }
+    }))
 }
 
 pub fn log(conn: &mut PgConnection, id: i64, offset: i64) -> Result<LogChunk, ServiceError> {
@@ -228,6 +311,7 @@ pub fn rerun(
             environment_id: original.environment_id,
             paths: Value::from(paths),
             rerun_of: Some(id),
+            hold_on_failure_minutes: original.hold_on_failure_minutes,
         },
         // Paths of a run that ran: one whose file is gone since ends as an
         // error naming it.

@@ -253,12 +253,14 @@ fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
             environment_id: 10,
             paths: json!(["test_quick.py"]),
             rerun_of: None,
+            hold_on_failure_minutes: None,
         },
     )
     .unwrap();
-    let claim = leases::claim(&mut conn, 10, holder, 30)
-        .unwrap()
-        .expect("a claim");
+    let leases::Claimed::Run(claim) = leases::claim(&mut conn, 10, holder, 30).unwrap() else {
+        panic!("a claim");
+    };
+    let claim = *claim;
     (db, conn, claim)
 }
 

@@ -19,4 +19,5 @@ mod runner;
 mod runs;
 mod scheduling;
 mod security;
+mod sharing;
 mod uploads;

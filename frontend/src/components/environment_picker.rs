@@ -19,11 +19,13 @@ pub struct EnvironmentPickerProps {
 }
 
 fn option_label(environment: &Environment) -> String {
-    let state = match (environment.state, environment.queued) {
-        (EnvironmentState::Idle, 0) => "idle".to_string(),
-        (EnvironmentState::Idle, queued) => format!("idle, {queued} queued"),
-        (EnvironmentState::Busy, 0) => "busy".to_string(),
-        (EnvironmentState::Busy, queued) => format!("busy, {queued} queued"),
+    let state = match (environment.state, &environment.hold, environment.queued) {
+        (EnvironmentState::Held, Some(hold), 0) => format!("held by {}", hold.owner),
+        (EnvironmentState::Held, Some(hold), queued) => {
+            format!("held by {}, {queued} queued", hold.owner)
+        }
+        (state, _, 0) => state.as_str().to_string(),
+        (state, _, queued) => format!("{}, {queued} queued", state.as_str()),
     };
     format!("{} · {} — {}", environment.id, environment.name, state)
 }

@@ -16,10 +16,7 @@ struct RowProps {
 #[component]
 fn EnvironmentRow(props: &RowProps) -> Html {
     let environment = &props.environment;
-    let state = match environment.state {
-        EnvironmentState::Idle => "idle",
-        EnvironmentState::Busy => "busy",
-    };
+    let state = environment.state.as_str();
     let timeout = environment
         .run_timeout_secs
         .map(|secs| format!("{secs} s"))

@@ -4,6 +4,7 @@ pub mod environments;
 pub mod health;
 pub mod insights;
 pub mod metrics;
+pub mod reservations;
 pub mod runs;
 pub mod tests;
 
@@ -15,6 +16,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.configure(insights::config)
         .configure(runs::config)
         .configure(environments::config)
+        .configure(reservations::config)
         .configure(tests::config)
         .configure(health::config)
         .configure(metrics::config);

@@ -342,6 +342,11 @@ mod tests {
             state: EnvironmentState::Idle,
             current_run_id: None,
             queued: 0,
+            labels: Vec::new(),
+            maintenance: None,
+            hold: None,
+            reservations_waiting: 0,
+            estimated_free_at: None,
         }
     }
 
