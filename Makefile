@@ -53,6 +53,7 @@ test:
 	cargo clippy --all-targets -- -D warnings
 	$(if $(SPA_BUILD),cargo clippy -p frontend --target wasm32-unknown-unknown --all-targets -- -D warnings)
 	$(WITH_DB) cargo test
+	scripts/test-run-cluster.sh
 	$(WITH_DB) scripts/api-fuzz.sh
 	scripts/docker-check.sh
 	$(if $(SPA_BUILD),$(WASM_TEST))
