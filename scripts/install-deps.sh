@@ -226,13 +226,17 @@ wait_for_other() {
 
 # No registry reachable from our machines ships these as binaries (their
 # prebuilt releases are not on crates.io, PyPI, npm or Debian), so they are
-# compiled. Their own release profile asks for fat LTO and one codegen unit,
-# which only makes them a little faster and takes three times as long to
-# build: compiled here without LTO. trunk also goes without its default
-# features (TLS for `trunk serve --tls` and for downloads, and its update
-# check on crates.io), which an offline `trunk build` never uses.
+# compiled, but cheaply: their own release profile asks for fat LTO and one
+# codegen unit, and at opt-level 3 trunk alone costs 13 CPU-minutes here.
+# Unoptimised (opt-level 0, no LTO) both together cost 7 CPU-minutes, and a
+# build of the SPA takes the same time with them (they only orchestrate
+# cargo and wasm-opt, and wasm-bindgen spends under a second on our wasm).
+# trunk also goes without its default features (TLS for `trunk serve
+# --tls` and downloads, its update check on crates.io), which an offline
+# `trunk build` never uses.
 cargo_install() {
-    CARGO_PROFILE_RELEASE_LTO=false \
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=0 \
+        CARGO_PROFILE_RELEASE_LTO=false \
         CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
         cargo install "$@"
 }
