@@ -50,8 +50,13 @@ check_rust() {
         die "cargo not found: install Rust with rustup (https://rustup.rs: curl --proto '=https' -sSf https://sh.rustup.rs | sh), then open a new shell"
     fi
     local need have
+    if ! have="$(rustc --version 2>/dev/null)"; then
+        command -v rustup >/dev/null 2>&1 ||
+            die "rustc does not run: reinstall Rust with rustup (https://rustup.rs)"
+        die "rustc does not run (rustup has no default toolchain?): run 'rustup default stable'"
+    fi
     need="$(needed_rust)"
-    have="$(rustc --version | awk '{print $2}')"
+    have="$(awk '{print $2}' <<<"$have")"
     have="${have%%-*}"
     if [ -n "$need" ] && version_lt "$have" "$need"; then
         if command -v rustup >/dev/null 2>&1; then
