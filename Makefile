@@ -40,7 +40,7 @@ help:
 	@echo "make bench     run the benchmark (scripts/bench.sh)"
 	@echo "make deps      install what make run and make test need (make deps-run: make run's only)"
 	@echo "make build     release build of the backend (and the SPA)"
-	@echo "make pg        start the project-local PostgreSQL and print its URL"
+	@echo "make pg        start the throwaway test PostgreSQL and print its URL (make run has its own)"
 	@echo "make pg-stop   stop it"
 	@echo "make clean-pg  stop it and delete its data"
 
