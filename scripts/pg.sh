@@ -284,7 +284,7 @@ case "${1:-}" in
     createdb) createdb "${2:-}" ;;
     clean) clean "${2:-}" ;;
     *)
-        sed -n '2,35p' "$0" >&2
+        sed -n '2,33p' "$0" >&2
         exit 2
         ;;
 esac
