@@ -1,10 +1,13 @@
 # Test executor: build, run and test.
 #
-#   make run    install what is missing, build, run backend + web UI
-#   make test   the whole check: fmt, clippy, cargo test, API fuzzing,
-#               Docker files, browser test
+#   make run    install what running needs (if missing), build, run the
+#               backend + web UI; its data lives in a durable PostgreSQL
+#               cluster of this checkout (scripts/pg.sh --run)
+#   make test   install what testing needs too, then the whole check: fmt,
+#               clippy, cargo test, API fuzzing, Docker files, browser test
 #
-# Without DATABASE_URL, both use a project-local PostgreSQL (scripts/pg.sh).
+# Without DATABASE_URL, the tests use a throwaway project-local PostgreSQL
+# (scripts/pg.sh), apart from the one make run keeps its runs in.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -15,8 +18,6 @@ export NODE_PATH := $(CURDIR)/.local/node/node_modules
 
 # The SPA's build and browser test, once they exist.
 SPA_BUILD := $(wildcard scripts/frontend-build.sh)
-E2E := $(wildcard scripts/e2e.sh)
-DEPS := $(if $(SPA_BUILD)$(E2E),all,backend)
 
 # The SPA's unit tests run in wasm (node by default, or headless Chromium).
 WASM_TEST = CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
@@ -27,7 +28,7 @@ WASM_TEST = CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner 
 # a plain assignment, so that a cluster that fails to start stops make.
 WITH_DB = DATABASE_URL="$${DATABASE_URL:-$$(scripts/pg.sh start)}" && export DATABASE_URL &&
 
-.PHONY: help run test frontend-test deps build fmt fmt-check lint clippy bench pg pg-stop clean-pg
+.PHONY: help run test frontend-test deps deps-run build fmt fmt-check lint clippy bench pg pg-stop clean-pg
 
 help:
 	@echo "make run       build and run the service (web UI on http://127.0.0.1:8000/)"
@@ -37,9 +38,9 @@ help:
 	@echo "make lint      fmt check + clippy"
 	@echo "make frontend-test  the SPA's unit tests (wasm)"
 	@echo "make bench     run the benchmark (scripts/bench.sh)"
-	@echo "make deps      install the build, run and test dependencies"
+	@echo "make deps      install what make run and make test need (make deps-run: make run's only)"
 	@echo "make build     release build of the backend (and the SPA)"
-	@echo "make pg        start the project-local PostgreSQL and print its URL"
+	@echo "make pg        start the throwaway test PostgreSQL and print its URL (make run has its own)"
 	@echo "make pg-stop   stop it"
 	@echo "make clean-pg  stop it and delete its data"
 
@@ -48,11 +49,12 @@ run:
 	scripts/run.sh || test $$? -eq 130
 
 test:
-	scripts/install-deps.sh $(DEPS)
+	scripts/install-deps.sh test
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 	$(if $(SPA_BUILD),cargo clippy -p frontend --target wasm32-unknown-unknown --all-targets -- -D warnings)
 	$(WITH_DB) cargo test
+	scripts/test-run-cluster.sh
 	$(WITH_DB) scripts/api-fuzz.sh
 	scripts/docker-check.sh
 	$(if $(SPA_BUILD),$(WASM_TEST))
@@ -67,7 +69,10 @@ frontend-test:
 	$(WASM_TEST)
 
 deps:
-	scripts/install-deps.sh all
+	scripts/install-deps.sh test
+
+deps-run:
+	scripts/install-deps.sh run
 
 build:
 	cargo build --release -p backend

@@ -46,7 +46,7 @@ if ! st_ok; then
     log "installing schemathesis $SCHEMATHESIS_VERSION into .local/schemathesis"
     rm -rf "$VENV"
     python3 -m venv "$VENV" ||
-        die "python3 -m venv failed: install python3-venv (scripts/install-deps.sh backend)"
+        die "python3 -m venv failed: install python3-venv (scripts/install-deps.sh test)"
     "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" >&2
     st_ok || die "schemathesis $SCHEMATHESIS_VERSION did not install"
 fi

@@ -7,7 +7,7 @@
 #   - the README's docker compose commands name existing compose files that
 #     parse, and its image table gives each image's real command and port,
 #     and the URL of each published port.
-# Needs docker-compose and PyYAML (scripts/install-deps.sh backend).
+# Needs docker-compose and PyYAML (scripts/install-deps.sh test).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,14 +16,14 @@ cd "$ROOT"
 die() { printf '[docker-check] error: %s\n' "$*" >&2; exit 1; }
 
 command -v docker-compose >/dev/null 2>&1 ||
-    die "docker-compose not found: run scripts/install-deps.sh backend"
+    die "docker-compose not found: run scripts/install-deps.sh test"
 # docker-compose brings PyYAML for Debian's python3; a python3 of its own
 # (pyenv, a venv) may lack it.
 PYTHON=""
 for candidate in python3 /usr/bin/python3; do
     if "$candidate" -c 'import yaml' >/dev/null 2>&1; then PYTHON="$candidate"; break; fi
 done
-[ -n "$PYTHON" ] || die "no python3 with PyYAML: run scripts/install-deps.sh backend"
+[ -n "$PYTHON" ] || die "no python3 with PyYAML: run scripts/install-deps.sh test"
 
 exec "$PYTHON" - <<'PYTHON'
 import fnmatch

@@ -26,10 +26,10 @@ die() { printf '[e2e] error: %s\n' "$*" >&2; exit 1; }
 # --- what it needs -----------------------------------------------------------
 
 [ -d "$NODE_MODULES/playwright-core" ] ||
-    die "playwright-core not found in .local/node: run scripts/install-deps.sh frontend"
+    die "playwright-core not found in .local/node: run scripts/install-deps.sh test"
 CHROMIUM="${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}"
-[ -x "$CHROMIUM" ] || die "chromium not found: run scripts/install-deps.sh frontend"
-command -v nginx >/dev/null 2>&1 || die "nginx not found: run scripts/install-deps.sh frontend"
+[ -x "$CHROMIUM" ] || die "chromium not found: run scripts/install-deps.sh test"
+command -v nginx >/dev/null 2>&1 || die "nginx not found: run scripts/install-deps.sh run"
 
 if [ -z "${BACKEND_BIN:-}" ]; then
     for candidate in target/release/test-executor target/debug/test-executor; do

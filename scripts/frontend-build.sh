@@ -5,7 +5,12 @@
 # built unoptimised by wasm-opt (about half again as big). Prints the
 # size of the wasm, raw and gzipped.
 #
-#   scripts/frontend-build.sh
+#   scripts/frontend-build.sh [--if-changed]
+#
+# --if-changed (make run): do nothing when frontend/dist was built, the same
+# way, after the last change to frontend/, shared/, Cargo.toml, Cargo.lock
+# or this script. A build of an unchanged SPA still takes seconds (trunk
+# always runs wasm-bindgen and wasm-opt again).
 #
 # Environment: CARGO_TARGET_DIR (default target/wasm, apart from the host
 # builds so neither invalidates the other or blocks on its lock);
@@ -31,7 +36,16 @@ export CARGO_PROFILE_RELEASE_LTO=fat
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 export CARGO_PROFILE_RELEASE_PANIC=abort
 
-command -v trunk >/dev/null 2>&1 || die "trunk not found: run scripts/install-deps.sh frontend"
+IF_CHANGED=0
+case "${1:-}" in
+    --if-changed) IF_CHANGED=1 ;;
+    "") ;;
+    *) die "usage: $0 [--if-changed]" ;;
+esac
+# What the last build was made with; its time is when that build started.
+STAMP="$ROOT/.local/spa-built"
+
+command -v trunk >/dev/null 2>&1 || die "trunk not found: run scripts/install-deps.sh spa-tools"
 
 # Trunk insists on the exact wasm-bindgen of Cargo.lock (and, offline, can
 # not fetch it): say so plainly instead of trunk's longer story.
@@ -46,7 +60,23 @@ cd "$FRONTEND"
 target="index.html"
 cleanup() { rm -f "$FRONTEND/.index.no-wasm-opt.html"; }
 trap cleanup EXIT
+WASM_OPT=0
 if [ -x "$NODE_BIN/wasm-opt" ] && "$NODE_BIN/wasm-opt" --version 2>/dev/null | grep -q 'version_132'; then
+    WASM_OPT=1
+fi
+# How this build is made: a change of tools means building again.
+HOW="wasm-bindgen $want, wasm-opt $WASM_OPT, $(trunk --version 2>/dev/null)"
+
+if [ "$IF_CHANGED" -eq 1 ] && [ -f "$STAMP" ] && [ -f dist/index.html ] &&
+    [ "$(cat "$STAMP")" = "$HOW" ] &&
+    [ -z "$(find "$FRONTEND" "$ROOT/shared" "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" \
+        "$ROOT/scripts/frontend-build.sh" -path "$FRONTEND/dist" -prune -o \
+        -type f -newer "$STAMP" -print -quit)" ]; then
+    log "frontend/dist is up to date"
+    exit 0
+fi
+
+if [ "$WASM_OPT" -eq 1 ]; then
     export PATH="$NODE_BIN:$PATH"
     log "wasm-opt: $("$NODE_BIN/wasm-opt" --version)"
 else
@@ -56,6 +86,10 @@ else
     target=".index.no-wasm-opt.html"
     sed 's/data-wasm-opt="[^"]*"/data-wasm-opt="0"/' index.html >"$target"
 fi
+
+mkdir -p "$ROOT/.local"
+rm -f "$STAMP"
+printf '%s\n' "$HOW" >"$STAMP.new"
 
 log "trunk build --release (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 # Offline and --locked come from frontend/Trunk.toml. Flags take optional
@@ -76,3 +110,4 @@ printf '[frontend-build] built frontend/dist: %s is %d KiB raw, %d KiB gzipped (
 # a quick look still succeeds.
 [ "$gz" -le "$WASM_GZ_BUDGET" ] ||
     log "warning: the gzipped wasm is $gz bytes, over the budget of $WASM_GZ_BUDGET"
+mv "$STAMP.new" "$STAMP"

@@ -25,7 +25,7 @@ die() { printf '[nginx] error: %s\n' "$*" >&2; exit 1; }
 [[ "$BACKEND" =~ ^[][A-Za-z0-9.:-]+:[0-9]+$ ]] || die "bad backend address: $BACKEND"
 [ -f "$DIST/index.html" ] || die "$DIST/index.html is missing: run scripts/frontend-build.sh"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-[ -x "$NGINX" ] || die "nginx not found: run scripts/install-deps.sh frontend"
+[ -x "$NGINX" ] || die "nginx not found: run scripts/install-deps.sh run"
 
 mkdir -p "$PREFIX/logs" "$PREFIX/temp"
 PREFIX="$(cd "$PREFIX" && pwd)"
