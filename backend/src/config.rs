@@ -55,6 +55,19 @@ pub struct Config {
     /// `RUN_AS_USER`: the user (name or uid) tests run as, when the service
     /// runs as root; checked at start-up.
     pub run_as_user: Option<String>,
+    /// `RUNNER_LABELS`: this instance claims only environments with one of
+    /// these labels (those it can reach); `None`, every environment.
+    pub runner_labels: Option<Vec<String>>,
+}
+
+/// `RUNNER_LABELS`: labels separated by commas or spaces.
+fn parse_runner_labels(raw: &str) -> Result<Vec<String>, String> {
+    let labels: Vec<String> = raw
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|label| !label.is_empty())
+        .map(str::to_string)
+        .collect();
+    shared::validate::labels(&labels).map_err(|why| format!("RUNNER_LABELS: {why}"))
 }
 
 impl Config {
@@ -110,6 +123,9 @@ impl Config {
                 var("ALLOWED_HOSTS").as_deref(),
             )?,
             run_as_user: var("RUN_AS_USER").map(|user| user.trim().to_string()),
+            runner_labels: var("RUNNER_LABELS")
+                .map(|raw| parse_runner_labels(&raw))
+                .transpose()?,
         })
     }
 
@@ -155,5 +171,22 @@ pub fn default_instance_id(port: u16, ephemeral: bool) -> String {
         format!("{host}-pid{}", std::process::id())
     } else {
         format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_runner_labels;
+
+    #[test]
+    fn runner_labels_are_a_checked_list() {
+        assert_eq!(
+            parse_runner_labels(" lab, office  eu-west ").unwrap(),
+            vec!["eu-west", "lab", "office"]
+        );
+        assert!(parse_runner_labels("lab, Lab")
+            .unwrap_err()
+            .contains("RUNNER_LABELS"));
+        assert!(parse_runner_labels("lab,lab").is_err(), "twice");
     }
 }

@@ -62,13 +62,19 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     // Before anything of a past life is touched: that past life must be
     // dead, not another live process under the same name.
     let (url, id) = (config.database_url.clone(), config.instance_id.clone());
-    let lock = actix_web::rt::task::spawn_blocking(move || take_instance_lock(&url, &id))
-        .await
-        .map_err(|e| e.to_string())??;
+    let labels = config.runner_labels.clone();
+    let lock = actix_web::rt::task::spawn_blocking(move || {
+        let mut lock = take_instance_lock(&url, &id)?;
+        lock.register(&id, labels.as_deref())?;
+        Ok::<_, String>(lock)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     let (url, id) = (config.database_url.clone(), config.instance_id.clone());
+    let labels = config.runner_labels.clone();
     std::thread::Builder::new()
         .name("instance-lock".into())
-        .spawn(move || keep_instance_lock(lock, &url, &id))
+        .spawn(move || keep_instance_lock(lock, &url, &id, labels.as_deref()))
         .map_err(|e| format!("cannot start the instance lock's thread: {e}"))?;
 
     let runtime = crate::exec::runner::plugin::RuntimeDir::create()
@@ -124,7 +130,9 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         tracing::warn!("the runs of a past life are not finished yet; serving meanwhile");
     }
     tracing::info!(instance = %config.instance_id, tests_root = %config.tests_root.display(),
-        max_parallel_runs = config.max_parallel_runs, "service started");
+        max_parallel_runs = config.max_parallel_runs,
+        runner_labels = %config.runner_labels.as_ref().map_or("(all environments)".into(), |l| l.join(",")),
+        "service started");
     println!("listening on {public_url}");
 
     let served = server.await;
@@ -164,7 +172,12 @@ fn take_instance_lock(database_url: &str, instance_id: &str) -> Result<InstanceL
 
 /// Holds the instance lock for the process's life, taking it again after
 /// the database connection was lost.
-fn keep_instance_lock(mut lock: InstanceLock, database_url: &str, instance_id: &str) {
+fn keep_instance_lock(
+    mut lock: InstanceLock,
+    database_url: &str,
+    instance_id: &str,
+    runner_labels: Option<&[String]>,
+) {
     loop {
         std::thread::sleep(INSTANCE_LOCK_CHECK);
         if lock.alive() {
@@ -173,7 +186,10 @@ fn keep_instance_lock(mut lock: InstanceLock, database_url: &str, instance_id: &
         tracing::warn!("lost the instance lock's database session; taking it again");
         loop {
             match InstanceLock::try_take(database_url, instance_id) {
-                Ok(Some(again)) => {
+                Ok(Some(mut again)) => {
+                    if let Err(e) = again.register(instance_id, runner_labels) {
+                        tracing::warn!(error = %e, "cannot say again which environments this instance serves");
+                    }
                     lock = again;
                     tracing::info!("instance lock taken again");
                     break;

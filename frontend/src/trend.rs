@@ -122,7 +122,8 @@ mod tests {
         Run {
             id,
             username: "alice".into(),
-            environment_id: 1,
+            environment_id: Some(1),
+            environment_label: None,
             paths: vec!["smoke".into()],
             status,
             status_reason: None,
@@ -136,6 +137,8 @@ mod tests {
             rerun_of: None,
             hold_on_failure_minutes: None,
             estimated_start_at: None,
+            run_group_id: None,
+            shard: None,
         }
     }
 

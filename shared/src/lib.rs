@@ -10,6 +10,7 @@ pub mod input;
 pub mod insights;
 pub mod query;
 pub mod run;
+pub mod run_group;
 pub mod service;
 #[cfg(feature = "sql")]
 pub mod sql;
@@ -29,8 +30,9 @@ pub use insights::{
 };
 pub use run::{
     CaseOutcome, CaseResult, CheckedRun, LogChunk, LogQuery, NewRun, RerunQuery, Run, RunListQuery,
-    RunPage, RunStatus, RunSummary,
+    RunPage, RunStatus, RunSummary, RunTarget,
 };
+pub use run_group::{CheckedRunGroup, NewRunGroup, RunGroup};
 pub use service::Health;
 
 /// Environments are numbered 1 to 100.

@@ -127,7 +127,12 @@ impl RunSummary {
 pub struct Run {
     pub id: i64,
     pub username: String,
-    pub environment_id: i32,
+    /// Where it runs; null while a run for a pool (`environment_label`)
+    /// waits for a free environment of that label.
+    pub environment_id: Option<i32>,
+    /// The pool it was queued for: any environment with this label.
+    #[serde(default)]
+    pub environment_label: Option<String>,
     pub paths: Vec<String>,
     pub status: RunStatus,
     pub status_reason: Option<String>,
@@ -149,6 +154,87 @@ pub struct Run {
     /// what is ahead of it (runs and holds); null when unknown.
     #[serde(default)]
     pub estimated_start_at: Option<DateTime<Utc>>,
+    /// The run group it is a shard of, and which shard (from 1).
+    #[serde(default)]
+    pub run_group_id: Option<i64>,
+    #[serde(default)]
+    pub shard: Option<i32>,
+}
+
+/// Where a run goes: one environment, or the first free one of a pool.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RunTarget {
+    Environment(i32),
+    Pool(String),
+}
+
+impl RunTarget {
+    /// Checks `environment_id` and `environment_label` together: exactly
+    /// one of them, valid. Problems go to the field concerned.
+    pub fn check(
+        environment_id: &Input<Option<i32>>,
+        environment_label: &Input<Option<String>>,
+        fields: &mut Fields,
+    ) -> Option<RunTarget> {
+        let id = fields.check(
+            "environment_id",
+            environment_id.optional().map(|id| id.copied().flatten()),
+        );
+        let label = fields.check(
+            "environment_label",
+            environment_label
+                .optional()
+                .map(|label| label.cloned().flatten()),
+        );
+        match (id?, label?) {
+            (Some(_), Some(_)) => {
+                fields.add(
+                    "environment_label",
+                    "give environment_id or environment_label, not both",
+                );
+                None
+            }
+            (Some(id), None) => fields
+                .check("environment_id", validate::environment_id(i64::from(id)))
+                .map(RunTarget::Environment),
+            (None, Some(label)) => fields
+                .check(
+                    "environment_label",
+                    validate::label_name(label.trim()).map(|()| label.trim().to_string()),
+                )
+                .map(RunTarget::Pool),
+            (None, None) => {
+                fields.add(
+                    "environment_id",
+                    "is required (or environment_label, for any free environment with that label)",
+                );
+                None
+            }
+        }
+    }
+
+    pub fn environment_id(&self) -> Option<i32> {
+        match self {
+            RunTarget::Environment(id) => Some(*id),
+            RunTarget::Pool(_) => None,
+        }
+    }
+
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            RunTarget::Environment(_) => None,
+            RunTarget::Pool(label) => Some(label),
+        }
+    }
+}
+
+impl fmt::Display for RunTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunTarget::Environment(id) => write!(f, "environment {id}"),
+            RunTarget::Pool(label) => write!(f, "any environment labelled {label}"),
+        }
+    }
 }
 
 /// Body of `POST /api/runs`. Each field is kept as sent, so that
@@ -163,12 +249,19 @@ pub struct NewRun {
         schema(value_type = String, required = true, min_length = 1, max_length = 64, example = "alice")
     )]
     pub username: Input<String>,
+    /// The environment to run on; or leave it out and give
+    /// `environment_label`.
     #[serde(default, skip_serializing_if = "Input::is_missing")]
     #[cfg_attr(
         feature = "openapi",
-        schema(value_type = i32, required = true, minimum = 1, maximum = 100, example = 7)
+        schema(value_type = Option<i32>, minimum = 1, maximum = 100, example = 7)
     )]
-    pub environment_id: Input<i32>,
+    pub environment_id: Input<Option<i32>>,
+    /// Instead of `environment_id`: the first free environment with this
+    /// label (FIFO across all of them). `[a-z0-9_-]{1,32}`.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "staging"))]
+    pub environment_label: Input<Option<String>>,
     /// Test files or directories relative to the tests root, each
     /// optionally with a pytest node id suffix (`smoke/test_x.py::test_a`).
     #[serde(default, skip_serializing_if = "Input::is_missing")]
@@ -190,7 +283,7 @@ pub struct NewRun {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckedRun {
     pub username: Option<String>,
-    pub environment_id: Option<i32>,
+    pub target: Option<RunTarget>,
     pub paths: Option<Vec<TestPath>>,
     /// `Some(None)` when left out.
     pub hold_on_failure_minutes: Option<Option<i32>>,
@@ -198,9 +291,18 @@ pub struct CheckedRun {
 
 impl NewRun {
     pub fn new(username: &str, environment_id: i32, paths: Vec<String>) -> NewRun {
+        NewRun::to(username, RunTarget::Environment(environment_id), paths)
+    }
+
+    pub fn to(username: &str, target: RunTarget, paths: Vec<String>) -> NewRun {
+        let (environment_id, environment_label) = match target {
+            RunTarget::Environment(id) => (Input::Given(Some(id)), Input::Missing),
+            RunTarget::Pool(label) => (Input::Missing, Input::Given(Some(label))),
+        };
         NewRun {
             username: username.to_string().into(),
-            environment_id: environment_id.into(),
+            environment_id,
+            environment_label,
             paths: paths.into(),
             hold_on_failure_minutes: Input::Missing,
         }
@@ -216,12 +318,7 @@ impl NewRun {
                     .require("is required")
                     .and_then(|raw| validate::username(raw)),
             ),
-            environment_id: fields.check(
-                "environment_id",
-                self.environment_id
-                    .require("is required")
-                    .and_then(|id| validate::environment_id(i64::from(*id))),
-            ),
+            target: RunTarget::check(&self.environment_id, &self.environment_label, fields),
             paths: fields.check(
                 "paths",
                 self.paths

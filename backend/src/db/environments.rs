@@ -25,6 +25,15 @@ pub fn find(conn: &mut PgConnection, id: i32) -> QueryResult<Option<EnvironmentR
         .optional()
 }
 
+/// The environments with `label`, by id.
+pub fn with_label(conn: &mut PgConnection, label: &str) -> QueryResult<Vec<EnvironmentRow>> {
+    environments::table
+        .filter(environments::labels.contains(vec![label.to_string()]))
+        .select(EnvironmentRow::as_select())
+        .order(environments::id)
+        .load(conn)
+}
+
 pub fn find_many(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<Vec<EnvironmentRow>> {
     environments::table
         .filter(environments::id.eq_any(ids))
@@ -57,10 +66,12 @@ pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<Environment>> {
         .collect();
     let queued: HashMap<i32, i64> = test_runs::table
         .filter(test_runs::status.eq(RunStatus::Queued))
+        .filter(test_runs::environment_id.is_not_null())
         .group_by(test_runs::environment_id)
         .select((test_runs::environment_id, diesel::dsl::count_star()))
-        .load::<(i32, i64)>(conn)?
+        .load::<(Option<i32>, i64)>(conn)?
         .into_iter()
+        .filter_map(|(id, count)| Some((id?, count)))
         .collect();
     let mut holds = super::reservations::active_by_environment(conn)?;
     let waiting = super::reservations::waiting_by_environment(conn)?;

@@ -27,6 +27,9 @@ pub struct QueueItem {
     /// A waiting reservation's length.
     #[diesel(sql_type = Nullable<Integer>)]
     pub minutes: Option<i32>,
+    /// A pool's run (kind `pool`): its label; its environment is 0.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub label: Option<String>,
 }
 
 /// The queues of `environments`: the run holding each, its hold, then
@@ -34,22 +37,54 @@ pub struct QueueItem {
 pub fn queues(conn: &mut PgConnection, environments: &[i32]) -> QueryResult<Vec<QueueItem>> {
     diesel::sql_query(
         "SELECT l.environment_id, 'running' AS kind, r.id, 0::bigint AS position, r.paths, \
-                r.started_at AS at, NULL::int AS minutes \
+                r.started_at AS at, NULL::int AS minutes, NULL::text AS label \
          FROM environment_locks l JOIN test_runs r ON r.id = l.run_id \
          WHERE l.environment_id = ANY($1) \
          UNION ALL \
-         SELECT environment_id, 'hold', id, 0, NULL, expires_at, NULL FROM reservations \
+         SELECT environment_id, 'hold', id, 0, NULL, expires_at, NULL, NULL FROM reservations \
          WHERE environment_id = ANY($1) AND state = 'active' AND expires_at > now() \
          UNION ALL \
-         SELECT environment_id, 'run', id, id, paths, NULL, NULL FROM test_runs \
+         SELECT environment_id, 'run', id, id, paths, NULL, NULL, NULL FROM test_runs \
          WHERE environment_id = ANY($1) AND status = 'queued' \
          UNION ALL \
-         SELECT environment_id, 'reservation', id, queue_order, NULL, NULL, minutes FROM reservations \
+         SELECT environment_id, 'reservation', id, queue_order, NULL, NULL, minutes, NULL \
+         FROM reservations \
          WHERE environment_id = ANY($1) AND state = 'waiting' \
          ORDER BY 1, 4",
     )
     .bind::<Array<Integer>, _>(environments)
     .load(conn)
+}
+
+/// The queued runs of the pools `labels`, in FIFO order.
+pub fn pool_queues(conn: &mut PgConnection, labels: &[String]) -> QueryResult<Vec<QueueItem>> {
+    if labels.is_empty() {
+        return Ok(Vec::new());
+    }
+    diesel::sql_query(
+        "SELECT 0 AS environment_id, 'pool' AS kind, id, id AS position, paths, \
+                NULL::timestamptz AS at, NULL::int AS minutes, environment_label AS label \
+         FROM test_runs \
+         WHERE status = 'queued' AND environment_id IS NULL AND environment_label = ANY ($1) \
+         ORDER BY id",
+    )
+    .bind::<Array<Text>, _>(labels)
+    .load(conn)
+}
+
+/// The labels of the pools with queued runs.
+pub fn busy_pools(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Label {
+        #[diesel(sql_type = Text)]
+        label: String,
+    }
+    let rows: Vec<Label> = diesel::sql_query(
+        "SELECT DISTINCT environment_label AS label FROM test_runs \
+         WHERE status = 'queued' AND environment_id IS NULL AND environment_label IS NOT NULL",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.label).collect())
 }
 
 #[derive(QueryableByName)]

@@ -7,7 +7,7 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 
 use std::time::Duration;
 
@@ -60,9 +60,87 @@ impl InstanceLock {
         Ok(locked.then_some(InstanceLock { conn }))
     }
 
+    /// Says which environments this instance serves, for the others to
+    /// see while it lives: those with one of `runner_labels`, or all.
+    pub fn register(
+        &mut self,
+        instance_id: &str,
+        runner_labels: Option<&[String]>,
+    ) -> Result<(), String> {
+        diesel::sql_query(
+            "INSERT INTO instances (instance_id, runner_labels, lock_key) VALUES ($1, $2, $3) \
+             ON CONFLICT (instance_id) DO UPDATE \
+             SET runner_labels = excluded.runner_labels, lock_key = excluded.lock_key, \
+                 started_at = now()",
+        )
+        .bind::<Text, _>(instance_id)
+        .bind::<Nullable<Array<Text>>, _>(runner_labels)
+        .bind::<BigInt, _>(key_of(instance_id))
+        .execute(&mut self.conn)
+        .map(drop)
+        .map_err(|e| format!("cannot register the instance: {e}"))
+    }
+
     /// Whether the session, and so the lock, is still there.
     pub fn alive(&mut self) -> bool {
         self.conn.batch_execute("SELECT 1").is_ok()
+    }
+}
+
+/// The names of the live instances, sorted.
+pub fn live_names(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        instance_id: String,
+    }
+    let names: Vec<Name> =
+        diesel::sql_query("SELECT instance_id FROM live_instances ORDER BY instance_id")
+            .load(conn)?;
+    Ok(names.into_iter().map(|n| n.instance_id).collect())
+}
+
+/// Tells the polled views that the live instances changed (one died), so
+/// that why runs wait is told again.
+pub fn live_set_changed(conn: &mut PgConnection, instance_id: &str) -> QueryResult<()> {
+    diesel::sql_query("UPDATE instances SET lock_key = lock_key WHERE instance_id = $1")
+        .bind::<Text, _>(instance_id)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What the live instances serve: environments with one of their labels,
+/// or every environment (an instance without `RUNNER_LABELS`).
+#[derive(Debug, Clone, Default)]
+pub struct Served {
+    everything: bool,
+    labels: std::collections::HashSet<String>,
+}
+
+impl Served {
+    /// As the live instances say now: an instance counts while it holds
+    /// its lock, so a killed one stops counting at once.
+    pub fn now(conn: &mut PgConnection) -> QueryResult<Served> {
+        #[derive(QueryableByName)]
+        struct Live {
+            #[diesel(sql_type = Nullable<Array<Text>>)]
+            runner_labels: Option<Vec<String>>,
+        }
+        let live: Vec<Live> =
+            diesel::sql_query("SELECT runner_labels FROM live_instances").load(conn)?;
+        let mut served = Served::default();
+        for instance in live {
+            match instance.runner_labels {
+                None => served.everything = true,
+                Some(labels) => served.labels.extend(labels),
+            }
+        }
+        Ok(served)
+    }
+
+    /// Whether some live instance claims an environment with `labels`.
+    pub fn serves(&self, labels: &[String]) -> bool {
+        self.everything || labels.iter().any(|label| self.labels.contains(label))
     }
 }
 

@@ -3,7 +3,7 @@
 //! under, so a holder that lost its lease changes nothing.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 
 use super::logs::MAX_CHUNK_BYTES;
 use super::models::{EnvironmentRow, NewCaseRow, RunRow};
@@ -24,20 +24,30 @@ struct Candidate {
     environment_id: i32,
 }
 
-/// Free environments with something to start: a queued run (only their
-/// holder's, while a reservation or hold keeps one), or a reservation next
-/// in line. Environments in maintenance are left alone. The one whose
-/// first waiter is oldest comes first, so that none starves under the cap.
-pub fn candidates(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<i32>> {
+/// Free environments with something to start: a queued run for it or for
+/// a pool it is in (only their holder's, while a reservation or hold keeps
+/// one), or a reservation next in line. Environments in maintenance are
+/// left alone, and so are those without one of `runner_labels`, when
+/// given. The one whose first waiter is oldest comes first, so that none
+/// starves under the cap.
+pub fn candidates(
+    conn: &mut PgConnection,
+    limit: i64,
+    runner_labels: Option<&[String]>,
+) -> QueryResult<Vec<i32>> {
     let rows: Vec<Candidate> = diesel::sql_query(
         "WITH free AS ( \
-           SELECT e.id FROM environments e \
+           SELECT e.id, e.labels FROM environments e \
            WHERE (e.maintenance_reason IS NULL OR e.maintenance_until <= now()) \
+             AND ($2::text[] IS NULL OR e.labels && $2) \
              AND NOT EXISTS (SELECT 1 FROM environment_locks l WHERE l.environment_id = e.id) \
          ), heads AS ( \
            SELECT f.id AS environment_id, \
              (SELECT min(q.id) FROM test_runs q WHERE q.status = 'queued' \
                 AND q.environment_id = f.id AND (h.owner IS NULL OR q.username = h.owner)) AS first_run, \
+             (SELECT min(q.id) FROM test_runs q WHERE q.status = 'queued' \
+                AND q.environment_id IS NULL AND q.environment_label = ANY (f.labels) \
+                AND (h.owner IS NULL OR q.username = h.owner)) AS first_pool_run, \
              (SELECT min(w.queue_order) FROM reservations w WHERE w.state = 'waiting' \
                 AND w.environment_id = f.id AND h.owner IS NULL) AS first_reservation \
            FROM free f \
@@ -45,10 +55,11 @@ pub fn candidates(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<i32>> 
                               AND r.state = 'active' AND r.expires_at > now()) h ON true \
          ) \
          SELECT environment_id FROM heads \
-         WHERE first_run IS NOT NULL OR first_reservation IS NOT NULL \
-         ORDER BY least(first_run, first_reservation) LIMIT $1",
+         WHERE least(first_run, first_pool_run, first_reservation) IS NOT NULL \
+         ORDER BY least(first_run, first_pool_run, first_reservation), environment_id LIMIT $1",
     )
     .bind::<BigInt, _>(limit)
+    .bind::<Nullable<Array<Text>>, _>(runner_labels)
     .load(conn)?;
     Ok(rows.into_iter().map(|c| c.environment_id).collect())
 }
@@ -73,31 +84,49 @@ pub enum Claimed {
 
 #[derive(QueryableByName)]
 struct Rotation {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
+    #[diesel(sql_type = Bool)]
     in_maintenance: bool,
+    #[diesel(sql_type = Array<Text>)]
+    labels: Vec<String>,
+}
+
+/// Who claims: the instance's name, its lease length and, with
+/// `RUNNER_LABELS`, the labels of the environments it serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Claimer<'a> {
+    pub holder: &'a str,
+    pub lease_secs: i64,
+    pub runner_labels: Option<&'a [String]>,
 }
 
 /// Starts what comes next on the environment, in one transaction that
-/// holds the environment's row (as reservations and maintenance do): its
-/// oldest queued run under a new lease and fence, or, when a reservation
-/// waits before every run, that reservation. While a reservation or hold
-/// keeps the environment, only its owner's runs start.
+/// holds the environment's row (as reservations and maintenance do): the
+/// oldest queued run for it or for a pool it is in, under a new lease and
+/// fence, or, when a reservation waits before every run, that reservation.
+/// While a reservation or hold keeps the environment, only its owner's
+/// runs start.
 pub fn claim(
     conn: &mut PgConnection,
     environment_id: i32,
-    holder: &str,
-    lease_secs: i64,
+    claimer: Claimer<'_>,
 ) -> QueryResult<Claimed> {
     conn.transaction(|conn| {
         let rotation: Option<Rotation> = diesel::sql_query(
             "SELECT (maintenance_reason IS NOT NULL AND \
-                     (maintenance_until IS NULL OR maintenance_until > now())) AS in_maintenance \
+                     (maintenance_until IS NULL OR maintenance_until > now())) AS in_maintenance, \
+                    labels \
              FROM environments WHERE id = $1 FOR NO KEY UPDATE",
         )
         .bind::<Integer, _>(environment_id)
         .get_result(conn)
         .optional()?;
-        if rotation.is_none_or(|r| r.in_maintenance) {
+        let Some(rotation) = rotation else {
+            return Ok(Claimed::Nothing);
+        };
+        let served = claimer
+            .runner_labels
+            .is_none_or(|mine| rotation.labels.iter().any(|label| mine.contains(label)));
+        if rotation.in_maintenance || !served {
             return Ok(Claimed::Nothing);
         }
         let busy: bool = diesel::select(diesel::dsl::exists(
@@ -111,18 +140,23 @@ pub fn claim(
         // same transaction: once the lease is seen gone, the hold is seen.
         super::reservations::end_expired(conn, Some(environment_id))?;
         let owner = super::reservations::active(conn, environment_id)?.map(|hold| hold.owner);
-        let mut next_run = test_runs::table
+        let mut own_run = test_runs::table
             .filter(test_runs::environment_id.eq(environment_id))
             .filter(test_runs::status.eq(RunStatus::Queued))
             .into_boxed();
         if let Some(owner) = &owner {
-            next_run = next_run.filter(test_runs::username.eq(owner.clone()));
+            own_run = own_run.filter(test_runs::username.eq(owner.clone()));
         }
-        let next_run: Option<i64> = next_run
+        let own_run: Option<i64> = own_run
             .order(test_runs::id)
             .select(test_runs::id)
             .first(conn)
             .optional()?;
+        let pool_run = first_pool_run(conn, &rotation.labels, owner.as_deref(), own_run)?;
+        let next_run = match (own_run, pool_run) {
+            (Some(own), Some(pool)) => Some(own.min(pool)),
+            (run, None) | (None, run) => run,
+        };
         let next_reservation = match owner {
             Some(_) => None,
             None => super::reservations::first_waiting(conn, environment_id)?,
@@ -132,7 +166,7 @@ pub fn claim(
                 super::reservations::activate(conn, reservation.id)?;
                 Ok(Claimed::Reservation(reservation.id))
             }
-            (Some(run_id), _) => start_run(conn, environment_id, run_id, holder, lease_secs),
+            (Some(run_id), _) => start_run(conn, environment_id, run_id, claimer),
             (None, _) => Ok(Claimed::Nothing),
         }
     })
@@ -142,13 +176,44 @@ pub fn claim(
     })
 }
 
+/// The oldest queued run of the pools of `labels` older than `before`,
+/// locked: another instance claiming it for another environment of the
+/// pool skips it and takes the next, so a pool's runs are never taken
+/// twice and never wait for each other's claims.
+fn first_pool_run(
+    conn: &mut PgConnection,
+    labels: &[String],
+    owner: Option<&str>,
+    before: Option<i64>,
+) -> QueryResult<Option<i64>> {
+    if labels.is_empty() {
+        return Ok(None);
+    }
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let found: Option<Id> = diesel::sql_query(
+        "SELECT id FROM test_runs \
+         WHERE status = 'queued' AND environment_id IS NULL AND environment_label = ANY ($1) \
+           AND ($2::text IS NULL OR username = $2) AND ($3::bigint IS NULL OR id < $3) \
+         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind::<Array<Text>, _>(labels)
+    .bind::<Nullable<Text>, _>(owner)
+    .bind::<Nullable<BigInt>, _>(before)
+    .get_result(conn)
+    .optional()?;
+    Ok(found.map(|f| f.id))
+}
+
 /// Takes the environment's busy row for the run and marks it running.
 fn start_run(
     conn: &mut PgConnection,
     environment_id: i32,
     run_id: i64,
-    holder: &str,
-    lease_secs: i64,
+    claimer: Claimer<'_>,
 ) -> QueryResult<Claimed> {
     let fence: Option<Fence> = diesel::sql_query(
         "INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
@@ -157,8 +222,8 @@ fn start_run(
     )
     .bind::<Integer, _>(environment_id)
     .bind::<BigInt, _>(run_id)
-    .bind::<Text, _>(holder)
-    .bind::<BigInt, _>(lease_secs)
+    .bind::<Text, _>(claimer.holder)
+    .bind::<BigInt, _>(claimer.lease_secs)
     .get_result(conn)
     .optional()?;
     let Some(Fence { fence }) = fence else {
@@ -174,7 +239,9 @@ fn start_run(
         test_runs::status.eq(RunStatus::Running),
         test_runs::started_at.eq(diesel::dsl::now),
         test_runs::fence.eq(fence),
-        test_runs::instance_id.eq(holder),
+        test_runs::instance_id.eq(claimer.holder),
+        // A pool's run gets its environment now.
+        test_runs::environment_id.eq(environment_id),
     ))
     .returning(RunRow::as_returning())
     .get_result(conn)
@@ -579,7 +646,7 @@ pub fn reclaim(
                     .filter(environment_locks::fence.eq(lease.fence)),
             )
             .execute(conn)?;
-            diesel::update(
+            let lost = diesel::update(
                 test_runs::table
                     .find(row.run_id)
                     .filter(test_runs::status.eq(RunStatus::Running)),
@@ -590,6 +657,9 @@ pub fn reclaim(
                 test_runs::finished_at.eq(diesel::dsl::now),
             ))
             .execute(conn)?;
+            if lost == 1 {
+                run_shard_again(conn, row.run_id)?;
+            }
             QueryResult::Ok(Some(row))
         });
         match taken {
@@ -600,6 +670,41 @@ pub fn reclaim(
         }
     }
     Ok(reclaimed)
+}
+
+/// How many runs a shard of a run group gets in all, when the instances
+/// running it die: the group's result should not hang on one machine.
+const SHARD_ATTEMPTS: i64 = 3;
+
+/// Queues run `lost_id` again in its pool, if it is a shard of a run group
+/// that has attempts left: its instance died, and another one finishes
+/// the shard. In the transaction that finishes the lost run, so the shard
+/// is never left without a run, nor given two.
+fn run_shard_again(conn: &mut PgConnection, lost_id: i64) -> QueryResult<()> {
+    let label: Option<Option<String>> = test_runs::table
+        .find(lost_id)
+        .filter(test_runs::run_group_id.is_not_null())
+        .select(test_runs::environment_label)
+        .first(conn)
+        .optional()?;
+    let Some(Some(label)) = label else {
+        return Ok(());
+    };
+    super::runs::lock_pool(conn, &label)?;
+    diesel::sql_query(
+        "INSERT INTO test_runs (username, environment_label, paths, rerun_of, \
+                                hold_on_failure_minutes, run_group_id, shard, status_reason) \
+         SELECT r.username, r.environment_label, r.paths, r.id, r.hold_on_failure_minutes, \
+                r.run_group_id, r.shard, \
+                'shard ' || r.shard || ' runs again: run ' || r.id || ' lost its instance' \
+         FROM test_runs r \
+         WHERE r.id = $1 AND (SELECT count(*) FROM test_runs s \
+                              WHERE s.run_group_id = r.run_group_id AND s.shard = r.shard) < $2",
+    )
+    .bind::<BigInt, _>(lost_id)
+    .bind::<BigInt, _>(SHARD_ATTEMPTS)
+    .execute(conn)?;
+    Ok(())
 }
 
 #[derive(QueryableByName)]

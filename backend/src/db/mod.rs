@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod models;
 pub mod reports;
 pub mod reservations;
+pub mod run_groups;
 pub mod runs;
 pub mod schema;
 pub mod state;

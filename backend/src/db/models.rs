@@ -16,7 +16,8 @@ use super::schema::{environments, reservations, run_cases, test_runs};
 pub struct RunRow {
     pub id: i64,
     pub username: String,
-    pub environment_id: i32,
+    /// `None` while a pool's run waits for an environment.
+    pub environment_id: Option<i32>,
     pub paths: serde_json::Value,
     pub status: RunStatus,
     pub status_reason: Option<String>,
@@ -38,6 +39,9 @@ pub struct RunRow {
     /// Cases stored so far: what the next write expects to be there.
     pub case_count: i32,
     pub hold_on_failure_minutes: Option<i32>,
+    pub environment_label: Option<String>,
+    pub run_group_id: Option<i64>,
+    pub shard: Option<i32>,
 }
 
 impl RunRow {
@@ -56,6 +60,7 @@ impl RunRow {
             paths: self.paths(),
             username: self.username,
             environment_id: self.environment_id,
+            environment_label: self.environment_label,
             status,
             status_reason: self.status_reason,
             created_at: self.created_at,
@@ -82,6 +87,8 @@ impl RunRow {
             rerun_of: self.rerun_of,
             hold_on_failure_minutes: self.hold_on_failure_minutes,
             estimated_start_at: None,
+            run_group_id: self.run_group_id,
+            shard: self.shard,
         }
     }
 }
@@ -90,10 +97,13 @@ impl RunRow {
 #[diesel(table_name = test_runs)]
 pub struct NewRunRow {
     pub username: String,
-    pub environment_id: i32,
+    pub environment_id: Option<i32>,
+    pub environment_label: Option<String>,
     pub paths: serde_json::Value,
     pub rerun_of: Option<i64>,
     pub hold_on_failure_minutes: Option<i32>,
+    pub run_group_id: Option<i64>,
+    pub shard: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

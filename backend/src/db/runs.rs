@@ -27,6 +27,17 @@ pub fn lock_catalog(conn: &mut PgConnection, exclusive: bool) -> QueryResult<()>
     Ok(())
 }
 
+/// Holds the lock of pool `label` until the transaction ends: runs of one
+/// pool are inserted one at a time, so they commit in id order and the
+/// pool's queue stays FIFO by id.
+pub fn lock_pool(conn: &mut PgConnection, label: &str) -> QueryResult<()> {
+    let key = crate::hash::fnv1a(format!("test-executor pool {label}").bytes()) as i64;
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<BigInt, _>(key)
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Inserts a queued run. The caller holds its environment's row lock (see
 /// `environments::lock`), so that runs of one environment commit in id
 /// order and the queue stays FIFO by id even when many are created at once.
@@ -76,17 +87,23 @@ struct QueuePosition {
 }
 
 /// 1 for the next queued run of its environment, 2 for the one after, ...;
-/// reservations waiting before a run count too.
+/// reservations waiting before a run count too. A pool's run: its place
+/// in the pool's queue.
 pub fn queue_positions(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<HashMap<i64, i64>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
     let rows: Vec<QueuePosition> = diesel::sql_query(
-        "SELECT r.id, (SELECT count(*) FROM test_runs q \
-              WHERE q.environment_id = r.environment_id AND q.status = 'queued' AND q.id <= r.id) \
+        "SELECT r.id, CASE WHEN r.environment_id IS NULL THEN \
+              (SELECT count(*) FROM test_runs q \
+               WHERE q.environment_id IS NULL AND q.environment_label = r.environment_label \
+                 AND q.status = 'queued' AND q.id <= r.id) \
+            ELSE \
+              (SELECT count(*) FROM test_runs q \
+               WHERE q.environment_id = r.environment_id AND q.status = 'queued' AND q.id <= r.id) \
             + (SELECT count(*) FROM reservations w \
-              WHERE w.environment_id = r.environment_id AND w.state = 'waiting' AND w.queue_order < r.id) \
-              AS position \
+               WHERE w.environment_id = r.environment_id AND w.state = 'waiting' AND w.queue_order < r.id) \
+            END AS position \
          FROM test_runs r WHERE r.id = ANY($1) AND r.status = 'queued'",
     )
     .bind::<Array<BigInt>, _>(ids)

@@ -118,7 +118,7 @@ diesel::table! {
     test_runs (id) {
         id -> Int8,
         username -> Text,
-        environment_id -> Int4,
+        environment_id -> Nullable<Int4>,
         paths -> Jsonb,
         status -> Text,
         status_reason -> Nullable<Text>,
@@ -142,6 +142,29 @@ diesel::table! {
         completed -> Nullable<Int4>,
         case_count -> Int4,
         hold_on_failure_minutes -> Nullable<Int4>,
+        environment_label -> Nullable<Text>,
+        run_group_id -> Nullable<Int8>,
+        shard -> Nullable<Int4>,
+    }
+}
+
+diesel::table! {
+    run_groups (id) {
+        id -> Int8,
+        username -> Text,
+        environment_label -> Text,
+        paths -> Jsonb,
+        shards_requested -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    instances (instance_id) {
+        instance_id -> Text,
+        runner_labels -> Nullable<Array<Text>>,
+        lock_key -> Int8,
+        started_at -> Timestamptz,
     }
 }
 
@@ -153,8 +176,10 @@ diesel::joinable!(test_flips -> test_runs (run_id));
 diesel::allow_tables_to_appear_in_same_query!(
     environment_locks,
     environments,
+    instances,
     reservations,
     run_cases,
+    run_groups,
     run_log_chunks,
     run_reports,
     state_version,

@@ -128,7 +128,7 @@ fn finish_failed(ctx: &RunnerContext, claim: &leases::Claim, reason: &str, took:
                 log_bytes: run.log_bytes,
                 cases: run.case_count,
             };
-            let (environment_id, fence) = (claim.run.environment_id, claim.fence);
+            let (environment_id, fence) = (claim.environment.id, claim.fence);
             let lease_secs = ctx.config.lease_secs;
             leases::finish(
                 &mut conn,
@@ -162,6 +162,9 @@ pub struct Scheduler {
     events: RunEvents,
     /// Set once the runs of a past life are finished.
     recovered: tokio::sync::watch::Sender<bool>,
+    /// The live instances as last seen, and when: when one goes, the
+    /// reasons queued runs show may change.
+    live_instances: Mutex<(Option<Instant>, Vec<String>)>,
 }
 
 impl Scheduler {
@@ -176,6 +179,7 @@ impl Scheduler {
             stopping: AtomicBool::new(false),
             events: RunEvents::default(),
             recovered: tokio::sync::watch::Sender::new(false),
+            live_instances: Mutex::default(),
         })
     }
 
@@ -320,11 +324,14 @@ impl Scheduler {
             );
             self.events.finished(lease.run_id);
         }
+        self.notice_instances_gone(&mut conn)
+            .map_err(|e| e.to_string())?;
         let max = self.ctx.config.max_parallel_runs;
         while self.running() < max && !self.stopping.load(Ordering::SeqCst) {
             let room = (max - self.running()) as i64;
-            let candidates =
-                leases::candidates(&mut conn, room * 4 + 8).map_err(|e| e.to_string())?;
+            let runner_labels = self.ctx.config.runner_labels.as_deref();
+            let candidates = leases::candidates(&mut conn, room * 4 + 8, runner_labels)
+                .map_err(|e| e.to_string())?;
             let mut started_any = false;
             for environment_id in candidates {
                 if self.running() >= max || self.stopping.load(Ordering::SeqCst) {
@@ -334,12 +341,12 @@ impl Scheduler {
                     continue;
                 };
                 let claimed_at = Instant::now();
-                let claim = leases::claim(
-                    &mut conn,
-                    environment_id,
-                    &self.ctx.config.instance_id,
-                    self.ctx.config.lease_secs,
-                );
+                let claimer = leases::Claimer {
+                    holder: &self.ctx.config.instance_id,
+                    lease_secs: self.ctx.config.lease_secs,
+                    runner_labels,
+                };
+                let claim = leases::claim(&mut conn, environment_id, claimer);
                 match claim {
                     Ok(leases::Claimed::Run(claim)) => {
                         self.start(*claim, claimed_at, guard);
@@ -368,6 +375,25 @@ impl Scheduler {
         let next = db::reservations::next_deadline(&mut conn).map_err(|e| e.to_string())?;
         let now = db::reservations::now(&mut conn).map_err(|e| e.to_string())?;
         Ok(next.map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)))
+    }
+
+    /// Once a tick: if an instance went since the last look, says so to
+    /// the polled views (its death changed nothing they watch otherwise).
+    fn notice_instances_gone(&self, conn: &mut db::PgConn) -> diesel::QueryResult<()> {
+        let mut seen = self
+            .live_instances
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.0.is_some_and(|at| at.elapsed() < self.ctx.config.tick) {
+            return Ok(());
+        }
+        let live = db::instance::live_names(conn)?;
+        let gone = seen.1.iter().any(|name| !live.contains(name));
+        if gone {
+            db::instance::live_set_changed(conn, &self.ctx.config.instance_id)?;
+        }
+        *seen = (Some(Instant::now()), live);
+        Ok(())
     }
 
     fn start(self: &Arc<Self>, claim: leases::Claim, claimed_at: Instant, guard: EnvironmentGuard) {

@@ -8,7 +8,9 @@ use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, T
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{environments, health, insights, metrics, reservations, runs, tests};
+use super::routes::{
+    environments, health, insights, metrics, reservations, run_groups, runs, tests,
+};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/openapi.json").route(web::get().to(document)));
@@ -33,6 +35,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         runs::junit_xml,
         runs::cancel,
         runs::rerun,
+        run_groups::create,
+        run_groups::list,
+        run_groups::get,
+        run_groups::cancel,
         environments::list,
         environments::create,
         environments::get,

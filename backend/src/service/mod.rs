@@ -7,6 +7,7 @@ pub mod environments;
 pub mod estimates;
 pub mod insights;
 pub mod reservations;
+pub mod run_groups;
 pub mod runs;
 pub mod tests;
 

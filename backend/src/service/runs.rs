@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 use shared::validate::{Fields, TestPath};
-use shared::{CaseResult, LogChunk, NewRun, Run, RunListQuery, RunStatus};
+use shared::{CaseResult, LogChunk, NewRun, Run, RunListQuery, RunStatus, RunTarget};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
@@ -19,7 +19,7 @@ pub const MAX_RERUN_TESTS: usize = 10_000;
 /// A run's fields, checked: who, where, what.
 pub struct RunRequest {
     username: String,
-    environment_id: i32,
+    target: RunTarget,
     paths: Vec<TestPath>,
     hold_on_failure_minutes: Option<i32>,
 }
@@ -37,16 +37,16 @@ pub fn check(tests_root: &TestsRoot, new: &NewRun) -> Result<RunRequest, Service
     }
     match (
         checked.username,
-        checked.environment_id,
+        checked.target,
         checked.paths,
         checked.hold_on_failure_minutes,
     ) {
-        (Some(username), Some(environment_id), Some(paths), Some(hold_on_failure_minutes))
+        (Some(username), Some(target), Some(paths), Some(hold_on_failure_minutes))
             if fields.is_empty() =>
         {
             Ok(RunRequest {
                 username,
-                environment_id,
+                target,
                 paths,
                 hold_on_failure_minutes,
             })
@@ -57,7 +57,7 @@ pub fn check(tests_root: &TestsRoot, new: &NewRun) -> Result<RunRequest, Service
 
 /// Whether every path names a test file or directory of the catalog; the
 /// first that does not, and why.
-fn paths_exist(tests_root: &TestsRoot, paths: &[TestPath]) -> Result<(), String> {
+pub(super) fn paths_exist(tests_root: &TestsRoot, paths: &[TestPath]) -> Result<(), String> {
     paths
         .iter()
         .try_for_each(|path| tests_root.entry(path).map(|_| ()))
@@ -78,10 +78,13 @@ pub fn create(
         conn,
         NewRunRow {
             username: request.username,
-            environment_id: request.environment_id,
+            environment_id: request.target.environment_id(),
+            environment_label: request.target.label().map(str::to_string),
             paths: Value::from(paths),
             rerun_of: None,
             hold_on_failure_minutes: request.hold_on_failure_minutes,
+            run_group_id: None,
+            shard: None,
         },
         || paths_exist(tests_root, &request.paths).map_err(|why| ServiceError::field("paths", why)),
     )
@@ -89,7 +92,10 @@ pub fn create(
 
 /// Refuses a new run when `max_queued` runs wait already: a flood of runs
 /// is turned away rather than queued for days.
-fn room_in_the_queues(conn: &mut PgConnection, max_queued: i64) -> Result<(), ServiceError> {
+pub(super) fn room_in_the_queues(
+    conn: &mut PgConnection,
+    max_queued: i64,
+) -> Result<(), ServiceError> {
     let queued = db::runs::queued_count(conn)?;
     if queued >= max_queued {
         return Err(ServiceError::TooMany(format!(
@@ -102,7 +108,8 @@ fn room_in_the_queues(conn: &mut PgConnection, max_queued: i64) -> Result<(), Se
 
 /// Inserts a queued run under the catalog lock, once `paths_exist` agrees
 /// and its environment exists (whose row stays locked for the insert, so
-/// that runs of one environment commit in id order).
+/// that runs of one environment commit in id order) or, for a pool, some
+/// environment has its label (the pool's lock keeps its queue in order).
 fn insert(
     conn: &mut PgConnection,
     new: NewRunRow,
@@ -111,15 +118,43 @@ fn insert(
     conn.transaction(|conn| {
         db::runs::lock_catalog(conn, false)?;
         paths_exist()?;
-        if !db::environments::lock(conn, new.environment_id)? {
-            return Err(ServiceError::field(
-                "environment_id",
-                format!("environment {} does not exist", new.environment_id),
-            ));
-        }
+        lock_target(conn, new.environment_id, new.environment_label.as_deref())?;
         let row = db::runs::insert(conn, &new)?;
         Ok(db::runs::with_queue_position(conn, row)?)
     })
+}
+
+/// Takes the lock that keeps a queue in id order while runs are inserted:
+/// the environment's row, or the pool's lock. Refuses an environment that
+/// does not exist, and a label no environment has.
+pub(super) fn lock_target(
+    conn: &mut PgConnection,
+    environment_id: Option<i32>,
+    label: Option<&str>,
+) -> Result<(), ServiceError> {
+    match (environment_id, label) {
+        (Some(id), _) => {
+            if !db::environments::lock(conn, id)? {
+                return Err(ServiceError::field(
+                    "environment_id",
+                    format!("environment {id} does not exist"),
+                ));
+            }
+        }
+        (None, Some(label)) => {
+            db::runs::lock_pool(conn, label)?;
+            if db::environments::with_label(conn, label)?.is_empty() {
+                return Err(ServiceError::field(
+                    "environment_label",
+                    format!("no environment has the label {label:?}; add it to some first"),
+                ));
+            }
+        }
+        (None, None) => {
+            return Err(ServiceError::field("environment_id", "is required"));
+        }
+    }
+    Ok(())
 }
 
 fn find(conn: &mut PgConnection, id: i64) -> Result<RunRow, ServiceError> {
@@ -134,6 +169,26 @@ pub fn get(conn: &mut PgConnection, id: i64) -> Result<Run, ServiceError> {
     Ok(run)
 }
 
+/// Runs as the API shows them, with their places in their queues and why
+/// they wait.
+pub fn get_many(conn: &mut PgConnection, rows: Vec<RunRow>) -> Result<Vec<Run>, ServiceError> {
+    let queued: Vec<i64> = rows
+        .iter()
+        .filter(|row| row.status == RunStatus::Queued)
+        .map(|row| row.id)
+        .collect();
+    let positions = db::runs::queue_positions(conn, &queued)?;
+    let mut runs: Vec<Run> = rows
+        .into_iter()
+        .map(|row| {
+            let position = positions.get(&row.id).copied();
+            row.into_run(position)
+        })
+        .collect();
+    explain_queued(conn, &mut runs)?;
+    Ok(runs)
+}
+
 /// A page of runs, newest first, and how many match in all.
 pub fn list(
     conn: &mut PgConnection,
@@ -146,20 +201,29 @@ pub fn list(
 }
 
 /// Tells each queued run when it should start, and why it waits when it
-/// is not for runs ahead of it: its environment is in maintenance, or
-/// held for someone else.
+/// is not for runs ahead of it: its environment is in maintenance, held
+/// for someone else or served by no running instance; its pool has no
+/// environment it can start on.
 fn explain_queued(conn: &mut PgConnection, runs: &mut [Run]) -> Result<(), ServiceError> {
     if !runs.iter().any(|r| r.status == RunStatus::Queued) {
         return Ok(());
     }
     super::estimates::fill_runs(conn, runs)?;
     let now = db::reservations::now(conn)?;
-    let mut why: HashMap<i32, Option<WhyWaiting>> = HashMap::new();
+    let served = db::instance::Served::now(conn)?;
+    let mut why: HashMap<RunTarget, Option<WhyWaiting>> = HashMap::new();
     for run in runs.iter_mut().filter(|r| r.status == RunStatus::Queued) {
-        let environment_id = run.environment_id;
-        let reason = match why.entry(environment_id) {
+        let target = match (run.environment_id, &run.environment_label) {
+            (Some(id), _) => RunTarget::Environment(id),
+            (None, Some(label)) => RunTarget::Pool(label.clone()),
+            (None, None) => continue,
+        };
+        let reason = match why.entry(target) {
             Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(slot) => slot.insert(why_waiting(conn, environment_id, now)?),
+            Entry::Vacant(slot) => {
+                let reason = why_waiting(conn, slot.key(), now, &served)?;
+                slot.insert(reason)
+            }
         };
         if let Some(reason) = reason {
             // The holder's own runs start during their hold.
@@ -171,28 +235,43 @@ fn explain_queued(conn: &mut PgConnection, runs: &mut [Run]) -> Result<(), Servi
     Ok(())
 }
 
-/// Why runs on an environment wait besides the runs ahead of them, and
-/// whose runs are exempt (a holder's own).
+/// Why runs for a target wait besides the runs ahead of them, and whose
+/// runs are exempt (a holder's own).
 struct WhyWaiting {
     text: String,
     holder: Option<String>,
 }
 
+impl WhyWaiting {
+    fn for_all(text: String) -> Option<WhyWaiting> {
+        Some(WhyWaiting { text, holder: None })
+    }
+}
+
 fn why_waiting(
     conn: &mut PgConnection,
-    environment_id: i32,
+    target: &RunTarget,
     now: DateTime<Utc>,
+    served: &db::instance::Served,
 ) -> Result<Option<WhyWaiting>, ServiceError> {
-    if let Some(maintenance) =
-        db::environments::find(conn, environment_id)?.and_then(|row| row.maintenance(now))
-    {
-        return Ok(Some(WhyWaiting {
-            text: format!(
-                "environment {environment_id} is in maintenance: {}",
-                maintenance.reason
-            ),
-            holder: None,
-        }));
+    let environment_id = match target {
+        RunTarget::Environment(id) => *id,
+        RunTarget::Pool(label) => return why_pool_waits(conn, label, now, served),
+    };
+    let Some(environment) = db::environments::find(conn, environment_id)? else {
+        return Ok(None);
+    };
+    if let Some(maintenance) = environment.maintenance(now) {
+        return Ok(WhyWaiting::for_all(format!(
+            "environment {environment_id} is in maintenance: {}",
+            maintenance.reason
+        )));
+    }
+    if !served.serves(&environment.labels) {
+        return Ok(WhyWaiting::for_all(format!(
+            "no running instance serves environment {environment_id} ({}; see RUNNER_LABELS)",
+            labels_in_words(&environment.labels)
+        )));
     }
     Ok(db::reservations::active(conn, environment_id)?.map(|hold| {
         let until = hold
@@ -207,6 +286,43 @@ fn why_waiting(
             holder: Some(hold.owner),
         }
     }))
+}
+
+/// Why a pool's runs cannot start at all, if they cannot: no environment
+/// has the label, no running instance serves one, or all are in
+/// maintenance.
+fn why_pool_waits(
+    conn: &mut PgConnection,
+    label: &str,
+    now: DateTime<Utc>,
+    served: &db::instance::Served,
+) -> Result<Option<WhyWaiting>, ServiceError> {
+    let pool = db::environments::with_label(conn, label)?;
+    if pool.is_empty() {
+        return Ok(WhyWaiting::for_all(format!(
+            "no environment has the label {label} any more"
+        )));
+    }
+    let reachable: Vec<_> = pool.iter().filter(|e| served.serves(&e.labels)).collect();
+    if reachable.is_empty() {
+        return Ok(WhyWaiting::for_all(format!(
+            "no running instance serves the environments labelled {label} (see RUNNER_LABELS)"
+        )));
+    }
+    if reachable.iter().all(|e| e.maintenance(now).is_some()) {
+        return Ok(WhyWaiting::for_all(format!(
+            "every environment labelled {label} that a running instance serves is in maintenance"
+        )));
+    }
+    Ok(None)
+}
+
+fn labels_in_words(labels: &[String]) -> String {
+    match labels {
+        [] => "it has no labels".into(),
+        [one] => format!("its label: {one}"),
+        many => format!("its labels: {}", many.join(", ")),
+    }
 }
 
 pub fn log(conn: &mut PgConnection, id: i64, offset: i64) -> Result<LogChunk, ServiceError> {
@@ -304,14 +420,22 @@ pub fn rerun(
     } else {
         original.paths()
     };
+    // A pool's run goes back to its pool, wherever it ran.
+    let environment_id = match original.environment_label {
+        Some(_) => None,
+        None => original.environment_id,
+    };
     insert(
         conn,
         NewRunRow {
             username: original.username,
-            environment_id: original.environment_id,
+            environment_id,
+            environment_label: original.environment_label,
             paths: Value::from(paths),
             rerun_of: Some(id),
             hold_on_failure_minutes: original.hold_on_failure_minutes,
+            run_group_id: None,
+            shard: None,
         },
         // Paths of a run that ran: one whose file is gone since ends as an
         // error naming it.

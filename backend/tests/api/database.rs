@@ -250,14 +250,26 @@ fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
         &mut conn,
         &NewRunRow {
             username: "fay".into(),
-            environment_id: 10,
+            environment_id: Some(10),
+            environment_label: None,
             paths: json!(["test_quick.py"]),
             rerun_of: None,
             hold_on_failure_minutes: None,
+            run_group_id: None,
+            shard: None,
         },
     )
     .unwrap();
-    let leases::Claimed::Run(claim) = leases::claim(&mut conn, 10, holder, 30).unwrap() else {
+    let leases::Claimed::Run(claim) = leases::claim(
+        &mut conn,
+        10,
+        leases::Claimer {
+            holder,
+            lease_secs: 30,
+            runner_labels: None,
+        },
+    )
+    .unwrap() else {
         panic!("a claim");
     };
     let claim = *claim;

@@ -14,6 +14,7 @@ mod insights;
 mod operations;
 mod outcomes;
 mod polling;
+mod pools;
 mod reliability;
 mod runner;
 mod runs;

@@ -107,6 +107,17 @@ fn now_on_a_busy_environment_is_refused_and_next_waits_between_runs() {
         "{starts} vs {reserved_until}"
     );
 
+    // One that changes their mind before their turn leaves the queue.
+    let (status, later) = reserve(&app, 71, "zed", "next", 5);
+    assert_eq!(status, 201, "{later}");
+    assert_eq!(later["queue_position"], 3);
+    let (status, _) = app.delete(&format!("/api/reservations/{}", later["id"]));
+    assert_eq!(status, 204);
+    let (_, gone) = app.get(&format!("/api/reservations/{}", later["id"]));
+    assert_eq!(gone["state"], "ended", "{gone}");
+    assert!(gone["end_reason"].is_string(), "{gone}");
+    assert_eq!(gone["starts_at"], Value::Null, "it never started");
+
     tests.write("gated/gate", "");
     app.wait_finished(gated, SECS_30);
     let id = reservation["id"].as_i64().unwrap();

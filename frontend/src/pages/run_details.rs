@@ -51,13 +51,30 @@ fn time_cell(at: Option<&chrono::DateTime<chrono::Utc>>) -> Html {
     }
 }
 
+/// Where the run is: its environment, and the pool it came from.
+fn environment_cell(run: &Run) -> Html {
+    let pool = run
+        .environment_label
+        .as_ref()
+        .map(|label| format!("any labelled {label}"));
+    match (run.environment_id, pool) {
+        (Some(id), None) => {
+            html! { <Link<Route> to={Route::Environment { id }}>{ id }</Link<Route>> }
+        }
+        (Some(id), Some(pool)) => html! {
+            <><Link<Route> to={Route::Environment { id }}>{ id }</Link<Route>>{ format!(" (from {pool})") }</>
+        },
+        (None, pool) => html! { pool.unwrap_or_default() },
+    }
+}
+
 /// Everything the run was created with, and its times.
 fn facts(run: &Run) -> Html {
     html! {
         <dl class="facts">
             <dt>{ "Requested by" }</dt><dd>{ run.username.clone() }</dd>
             <dt>{ "Environment" }</dt>
-            <dd><Link<Route> to={Route::Environment { id: run.environment_id }}>{ run.environment_id }</Link<Route>></dd>
+            <dd>{ environment_cell(run) }</dd>
             <dt>{ "Tests" }</dt>
             <dd><ul class="paths">{ for run.paths.iter().map(|p| html! { <li><code>{ p.clone() }</code></li> }) }</ul></dd>
             <dt>{ "Created" }</dt><dd>{ time_cell(Some(&run.created_at)) }</dd>

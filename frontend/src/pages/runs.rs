@@ -83,7 +83,11 @@ fn RunRow(props: &RunRowProps) -> Html {
                     { format::local_time(&run.created_at) }
                 </time>
             </td>
-            <td data-label="Environment">{ run.environment_id }</td>
+            <td data-label="Environment">{ match (run.environment_id, &run.environment_label) {
+                (Some(id), _) => id.to_string(),
+                (None, Some(label)) => format!("any {label}"),
+                (None, None) => String::new(),
+            } }</td>
             <td data-label="Tests" class="paths" title={run.paths.join("\n")}>{ format::paths_summary(&run.paths) }</td>
             <td data-label="Status">{ status_badge(run, true) }</td>
             <td data-label="Duration">{ duration }</td>

@@ -56,7 +56,7 @@ pub fn execute(
     claimed_at: Instant,
 ) {
     let run_id = claim.run.id;
-    let span = tracing::info_span!("run", run_id, environment_id = claim.run.environment_id);
+    let span = tracing::info_span!("run", run_id, environment_id = claim.environment.id);
     let _entered = span.enter();
     tracing::info!(fence = claim.fence, "run started");
     let started = Instant::now();
@@ -219,7 +219,7 @@ fn run_pytest(
     let pgid = child.id() as i32;
     if let Ok(mut conn) = ctx.pool.get() {
         let (boot_id, start_ticks) = process::group_identity(pgid);
-        let (environment_id, fence) = (claim.run.environment_id, claim.fence);
+        let (environment_id, fence) = (claim.environment.id, claim.fence);
         let _ = leases::record_pgid(
             &mut conn,
             environment_id,
@@ -258,7 +258,7 @@ fn lease_still_ours(ctx: &RunnerContext, claim: &Claim) -> bool {
         .and_then(|mut conn| {
             leases::renew(
                 &mut conn,
-                claim.run.environment_id,
+                claim.environment.id,
                 claim.fence,
                 ctx.config.lease_secs,
             )
@@ -419,7 +419,7 @@ fn pytest_command(
         ("PYTHONUNBUFFERED".into(), "1".into()),
         ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
         ("PYTHONPATH".into(), python_path),
-        ("TEST_ENV_ID".into(), claim.run.environment_id.to_string()),
+        ("TEST_ENV_ID".into(), claim.environment.id.to_string()),
         ("TEST_ENV_NAME".into(), claim.environment.name.clone()),
         ("EXECUTOR_URL".into(), ctx.public_url.clone()),
         ("TEST_RUN_ID".into(), claim.run.id.to_string()),
@@ -517,7 +517,7 @@ fn write_outcome(
                 leases::finish(
                     &mut conn,
                     claim.run.id,
-                    claim.run.environment_id,
+                    claim.environment.id,
                     claim.fence,
                     ctx.config.lease_secs,
                     stored,

@@ -490,7 +490,7 @@ impl<'a> Supervision<'a> {
                 .and_then(|mut conn| {
                     leases::renew(
                         &mut conn,
-                        self.claim.run.environment_id,
+                        self.claim.environment.id,
                         self.claim.fence,
                         config.lease_secs,
                     )

@@ -5,6 +5,7 @@ pub mod health;
 pub mod insights;
 pub mod metrics;
 pub mod reservations;
+pub mod run_groups;
 pub mod runs;
 pub mod tests;
 
@@ -17,6 +18,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .configure(runs::config)
         .configure(environments::config)
         .configure(reservations::config)
+        .configure(run_groups::config)
         .configure(tests::config)
         .configure(health::config)
         .configure(metrics::config);

@@ -51,6 +51,8 @@ fn caller(owner: Option<String>) -> Caller {
     responses(
         (status = 201, description = "The reservation: active (now) or waiting (next)", body = Reservation,
             headers(("Location" = String, description = "`/api/reservations/{id}`"))),
+        (status = 400, description = "The id is not a number, or the body is not a JSON object", body = ApiErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ApiErrorBody),
         (status = 404, description = "No such environment", body = ApiErrorBody),
         (status = 409, description = "now, and the environment is busy, held, in maintenance or has a queue",
             body = ApiErrorBody),
@@ -88,6 +90,7 @@ pub async fn reserve(
     params(("id" = i32, Path, description = "Environment id (1 to 100)", example = 7)),
     responses(
         (status = 200, description = "The reservations", body = Vec<Reservation>),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
         (status = 404, description = "No such environment", body = ApiErrorBody),
     )
 )]
@@ -111,6 +114,7 @@ pub async fn list(
     params(("id" = i64, Path, description = "Reservation id", example = 1)),
     responses(
         (status = 200, description = "The reservation", body = Reservation),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
         (status = 404, description = "No such reservation", body = ApiErrorBody),
     )
 )]
@@ -129,6 +133,8 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpR
     request_body(content = ExtendReservation, content_type = "application/json"),
     responses(
         (status = 200, description = "The reservation", body = Reservation),
+        (status = 400, description = "The id is not a number, or the body is not a JSON object", body = ApiErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ApiErrorBody),
         (status = 403, description = "Not the caller's to change", body = ApiErrorBody),
         (status = 404, description = "No such reservation", body = ApiErrorBody),
         (status = 409, description = "It has ended", body = ApiErrorBody),
@@ -160,6 +166,7 @@ pub async fn extend(
     params(("id" = i64, Path, description = "Reservation id", example = 1)),
     responses(
         (status = 204, description = "Ended"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
         (status = 403, description = "Not the caller's to end", body = ApiErrorBody),
         (status = 404, description = "No such reservation", body = ApiErrorBody),
         (status = 409, description = "It has ended already", body = ApiErrorBody),
@@ -189,6 +196,8 @@ pub async fn release(
     request_body(content = NewMaintenance, content_type = "application/json"),
     responses(
         (status = 200, description = "The environment", body = Environment),
+        (status = 400, description = "The id is not a number, or the body is not a JSON object", body = ApiErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ApiErrorBody),
         (status = 404, description = "No such environment", body = ApiErrorBody),
         (status = 422, description = "Invalid values; `fields` names each", body = ApiErrorBody),
     )
@@ -215,6 +224,7 @@ pub async fn start_maintenance(
     params(("id" = i32, Path, description = "Environment id (1 to 100)", example = 7)),
     responses(
         (status = 200, description = "The environment", body = Environment),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
         (status = 404, description = "No such environment", body = ApiErrorBody),
     )
 )]

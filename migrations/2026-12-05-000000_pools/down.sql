@@ -1,0 +1,17 @@
+DROP VIEW live_instances;
+DROP TABLE instances;
+DROP TABLE run_groups;
+DROP INDEX test_runs_by_group;
+DROP INDEX test_runs_pool_queue;
+DELETE FROM test_runs WHERE environment_id IS NULL;
+ALTER TABLE test_runs
+    DROP CONSTRAINT test_runs_have_a_target,
+    DROP COLUMN shard,
+    DROP COLUMN run_group_id,
+    DROP COLUMN environment_label,
+    ALTER COLUMN environment_id SET NOT NULL;
+DELETE FROM reservations WHERE state = 'ended' AND starts_at IS NULL;
+ALTER TABLE reservations
+    DROP CONSTRAINT reservations_active_have_times,
+    ADD CONSTRAINT reservations_check
+        CHECK (state = 'waiting' OR (starts_at IS NOT NULL AND expires_at IS NOT NULL));
