@@ -12,6 +12,7 @@ use crate::pages::insights::InsightsPage;
 use crate::pages::new_run::NewRunPage;
 use crate::pages::not_found::not_found_page;
 use crate::pages::run_details::RunDetailsPage;
+use crate::pages::run_group::RunGroupPage;
 use crate::pages::runs::RunsPage;
 use crate::pages::upload::UploadPage;
 
@@ -23,6 +24,8 @@ pub enum Route {
     NewRun,
     #[at("/runs/:id")]
     Run { id: i64 },
+    #[at("/run-groups/:id")]
+    RunGroup { id: i64 },
     #[at("/upload")]
     Upload,
     #[at("/insights")]
@@ -44,6 +47,7 @@ fn switch(route: Route) -> Html {
         Route::NewRun => html! { <NewRunPage /> },
         // Keyed so that going from one run to another starts afresh.
         Route::Run { id } => html! { <RunDetailsPage key={id} {id} /> },
+        Route::RunGroup { id } => html! { <RunGroupPage key={id} {id} /> },
         Route::Upload => html! { <UploadPage /> },
         Route::Insights => html! { <InsightsPage /> },
         Route::Environments => html! { <EnvironmentsPage /> },

@@ -1,11 +1,14 @@
 //! Runs given tests right away: user name, environment and a button.
 
-use shared::NewRun;
+use shared::{NewRun, RunTarget};
 use yew::prelude::*;
 
 use crate::components::run_target_fields::RunTargetFields;
 use crate::hooks::use_start_run::{use_start_run, StartRun};
 use crate::hooks::use_stored_username::use_stored_username;
+
+/// The fields the form shows the server's complaints next to.
+const TARGET_FIELDS: [&str; 3] = ["username", "environment_id", "environment_label"];
 
 #[derive(Properties, PartialEq)]
 pub struct QuickRunProps {
@@ -17,29 +20,32 @@ pub struct QuickRunProps {
 #[component]
 pub fn QuickRun(props: &QuickRunProps) -> Html {
     let username = use_stored_username();
-    let environment_id = use_state(|| 1_i32);
-    let StartRun { error, busy, start } = use_start_run();
+    let target = use_state(|| RunTarget::Environment(1));
+    let StartRun {
+        error, busy, start, ..
+    } = use_start_run();
 
     let onsubmit = {
         let paths = props.paths.clone();
         let username = username.clone();
-        let environment_id = environment_id.clone();
+        let target = target.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
-            start.emit(NewRun::new(&username, *environment_id, paths.clone()));
+            start.emit(NewRun::to(&username, (*target).clone(), paths.clone()));
         })
     };
-    let other = error
-        .as_ref()
-        .filter(|e| e.field("username").is_none() && e.field("environment_id").is_none());
+    let other = error.as_ref().filter(|e| {
+        TARGET_FIELDS.iter().all(|name| e.field(name).is_none())
+            || !e.other_fields(&TARGET_FIELDS).is_empty()
+    });
     html! {
         <form class="quick-run" onsubmit={onsubmit} aria-label="Run these tests" novalidate=true>
             <RunTargetFields username_id="quick-username" environment_field_id="quick-environment"
-                username={username.clone()} environment_id={environment_id.clone()}
+                username={username.clone()} target={target.clone()}
                 error={error.clone()} />
             if let Some(error) = other {
                 <p class="error" role="alert">{ error.message().to_string() }
-                    { for error.other_fields(&["username", "environment_id"]).into_iter().map(|(field, why)| html! {
+                    { for error.other_fields(&TARGET_FIELDS).into_iter().map(|(field, why)| html! {
                         <><br />{ format!("{field}: {why}") }</>
                     }) }
                 </p>

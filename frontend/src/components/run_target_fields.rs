@@ -1,7 +1,9 @@
-//! Who starts a run and on which environment: the two fields every form
-//! that starts a run has, each with the server's complaint next to it,
-//! which editing the field takes back.
+//! Who starts a run and where: the two fields every form that starts a run
+//! has (the second one environment, or any free one with a label), each
+//! with the server's complaint next to it, which editing the field takes
+//! back.
 
+use shared::RunTarget;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -16,7 +18,7 @@ pub struct RunTargetFieldsProps {
     pub username_id: AttrValue,
     pub environment_field_id: AttrValue,
     pub username: UseStateHandle<String>,
-    pub environment_id: UseStateHandle<i32>,
+    pub target: UseStateHandle<RunTarget>,
     /// The server's last refusal of the form.
     pub error: UseStateHandle<Option<ApiError>>,
 }
@@ -32,16 +34,23 @@ pub fn RunTargetFields(props: &RunTargetFieldsProps) -> Html {
         })
     };
     let on_environment = {
-        let environment_id = props.environment_id.clone();
-        let forget = forget_field(&props.error, "environment_id");
-        Callback::from(move |id| {
-            environment_id.set(id);
-            forget();
+        let target = props.target.clone();
+        let forget_id = forget_field(&props.error, "environment_id");
+        let error = props.error.clone();
+        Callback::from(move |chosen| {
+            target.set(chosen);
+            forget_id();
+            error.set(
+                error
+                    .as_ref()
+                    .and_then(|e| e.without_field("environment_label")),
+            );
         })
     };
     let field_error = |name: &str| props.error.as_ref().and_then(|e| e.field(name));
     let username_error = field_error("username");
-    let environment_error = field_error("environment_id");
+    let environment_error =
+        field_error("environment_id").or_else(|| field_error("environment_label"));
     html! {
         <div class="row">
             <Field id={props.username_id.clone()} label="Your name" error={username_error.clone()}>
@@ -52,7 +61,7 @@ pub fn RunTargetFields(props: &RunTargetFieldsProps) -> Html {
             </Field>
             <Field id={props.environment_field_id.clone()} label="Environment"
                 error={environment_error.clone()}>
-                <EnvironmentPicker id={props.environment_field_id.clone()} value={*props.environment_id}
+                <EnvironmentPicker id={props.environment_field_id.clone()} value={(*props.target).clone()}
                     on_change={on_environment} invalid={environment_error.is_some()} />
             </Field>
         </div>

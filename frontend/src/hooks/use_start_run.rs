@@ -1,8 +1,9 @@
-//! Submitting a new run, shared by the new-run page and the quick "run it
-//! now" form: one request at a time, the user name remembered, the new
-//! run opened on success, the server's complaint kept otherwise.
+//! Submitting a new run (or run group), shared by the new-run page and the
+//! quick "run it now" form: one request at a time, the user name
+//! remembered, the new run opened on success, the server's complaint kept
+//! otherwise.
 
-use shared::NewRun;
+use shared::{NewRun, NewRunGroup};
 use yew::prelude::*;
 use yew_router::prelude::*;
 
@@ -17,6 +18,8 @@ pub struct StartRun {
     pub busy: UseStateHandle<bool>,
     /// Sends the run; ignored while one is under way (double clicks).
     pub start: Callback<NewRun>,
+    /// Sends a run group, likewise.
+    pub start_group: Callback<NewRunGroup>,
 }
 
 #[hook]
@@ -24,6 +27,7 @@ pub fn use_start_run() -> StartRun {
     let error = use_state(|| None::<ApiError>);
     let busy = use_state(|| false);
     let navigator = use_navigator();
+    let group_navigator = navigator.clone();
     let start = {
         let (error, busy) = (error.clone(), busy.clone());
         Callback::from(move |new_run: NewRun| {
@@ -48,7 +52,36 @@ pub fn use_start_run() -> StartRun {
             });
         })
     };
-    StartRun { error, busy, start }
+    let start_group = {
+        let (error, busy, navigator) = (error.clone(), busy.clone(), group_navigator);
+        Callback::from(move |new_group: NewRunGroup| {
+            if *busy {
+                return;
+            }
+            busy.set(true);
+            let (error, busy, navigator) = (error.clone(), busy.clone(), navigator.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match api::run_groups::create(&new_group).await {
+                    Ok(group) => {
+                        remember_username(group.username.trim());
+                        if let Some(navigator) = navigator {
+                            navigator.push(&Route::RunGroup { id: group.id });
+                        }
+                    }
+                    Err(why) => {
+                        error.set(Some(why));
+                        busy.set(false);
+                    }
+                }
+            });
+        })
+    };
+    StartRun {
+        error,
+        busy,
+        start,
+        start_group,
+    }
 }
 
 /// Takes back the server's complaint about `field`: called when the user

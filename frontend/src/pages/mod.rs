@@ -6,5 +6,6 @@ pub mod insights;
 pub mod new_run;
 pub mod not_found;
 pub mod run_details;
+pub mod run_group;
 pub mod runs;
 pub mod upload;

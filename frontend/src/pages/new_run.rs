@@ -1,17 +1,19 @@
-//! Starts a run: who asks, on which environment, and which tests, picked
-//! from a searchable tree. The server's validation errors appear next to
-//! their fields; success opens the new run.
+//! Starts a run: who asks, on which environment (or any free one with a
+//! label, optionally split over several of them as a run group), and which
+//! tests, picked from a searchable tree. The server's validation errors
+//! appear next to their fields; success opens the new run or group.
 
 use std::rc::Rc;
 
-use shared::NewRun;
+use shared::run_group::{MAX_SHARDS, MIN_SHARDS};
+use shared::{NewRun, NewRunGroup, RunTarget};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 use yew_router::prelude::*;
 
 use crate::api;
 use crate::app::Route;
-use crate::components::field::error_id;
+use crate::components::field::{error_id, Field};
 use crate::components::run_target_fields::RunTargetFields;
 use crate::components::test_tree::TestTree;
 use crate::hooks::use_polling::use_polling;
@@ -19,15 +21,57 @@ use crate::hooks::use_start_run::{forget_field, use_start_run, StartRun};
 use crate::hooks::use_stored_username::use_stored_username;
 use crate::tree::{self, DirNode};
 
-const FIELDS: [&str; 3] = ["username", "environment_id", "paths"];
+const FIELDS: [&str; 5] = [
+    "username",
+    "environment_id",
+    "environment_label",
+    "paths",
+    "shards",
+];
+
+/// What the form sends: a run, or (for a pool, split in two or more) a
+/// run group.
+pub fn submission(
+    username: &str,
+    target: &RunTarget,
+    shards: i32,
+    paths: Vec<String>,
+) -> Result<NewRun, NewRunGroup> {
+    match target {
+        RunTarget::Pool(label) if shards >= MIN_SHARDS => {
+            Err(NewRunGroup::new(username, label, shards, paths))
+        }
+        target => Ok(NewRun::to(username, target.clone(), paths)),
+    }
+}
+
+/// What the shards field will do, in words.
+fn shards_hint(label: &str, shards: i32) -> String {
+    if shards >= MIN_SHARDS {
+        format!(
+            "A run group: the test files split into up to {shards} runs of about equal length \
+             (by their past durations), each on a free environment labelled {label}."
+        )
+    } else {
+        format!(
+            "One run, on the first free environment labelled {label}; 2 or more split the tests."
+        )
+    }
+}
 
 #[component]
 pub fn NewRunPage() -> Html {
     let username = use_stored_username();
-    let environment_id = use_state(|| 1_i32);
+    let target = use_state(|| RunTarget::Environment(1));
+    let shards = use_state(|| 1_i32);
     let selection = use_state(|| Rc::new(Vec::<String>::new()));
     let search = use_state(String::new);
-    let StartRun { error, busy, start } = use_start_run();
+    let StartRun {
+        error,
+        busy,
+        start,
+        start_group,
+    } = use_start_run();
     // The catalog changes rarely: every five seconds is enough.
     let catalog = use_polling((), Some(5000), |()| api::catalog::list());
     let root = {
@@ -44,11 +88,25 @@ pub fn NewRunPage() -> Html {
 
     let onsubmit = {
         let username = username.clone();
-        let environment_id = environment_id.clone();
+        let target = target.clone();
+        let shards = shards.clone();
         let selection = selection.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
-            start.emit(NewRun::new(&username, *environment_id, selection.to_vec()));
+            match submission(&username, &target, *shards, selection.to_vec()) {
+                Ok(run) => start.emit(run),
+                Err(group) => start_group.emit(group),
+            }
+        })
+    };
+    let on_shards = {
+        let shards = shards.clone();
+        let forget = forget_field(&error, "shards");
+        Callback::from(move |event: InputEvent| {
+            let value = event.target_unchecked_into::<HtmlInputElement>().value();
+            // An empty or partial number counts as one run until it is whole.
+            shards.set(value.trim().parse().unwrap_or(1));
+            forget();
         })
     };
     let on_search = {
@@ -81,6 +139,11 @@ pub fn NewRunPage() -> Html {
 
     let field_error = |name: &str| error.as_ref().and_then(|e| e.field(name));
     let paths_error = field_error("paths");
+    let shards_error = field_error("shards");
+    let pool = match &*target {
+        RunTarget::Pool(label) => Some(label.clone()),
+        RunTarget::Environment(_) => None,
+    };
     let form_error = error.as_ref().filter(|e| {
         FIELDS.iter().all(|name| e.field(name).is_none()) || !e.other_fields(&FIELDS).is_empty()
     });
@@ -107,8 +170,20 @@ pub fn NewRunPage() -> Html {
             <h1>{ "New run" }</h1>
             <form {onsubmit} novalidate=true aria-label="New run">
                 <RunTargetFields username_id="username" environment_field_id="environment"
-                    username={username.clone()} environment_id={environment_id.clone()}
+                    username={username.clone()} target={target.clone()}
                     error={error.clone()} />
+                if let Some(label) = pool {
+                    <div class="row">
+                        <Field id="shards" label="Split over environments" error={shards_error.clone()}
+                            hint={AttrValue::from(shards_hint(&label, *shards))}>
+                            <input id="shards" name="shards" type="number" inputmode="numeric"
+                                min="1" max={MAX_SHARDS.to_string()} value={shards.to_string()}
+                                oninput={on_shards}
+                                aria-invalid={shards_error.is_some().then_some("true")}
+                                aria-describedby={shards_error.is_some().then(|| error_id("shards"))} />
+                        </Field>
+                    </div>
+                }
                 <fieldset class={classes!("tests", paths_error.is_some().then_some("invalid"))}
                     aria-describedby={paths_error.is_some().then(|| error_id("tests"))}>
                     <legend>{ "Tests" }</legend>
@@ -156,5 +231,32 @@ pub fn NewRunPage() -> Html {
                 </div>
             </form>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn a_pool_split_in_two_or_more_is_a_run_group_and_anything_else_a_run() {
+        let paths = vec!["api".to_string()];
+        let pool = RunTarget::Pool("staging".into());
+        let group = submission("ann", &pool, 3, paths.clone()).unwrap_err();
+        assert_eq!(group.shards.given(), Some(&3));
+        assert_eq!(
+            group.environment_label.given().map(String::as_str),
+            Some("staging")
+        );
+        let run = submission("ann", &pool, 1, paths.clone()).unwrap();
+        assert_eq!(
+            run.environment_label.given().cloned().flatten().as_deref(),
+            Some("staging")
+        );
+        assert!(run.environment_id.is_missing());
+        // Shards mean nothing for one environment.
+        let one = submission("ann", &RunTarget::Environment(4), 5, paths).unwrap();
+        assert_eq!(one.environment_id.given(), Some(&Some(4)));
     }
 }

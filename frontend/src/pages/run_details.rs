@@ -97,6 +97,10 @@ fn facts(run: &Run) -> Html {
             if let Some(reason) = &run.status_reason {
                 <dt>{ "Reason" }</dt><dd>{ reason.clone() }</dd>
             }
+            if let (Some(group), Some(shard)) = (run.run_group_id, run.shard) {
+                <dt>{ "Run group" }</dt>
+                <dd><Link<Route> to={Route::RunGroup { id: group }}>{ format!("shard {shard} of group #{group}") }</Link<Route>></dd>
+            }
             if let Some(original) = run.rerun_of {
                 <dt>{ "Re-run of" }</dt>
                 <dd><Link<Route> to={Route::Run { id: original }}>{ format!("#{original}") }</Link<Route>></dd>
