@@ -356,46 +356,6 @@ step('upload a file into a new directory and run it', async () => {
   state.uploadedRunId = id;
 });
 
-step('a run group: any environment of a label, split in two, followed as one', async () => {
-  for (const id of [11, 12]) {
-    await api('PUT', `/api/environments/${id}`, { labels: ['e2e-pool'] });
-  }
-  await page.getByRole('link', { name: 'New run', exact: true }).first().click();
-  await page.getByRole('heading', { name: 'New run' }).waitFor();
-  await page.selectOption('#environment', 'label:e2e-pool');
-  await page.locator('#shards').waitFor();
-  await page.fill('#shards', '2');
-  await page.getByText('A run group: the test files split into up to 2 runs').waitFor();
-  await page.fill('#test-search', 'e2e_smoke/test_');
-  await page.getByLabel('Test file e2e_smoke/test_quick.py').check();
-  await page.getByLabel('Test file e2e_smoke/test_mixed.py').check();
-  await shot('new-run-group');
-  await page.getByRole('button', { name: 'Start run' }).click();
-  await page.waitForURL(/\/run-groups\/\d+$/, { timeout: 15_000 });
-  const id = Number(new URL(page.url()).pathname.split('/').pop());
-  await page.getByRole('heading', { name: `Run group #${id}` }).waitFor();
-  assert(await page.locator('table.shards tbody tr').count() === 2, 'one row per shard');
-  const deadline = Date.now() + RUN_TIMEOUT;
-  let group;
-  for (;;) {
-    group = await api('GET', `/api/run-groups/${id}`);
-    if (!['queued', 'running'].includes(group.status)) break;
-    if (Date.now() > deadline) throw new Error(`run group ${id} is still ${group.status}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  await page.locator(`.page-head .badge[data-status="${group.status}"]`).waitFor();
-  await page.getByText('2 of 2 shards finished').waitFor();
-  for (const run of group.shard_runs) {
-    assert([11, 12].includes(run.environment_id), `shard ran in the pool: ${run.environment_id}`);
-  }
-  const total = await page.locator('.summary .total .count-value').textContent();
-  assert(Number(total) === group.summary.total, 'the summary adds the shards up');
-  await shot('run-group');
-  // A shard's page leads back to its group.
-  await page.locator('table.shards tbody tr').first().locator('a').click();
-  await page.getByRole('link', { name: new RegExp(`of group #${id}`) }).waitFor();
-});
-
 step('an upload with a Python syntax error shows the line', async () => {
   await page.getByRole('link', { name: 'Upload', exact: true }).click();
   await page.setInputFiles('#upload-file', {
@@ -469,6 +429,48 @@ step('environments: delete one and create it again', async () => {
   await page.waitForURL(/\/environments\/99$/);
   const created = await api('GET', '/api/environments/99');
   assert(created.name === 'env-99 again', 'environment 99 exists again');
+});
+
+step('a run group: any environment of a label, split in two, followed as one', async () => {
+  for (const id of [11, 12]) {
+    await api('PUT', `/api/environments/${id}`, { labels: ['e2e-pool'] });
+  }
+  await page.getByRole('link', { name: 'New run', exact: true }).first().click();
+  await page.getByRole('heading', { name: 'New run' }).waitFor();
+  await page.fill('#username', 'e2e-grace');
+  await page.selectOption('#environment', 'label:e2e-pool');
+  await page.locator('#shards').waitFor();
+  await page.fill('#shards', '2');
+  await page.getByText('A run group: the test files split into up to 2 runs').waitFor();
+  await page.fill('#test-search', 'e2e_smoke/test_');
+  await page.getByLabel('Test file e2e_smoke/test_quick.py').check();
+  await page.getByLabel('Test file e2e_smoke/test_mixed.py').check();
+  await shot('new-run-group');
+  await page.getByRole('button', { name: 'Start run' }).click();
+  await page.waitForURL(/\/run-groups\/\d+$/, { timeout: 15_000 });
+  const id = Number(new URL(page.url()).pathname.split('/').pop());
+  await page.getByRole('heading', { name: `Run group #${id}` }).waitFor();
+  await page.locator('table.shards tbody tr').nth(1).waitFor();
+  assert(await page.locator('table.shards tbody tr').count() === 2, 'one row per shard');
+  const deadline = Date.now() + RUN_TIMEOUT;
+  let group;
+  for (;;) {
+    group = await api('GET', `/api/run-groups/${id}`);
+    if (!['queued', 'running'].includes(group.status)) break;
+    if (Date.now() > deadline) throw new Error(`run group ${id} is still ${group.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  await page.locator(`.page-head .badge[data-status="${group.status}"]`).waitFor();
+  await page.getByText('2 of 2 shards finished').waitFor();
+  for (const run of group.shard_runs) {
+    assert([11, 12].includes(run.environment_id), `shard ran in the pool: ${run.environment_id}`);
+  }
+  const total = await page.locator('.summary .total .count-value').textContent();
+  assert(Number(total) === group.summary.total, 'the summary adds the shards up');
+  await shot('run-group');
+  // A shard's page leads back to its group.
+  await page.locator('table.shards tbody tr').first().locator('a').click();
+  await page.getByRole('link', { name: new RegExp(`of group #${id}`) }).waitFor();
 });
 
 step('an unknown address shows the not-found page', async () => {
