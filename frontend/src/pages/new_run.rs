@@ -4,14 +4,14 @@
 
 use std::rc::Rc;
 
-use shared::NewRun;
+use shared::{validate, Input, NewRun};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 use yew_router::prelude::*;
 
-use crate::api;
+use crate::api::{self, ApiError};
 use crate::app::Route;
-use crate::components::field::error_id;
+use crate::components::field::{error_id, Field};
 use crate::components::run_target_fields::RunTargetFields;
 use crate::components::test_tree::TestTree;
 use crate::hooks::use_polling::use_polling;
@@ -19,7 +19,25 @@ use crate::hooks::use_start_run::{forget_field, use_start_run, StartRun};
 use crate::hooks::use_stored_username::use_stored_username;
 use crate::tree::{self, DirNode};
 
-const FIELDS: [&str; 3] = ["username", "environment_id", "paths"];
+const FIELDS: [&str; 4] = [
+    "username",
+    "environment_id",
+    "paths",
+    "hold_on_failure_minutes",
+];
+
+/// The hold-on-failure minutes as typed: empty is no hold; anything else
+/// follows the server's rule.
+fn hold_minutes(raw: &str) -> Result<Option<i32>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse::<i32>()
+        .map_err(|_| "must be a whole number of minutes from 1 to 120".to_string())
+        .and_then(validate::hold_minutes)
+        .map(Some)
+}
 
 #[component]
 pub fn NewRunPage() -> Html {
@@ -27,6 +45,7 @@ pub fn NewRunPage() -> Html {
     let environment_id = use_state(|| 1_i32);
     let selection = use_state(|| Rc::new(Vec::<String>::new()));
     let search = use_state(String::new);
+    let hold = use_state(String::new);
     let StartRun { error, busy, start } = use_start_run();
     // The catalog changes rarely: every five seconds is enough.
     let catalog = use_polling((), Some(5000), |()| api::catalog::list());
@@ -46,9 +65,28 @@ pub fn NewRunPage() -> Html {
         let username = username.clone();
         let environment_id = environment_id.clone();
         let selection = selection.clone();
+        let hold = hold.clone();
+        let error = error.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
-            start.emit(NewRun::new(&username, *environment_id, selection.to_vec()));
+            let mut new_run = NewRun::new(&username, *environment_id, selection.to_vec());
+            match hold_minutes(&hold) {
+                Ok(None) => {}
+                Ok(Some(minutes)) => new_run.hold_on_failure_minutes = Input::Given(Some(minutes)),
+                Err(why) => {
+                    let why = ApiError::invalid_field("hold_on_failure_minutes", why);
+                    return error.set(Some(why));
+                }
+            }
+            start.emit(new_run);
+        })
+    };
+    let on_hold = {
+        let hold = hold.clone();
+        let forget = forget_field(&error, "hold_on_failure_minutes");
+        Callback::from(move |event: InputEvent| {
+            hold.set(event.target_unchecked_into::<HtmlInputElement>().value());
+            forget();
         })
     };
     let on_search = {
@@ -81,6 +119,7 @@ pub fn NewRunPage() -> Html {
 
     let field_error = |name: &str| error.as_ref().and_then(|e| e.field(name));
     let paths_error = field_error("paths");
+    let hold_error = field_error("hold_on_failure_minutes");
     let form_error = error.as_ref().filter(|e| {
         FIELDS.iter().all(|name| e.field(name).is_none()) || !e.other_fields(&FIELDS).is_empty()
     });
@@ -109,6 +148,15 @@ pub fn NewRunPage() -> Html {
                 <RunTargetFields username_id="username" environment_field_id="environment"
                     username={username.clone()} environment_id={environment_id.clone()}
                     error={error.clone()} />
+                <div class="row">
+                    <Field id="hold-minutes" label="Hold on failure (minutes)" error={hold_error.clone()}
+                        hint={AttrValue::Static("Optional. If the run fails, the environment is kept for you this long (1 to 120), to look at what went wrong.")}>
+                        <input id="hold-minutes" type="number" min="1" max="120" inputmode="numeric"
+                            placeholder="no hold" value={(*hold).clone()} oninput={on_hold}
+                            aria-invalid={hold_error.is_some().then_some("true")}
+                            aria-describedby={hold_error.is_some().then(|| error_id("hold-minutes"))} />
+                    </Field>
+                </div>
                 <fieldset class={classes!("tests", paths_error.is_some().then_some("invalid"))}
                     aria-describedby={paths_error.is_some().then(|| error_id("tests"))}>
                     <legend>{ "Tests" }</legend>
@@ -156,5 +204,20 @@ pub fn NewRunPage() -> Html {
                 </div>
             </form>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    #[wasm_bindgen_test]
+    fn the_hold_is_optional_and_follows_the_servers_rule() {
+        assert_eq!(hold_minutes("  "), Ok(None));
+        assert_eq!(hold_minutes(" 30 "), Ok(Some(30)));
+        assert!(hold_minutes("121").is_err());
+        assert!(hold_minutes("0").is_err());
+        assert!(hold_minutes("1.5").is_err());
     }
 }
