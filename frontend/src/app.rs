@@ -6,6 +6,7 @@ use yew_router::prelude::*;
 use crate::components::api_banner::ApiBanner;
 use crate::components::nav::Nav;
 use crate::hooks::use_connectivity::{Connectivity, ConnectivityReporter};
+use crate::pages::board::BoardPage;
 use crate::pages::environment_edit::EnvironmentEditPage;
 use crate::pages::environments::EnvironmentsPage;
 use crate::pages::insights::InsightsPage;
@@ -27,6 +28,8 @@ pub enum Route {
     Upload,
     #[at("/insights")]
     Insights,
+    #[at("/board")]
+    Board,
     #[at("/environments")]
     Environments,
     #[at("/environments/new")]
@@ -46,6 +49,7 @@ fn switch(route: Route) -> Html {
         Route::Run { id } => html! { <RunDetailsPage key={id} {id} /> },
         Route::Upload => html! { <UploadPage /> },
         Route::Insights => html! { <InsightsPage /> },
+        Route::Board => html! { <BoardPage /> },
         Route::Environments => html! { <EnvironmentsPage /> },
         Route::NewEnvironment => html! { <EnvironmentEditPage key="new" id={None::<i32>} /> },
         Route::Environment { id } => {

@@ -1,6 +1,7 @@
 //! How times, durations and test paths read on screen.
 
 use chrono::{DateTime, Utc};
+use shared::EnvironmentState;
 use wasm_bindgen::JsValue;
 
 /// Milliseconds since the epoch, from the browser's clock.
@@ -44,6 +45,14 @@ pub fn clock_since(since: &DateTime<Utc>) -> String {
         format!("{}:{:02}", secs / 60, secs % 60)
     } else {
         format!("{}:{:02}:{:02}", secs / 3600, (secs % 3600) / 60, secs % 60)
+    }
+}
+
+/// An environment's state in one word, for people: `idle` reads `free`.
+pub fn environment_state(state: EnvironmentState) -> &'static str {
+    match state {
+        EnvironmentState::Idle => "free",
+        other => other.as_str(),
     }
 }
 

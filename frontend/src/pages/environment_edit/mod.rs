@@ -1,19 +1,21 @@
-//! Creates, edits or deletes one environment: name, description, run
-//! time-out and variables.
+//! Creates, edits or deletes one environment: name, description, labels,
+//! run time-out and variables.
 
 mod delete;
 mod details;
 mod state;
 mod variables;
 
-use shared::{Environment, EnvironmentState};
+use shared::Environment;
 use yew::prelude::*;
 use yew_router::prelude::*;
 
 use crate::api::{self, ApiError};
 use crate::app::Route;
 use crate::components::form_error::FormError;
+use crate::format;
 use crate::hooks::use_polling::use_polling;
+use crate::query;
 use delete::DeleteControls;
 use details::DetailsFields;
 use state::{check, Action, Checked, EnvironmentForm, KNOWN_FIELDS};
@@ -37,7 +39,19 @@ async fn save(id: Option<i32>, checked: Checked) -> Result<Environment, ApiError
 pub fn EnvironmentEditPage(props: &EnvironmentEditProps) -> Html {
     let creating = props.id.is_none();
     let navigator = use_navigator();
-    let form = use_reducer(|| EnvironmentForm::new(creating));
+    let location = use_location();
+    let form = use_reducer(|| {
+        let mut form = EnvironmentForm::new(creating);
+        // `?id=7`: the board's way to set up an id that has no environment.
+        if creating {
+            let raw = location
+                .as_ref()
+                .map(Location::query_str)
+                .unwrap_or_default();
+            form.draft.id = query::param(raw, "id").unwrap_or_default();
+        }
+        form
+    });
 
     let existing = use_polling(props.id, None, |id: Option<i32>| async move {
         match id {
@@ -138,8 +152,9 @@ pub fn EnvironmentEditPage(props: &EnvironmentEditProps) -> Html {
             <div class="page-head">
                 <h1>{ title }</h1>
                 if let Some(Some(environment)) = existing.data() {
-                    <span class={classes!("badge", format!("env-{}", state_word(environment.state)))}>
-                        { state_word(environment.state) }
+                    <span class={classes!("badge", format!("env-{}", environment.state.as_str()))}
+                        data-state={environment.state.as_str()}>
+                        { format::environment_state(environment.state) }
                     </span>
                 }
             </div>
@@ -165,14 +180,5 @@ pub fn EnvironmentEditPage(props: &EnvironmentEditProps) -> Html {
                 </div>
             </form>
         </section>
-    }
-}
-
-/// The badge of an environment: whether a run holds it now.
-fn state_word(state: EnvironmentState) -> &'static str {
-    if state == EnvironmentState::Busy {
-        "busy"
-    } else {
-        "idle"
     }
 }
