@@ -48,12 +48,33 @@ pub fn clock_since(since: &DateTime<Utc>) -> String {
     }
 }
 
+/// The value of a `datetime-local` input (`2024-05-01T14:05`, the user's
+/// own time) as a moment; `None` when it is empty or not a time.
+pub fn from_local_input(value: &str) -> Option<DateTime<Utc>> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    // Without an offset, the browser reads a date and time as local.
+    let ms = js_sys::Date::parse(value);
+    if ms.is_nan() {
+        None
+    } else {
+        from_ms(ms)
+    }
+}
+
 /// An environment's state in one word, for people: `idle` reads `free`.
 pub fn environment_state(state: EnvironmentState) -> &'static str {
     match state {
         EnvironmentState::Idle => "free",
         other => other.as_str(),
     }
+}
+
+/// A moment from milliseconds since the epoch (the browser's clock).
+pub fn from_ms(ms: f64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms as i64)
 }
 
 /// A moment's local time of day, `14:05`, with the date in front when it
@@ -119,6 +140,11 @@ pub fn local_reason(text: &str) -> String {
     times_in(text, local_hm)
 }
 
+/// `1 run`, `3 runs`.
+pub fn count(n: i64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// What a run tests, in one short line.
 pub fn paths_summary(paths: &[String]) -> String {
     match paths {
@@ -178,6 +204,21 @@ mod tests {
         assert_eq!(local_hm(&now).len(), 5);
         let long_ago = DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default();
         assert!(local_hm(&long_ago).starts_with("19"));
+    }
+
+    #[wasm_bindgen_test]
+    fn a_local_input_is_read_in_the_users_time() {
+        let read = from_local_input("2024-05-01T14:05").map(|at| at.timestamp_millis() as f64);
+        let expected = js_sys::Date::new_with_year_month_day_hr_min(2024, 4, 1, 14, 5).get_time();
+        assert_eq!(read, Some(expected));
+        assert_eq!(from_local_input("  "), None);
+        assert_eq!(from_local_input("tomorrow-ish"), None);
+    }
+
+    #[wasm_bindgen_test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count(1, "run", "runs"), "1 run");
+        assert_eq!(count(0, "run", "runs"), "0 runs");
     }
 
     #[wasm_bindgen_test]

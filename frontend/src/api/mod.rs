@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod environments;
 pub mod insights;
+pub mod reservations;
 pub mod runs;
 pub mod service;
 

@@ -3,7 +3,7 @@
 //! should be free; a label filter, kept in the URL (`?labels=eu,staging`),
 //! narrows it down.
 
-mod model;
+pub mod model;
 mod tile;
 
 use serde::Serialize;

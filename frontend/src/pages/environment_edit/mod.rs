@@ -1,8 +1,11 @@
-//! Creates, edits or deletes one environment: name, description, labels,
-//! run time-out and variables.
+//! One environment: its sharing (who has it, reservations, maintenance)
+//! and its settings (name, description, labels, run time-out, variables),
+//! created, edited or deleted here.
 
 mod delete;
 mod details;
+mod sharing;
+mod sharing_state;
 mod state;
 mod variables;
 
@@ -18,6 +21,7 @@ use crate::hooks::use_polling::use_polling;
 use crate::query;
 use delete::DeleteControls;
 use details::DetailsFields;
+use sharing::SharingPanel;
 use state::{check, Action, Checked, EnvironmentForm, KNOWN_FIELDS};
 use variables::VariablesEditor;
 
@@ -53,12 +57,18 @@ pub fn EnvironmentEditPage(props: &EnvironmentEditProps) -> Html {
         form
     });
 
-    let existing = use_polling(props.id, None, |id: Option<i32>| async move {
-        match id {
-            Some(id) => api::environments::get_environment(id).await.map(Some),
-            None => Ok(None),
-        }
-    });
+    // Live: the sharing controls show who has it now. Only the first
+    // answer fills the settings form.
+    let existing = use_polling(
+        props.id,
+        props.id.map(|_| 1000),
+        |id: Option<i32>| async move {
+            match id {
+                Some(id) => api::environments::get_environment(id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
     {
         let form = form.dispatcher();
         let environment = existing.data().cloned().flatten();
@@ -158,6 +168,10 @@ pub fn EnvironmentEditPage(props: &EnvironmentEditProps) -> Html {
                     </span>
                 }
             </div>
+            if let Some(Some(environment)) = existing.data() {
+                <SharingPanel environment={environment.clone()} on_changed={existing.refresh_callback()} />
+                <h2>{ "Settings" }</h2>
+            }
             <form {onsubmit} novalidate=true aria-label={if creating { "New environment" } else { "Edit environment" }}>
                 <DetailsFields form={form.clone()} {creating} />
                 <VariablesEditor variables={form.draft.variables.clone()}
