@@ -311,7 +311,8 @@ step('a queued and a running run can be cancelled; the running one shows live pr
   });
   await page.goto(`${BASE}/runs/${queued.id}`);
   await page.locator('.page-head .badge[data-status="queued"]').waitFor();
-  assert((await page.locator('.facts').textContent()).includes('#1 in line'), 'the queue position shows');
+  // #2 until the first run is claimed, which a busy machine may take a moment to do.
+  await page.locator('.facts', { hasText: '#1 in line' }).waitFor();
   await shot('run-queued');
   await page.getByRole('button', { name: 'Cancel' }).click();
   await page.locator('.page-head .badge[data-status="cancelled"]').waitFor();
@@ -471,6 +472,185 @@ step('a run group: any environment of a label, split in two, followed as one', a
   // A shard's page leads back to its group.
   await page.locator('table.shards tbody tr').first().locator('a').click();
   await page.getByRole('link', { name: new RegExp(`of group #${id}`) }).waitFor();
+/** The board's tile of environment `id`. */
+function tile(id) {
+  return page.locator(`ul.board li[data-environment-id="${id}"]`);
+}
+
+step('the board shows every id with its state, holder and queue; a label filter narrows it', async () => {
+  // Labels, a hold, a maintenance, a run going with one behind it, and an
+  // id without an environment.
+  await api('PUT', '/api/environments/21', { labels: ['e2e-eu', 'e2e-gpu'] });
+  await api('PUT', '/api/environments/22', { labels: ['e2e-eu'] });
+  await api('PUT', '/api/environments/23', { labels: ['e2e-us'] });
+  await api('POST', '/api/environments/22/reservations',
+    { minutes: 30, when: 'now', owner: 'e2e-erin', reason: 'e2e: a look' });
+  await api('POST', '/api/environments/23/maintenance', { reason: 'e2e: new disks' });
+  const long = await api('POST', '/api/runs',
+    { username: 'e2e-gus', environment_id: 24, paths: ['e2e_smoke/test_long.py'] });
+  const behind = await api('POST', '/api/runs',
+    { username: 'e2e-gus', environment_id: 24, paths: ['e2e_smoke/test_quick.py'] });
+  await api('DELETE', '/api/environments/97');
+
+  await page.goto(BASE + '/');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Board' }).click();
+  await page.getByRole('heading', { name: 'Board' }).waitFor();
+  await tile(100).waitFor();
+  assert(await page.locator('ul.board li').count() === 100, 'a tile per id');
+  await tile(22).locator('.badge', { hasText: 'held' }).waitFor();
+  assert((await tile(22).textContent()).includes('e2e-erin'), 'the held tile names its holder');
+  assert(await tile(23).getAttribute('data-state') === 'offline', 'maintenance without a run: offline');
+  assert((await tile(23).textContent()).includes('e2e: new disks'), 'the offline tile says why');
+  await tile(24).locator('.tile-holder', { hasText: 'e2e-gus' }).waitFor({ timeout: 30_000 });
+  assert(await tile(24).getAttribute('data-state') === 'busy', 'the running run makes it busy');
+  await tile(24).locator('.tile-queue', { hasText: '1 queued' }).waitFor();
+  assert(/free ~\d\d:\d\d/.test(await tile(24).locator('.tile-queue').textContent()), 'an estimated free time');
+  assert(await tile(97).getAttribute('data-state') === 'none', 'a deleted id is not set up');
+  assert((await tile(97).textContent()).includes('not set up'), 'and says so in words');
+  assert(await tile(1).locator('.badge').textContent() === 'free', 'a free environment says free');
+  assert((await tile(21).locator('.label').allTextContents()).join() === 'e2e-eu,e2e-gpu', 'labels are shown');
+  assert((await page.locator('.board-legend').textContent()).includes('1 held'), 'the legend counts states');
+  await shot('board');
+
+  await page.getByRole('button', { name: 'e2e-eu', exact: true }).click();
+  await page.waitForURL(/\/board\?labels=e2e-eu$/);
+  await tile(100).waitFor({ state: 'detached' });
+  const shown = await page.locator('ul.board li').evaluateAll((tiles) => tiles.map((t) => t.dataset.environmentId));
+  assert(shown.join() === '21,22', `only the environments labelled e2e-eu (${shown})`);
+  await shot('board-filtered');
+  await page.goto(`${BASE}/board?labels=e2e-gpu,e2e-eu`);
+  await tile(21).waitFor();
+  assert(await page.locator('ul.board li').count() === 1, 'both labels: one environment');
+  assert(await page.getByRole('button', { name: 'e2e-gpu', exact: true }).getAttribute('aria-pressed') === 'true',
+    'the filter comes from the URL');
+  await tile(21).locator('a').click();
+  await page.getByRole('heading', { name: 'Environment 21' }).waitFor();
+  assert(await page.inputValue('#env-labels') === 'e2e-eu, e2e-gpu', 'the labels are editable');
+
+  // An id without an environment: the tile opens the form, id filled in.
+  await page.goto(BASE + '/board');
+  await tile(97).locator('a').click();
+  await page.waitForURL(/\/environments\/new\?id=97$/);
+  assert(await page.inputValue('#env-id') === '97', 'the id is filled in');
+  await page.fill('#env-name', 'env-97');
+  await page.fill('#env-labels', 'e2e-us, spare');
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.waitForURL(/\/environments\/97$/);
+  const created = await api('GET', '/api/environments/97');
+  assert(created.labels.join() === 'e2e-us,spare', `labels saved (${created.labels})`);
+
+  await api('POST', `/api/runs/${behind.id}/cancel`);
+  await api('POST', `/api/runs/${long.id}/cancel`);
+  await api('DELETE', '/api/environments/23/maintenance');
+  await api('DELETE', `/api/reservations/${(await api('GET', '/api/environments/22')).hold.reservation_id}`);
+});
+
+step('reserve an environment: held, a queued run says why and when, release lets it run', async () => {
+  await page.goto(`${BASE}/environments/30`);
+  await page.getByRole('heading', { name: 'Environment 30' }).waitFor();
+  await page.locator('.sharing-now[data-state="idle"]').waitFor();
+  // A bad length is refused next to its field, before anything is sent.
+  await page.fill('#res-owner', 'e2e-frank');
+  await page.fill('#res-minutes', '0');
+  await page.getByRole('button', { name: 'Reserve', exact: true }).click();
+  const minutesError = page.locator('#res-minutes-error');
+  await minutesError.waitFor();
+  assert((await minutesError.textContent()).includes('1 to 480'), 'the minutes error says the range');
+  assert(await page.locator('#res-minutes').getAttribute('aria-invalid') === 'true', 'the input is marked');
+  await page.fill('#res-minutes', '20');
+  assert(await minutesError.count() === 0, 'fixing the minutes takes the complaint back');
+  await page.fill('#res-reason', 'e2e: trying a fix');
+  await page.getByRole('button', { name: 'Reserve', exact: true }).click();
+  await page.locator('.page-head .badge[data-state="held"]').waitFor();
+  const active = page.locator('li.reservation.active', { hasText: 'e2e-frank' });
+  await active.waitFor();
+  assert((await active.textContent()).includes('e2e: trying a fix'), 'the reason is shown');
+  assert((await page.locator('.sharing-now').textContent()).includes('Held by e2e-frank'), 'who holds it');
+
+  // Now again: the server's 409, said plainly, with the way out.
+  await page.getByRole('button', { name: 'Reserve', exact: true }).click();
+  const conflict = page.locator('form.reserve .error', { hasText: 'held by e2e-frank' });
+  await conflict.waitFor();
+  await page.locator('form.reserve .hint', { hasText: 'Next in line' }).waitFor();
+  await shot('environment-held');
+
+  // Someone else's run waits, and says why and when it should start.
+  const waiting = await api('POST', '/api/runs',
+    { username: 'e2e-bob', environment_id: 30, paths: ['e2e_smoke/test_quick.py'] });
+  await page.goto(`${BASE}/?environment_id=30`);
+  const row = page.locator(`tr[data-run-id="${waiting.id}"]`);
+  const reason = row.locator('.queue-reason', { hasText: 'held by e2e-frank until' });
+  await reason.waitFor();
+  const reasonText = await reason.textContent();
+  assert(/until (\d{4}-\d\d-\d\d )?\d\d:\d\d$/.test(reasonText), `the hold's end in local time (${reasonText})`);
+  const estimate = await row.locator('.starts-in').textContent();
+  assert(/^starts in ~(19|20|21) min$/.test(estimate), `the start is after the hold (${estimate})`);
+  await shot('runs-waiting-for-hold');
+  await page.goto(`${BASE}/runs/${waiting.id}`);
+  await page.locator('.facts .status-reason', { hasText: 'held by e2e-frank' }).waitFor();
+  await page.locator('.facts .expected-start .starts-in').waitFor();
+  await shot('run-waiting-for-hold');
+
+  // Next in line, then taken back; the hold extended; then released.
+  await page.goto(`${BASE}/environments/30`);
+  await active.waitFor();
+  await page.fill('#res-owner', 'e2e-gina');
+  await page.getByLabel('Next in line', { exact: false }).check();
+  await page.getByRole('button', { name: 'Reserve', exact: true }).click();
+  const next = page.locator('li.reservation.waiting', { hasText: 'e2e-gina' });
+  await next.waitFor();
+  assert((await page.locator('.sharing-now').textContent()).includes('1 reservation waiting'), 'the queue counts it');
+  await next.getByRole('button', { name: 'Cancel reservation' }).click();
+  await next.waitFor({ state: 'detached' });
+  const before = (await api('GET', '/api/environments/30')).hold.until;
+  await active.locator('input.minutes').fill('10');
+  await active.getByRole('button', { name: 'Extend' }).click();
+  await page.locator('.sharing .saved', { hasText: 'Extended until' }).waitFor();
+  const after = (await api('GET', '/api/environments/30')).hold.until;
+  assert(Date.parse(after) - Date.parse(before) >= 9 * 60_000, `ten more minutes (${before} → ${after})`);
+  await active.getByRole('button', { name: 'Release' }).click();
+  await page.locator('.sharing .saved', { hasText: 'Released.' }).waitFor();
+  await active.waitFor({ state: 'detached' });
+  assert((await waitForRunFinished(waiting.id)).status === 'success', 'the waiting run ran once released');
+  await page.locator('.page-head .badge[data-state="idle"]').waitFor();
+  await page.locator('details.ended summary', { hasText: 'Ended recently' }).waitFor();
+  await shot('environment-released');
+});
+
+step('maintenance from the environment page: offline with its reason, then back', async () => {
+  await page.goto(`${BASE}/environments/31`);
+  await page.locator('.sharing-now[data-state="idle"]').waitFor();
+  await page.getByRole('button', { name: 'Start maintenance' }).click();
+  await page.locator('#mnt-reason-error').waitFor();
+  await page.fill('#mnt-reason', 'e2e: swapping cables');
+  await page.getByRole('button', { name: 'Start maintenance' }).click();
+  await page.locator('.page-head .badge[data-state="offline"]').waitFor();
+  assert((await page.locator('.sharing-now').textContent()).includes('e2e: swapping cables'), 'the reason shows');
+  await shot('environment-maintenance');
+  await page.getByRole('button', { name: 'End maintenance' }).click();
+  await page.locator('.page-head .badge[data-state="idle"]').waitFor();
+});
+
+step('a run asks for a hold on failure; its failure keeps the environment for its user', async () => {
+  await page.goto(`${BASE}/runs/new`);
+  await page.getByLabel('Test file e2e_smoke/test_mixed.py').waitFor();
+  await page.fill('#username', 'e2e-hank');
+  await page.selectOption('#environment', '32');
+  await page.getByLabel('Test file e2e_smoke/test_mixed.py').check();
+  await page.fill('#hold-minutes', '121');
+  await page.getByRole('button', { name: 'Start run' }).click();
+  await page.locator('#hold-minutes-error').waitFor();
+  await page.fill('#hold-minutes', '5');
+  await page.getByRole('button', { name: 'Start run' }).click();
+  const id = await runIdFromUrl();
+  await page.locator('.facts', { hasText: 'Hold on failure' }).waitFor();
+  await page.locator('.page-head .badge[data-status="failed"]').waitFor({ timeout: RUN_TIMEOUT });
+  await page.goto(BASE + '/board');
+  await tile(32).locator('.badge', { hasText: 'held' }).waitFor();
+  assert((await tile(32).textContent()).includes('e2e-hank'), 'held for the run\'s user');
+  const hold = (await api('GET', '/api/environments/32')).hold;
+  await api('DELETE', `/api/reservations/${hold.reservation_id}`);
+  state.heldRunId = id;
 });
 
 step('an unknown address shows the not-found page', async () => {
@@ -567,6 +747,14 @@ step('phone width: runs, new run and run details', async () => {
   const insightsOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert(insightsOverflow <= 1, `no sideways scrolling on a phone (overflow ${insightsOverflow}px)`);
   await shot('phone-insights');
+  await page.goto(BASE + '/board');
+  await tile(100).waitFor();
+  const boardOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(boardOverflow <= 1, `no sideways scrolling on a phone (overflow ${boardOverflow}px)`);
+  await shot('phone-board');
+  await page.goto(`${BASE}/environments/30`);
+  await page.locator('.sharing-now').waitFor();
+  await shot('phone-environment');
 });
 
 (async () => {

@@ -6,6 +6,7 @@ use yew_router::prelude::*;
 use crate::components::api_banner::ApiBanner;
 use crate::components::nav::Nav;
 use crate::hooks::use_connectivity::{Connectivity, ConnectivityReporter};
+use crate::pages::board::BoardPage;
 use crate::pages::environment_edit::EnvironmentEditPage;
 use crate::pages::environments::EnvironmentsPage;
 use crate::pages::insights::InsightsPage;
@@ -30,6 +31,8 @@ pub enum Route {
     Upload,
     #[at("/insights")]
     Insights,
+    #[at("/board")]
+    Board,
     #[at("/environments")]
     Environments,
     #[at("/environments/new")]
@@ -50,6 +53,7 @@ fn switch(route: Route) -> Html {
         Route::RunGroup { id } => html! { <RunGroupPage key={id} {id} /> },
         Route::Upload => html! { <UploadPage /> },
         Route::Insights => html! { <InsightsPage /> },
+        Route::Board => html! { <BoardPage /> },
         Route::Environments => html! { <EnvironmentsPage /> },
         Route::NewEnvironment => html! { <EnvironmentEditPage key="new" id={None::<i32>} /> },
         Route::Environment { id } => {

@@ -10,8 +10,3 @@ ALTER TABLE test_runs
     DROP COLUMN run_group_id,
     DROP COLUMN environment_label,
     ALTER COLUMN environment_id SET NOT NULL;
-DELETE FROM reservations WHERE state = 'ended' AND starts_at IS NULL;
-ALTER TABLE reservations
-    DROP CONSTRAINT reservations_active_have_times,
-    ADD CONSTRAINT reservations_check
-        CHECK (state = 'waiting' OR (starts_at IS NOT NULL AND expires_at IS NOT NULL));

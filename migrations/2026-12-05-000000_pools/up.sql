@@ -11,13 +11,6 @@ ALTER TABLE test_runs
         environment_id IS NOT NULL
         OR (environment_label IS NOT NULL AND status IN ('queued', 'cancelled')));
 
--- A reservation released while still waiting never started: only an
--- active one must have its times.
-ALTER TABLE reservations
-    DROP CONSTRAINT reservations_check,
-    ADD CONSTRAINT reservations_active_have_times
-        CHECK (state <> 'active' OR (starts_at IS NOT NULL AND expires_at IS NOT NULL));
-
 -- A pool's queue, FIFO by id.
 CREATE INDEX test_runs_pool_queue ON test_runs (environment_label, id)
     WHERE status = 'queued' AND environment_id IS NULL;

@@ -145,6 +145,30 @@ fn now_on_a_busy_environment_is_refused_and_next_waits_between_runs() {
 }
 
 #[test]
+fn a_waiting_reservation_can_be_taken_out_of_the_queue() {
+    let tests = tests();
+    let app = TestApp::spawn(&tests, &[]);
+    let (_, alices) = reserve(&app, 74, "alice", "now", 5);
+    let (status, bobs) = reserve(&app, 74, "bob", "next", 5);
+    assert_eq!(status, 201, "{bobs}");
+    assert_eq!(environment(&app, 74)["reservations_waiting"], 1);
+
+    let id = bobs["id"].as_i64().unwrap();
+    let (status, body) = app.delete(&format!("/api/reservations/{id}"));
+    assert_eq!(status, 204, "{body}");
+    let (_, ended) = app.get(&format!("/api/reservations/{id}"));
+    assert_eq!(ended["state"], "ended", "{ended}");
+    assert!(ended["end_reason"].is_string(), "{ended}");
+    assert!(
+        ended["starts_at"].is_null(),
+        "it never held anything: {ended}"
+    );
+    let environment = environment(&app, 74);
+    assert_eq!(environment["reservations_waiting"], 0, "{environment}");
+    assert_eq!(environment["hold"]["reservation_id"], alices["id"]);
+}
+
+#[test]
 fn a_failed_run_keeps_its_environment_for_its_user_when_asked() {
     let tests = tests();
     let app = TestApp::spawn(&tests, &[]);

@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod environments;
 pub mod insights;
+pub mod reservations;
 pub mod run_groups;
 pub mod runs;
 pub mod service;
@@ -35,6 +36,26 @@ impl ApiError {
                 },
             },
         }
+    }
+
+    /// A refusal found before sending, shaped like the server's 422, so
+    /// that forms show it the same way: `fields` names each bad field.
+    pub fn invalid(fields: shared::FieldErrors) -> Self {
+        let message = fields
+            .iter()
+            .map(|(field, why)| format!("{field} {why}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut error = ApiError::new(422, ErrorCode::Validation, message);
+        error.body.error.fields = Some(fields);
+        error
+    }
+
+    /// [`ApiError::invalid`] about one field.
+    pub fn invalid_field(field: &str, why: String) -> Self {
+        let mut fields = shared::FieldErrors::new();
+        fields.insert(field.to_string(), why);
+        ApiError::invalid(fields)
     }
 
     pub fn message(&self) -> &str {

@@ -11,6 +11,7 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::components::field::error_id;
+use crate::format;
 use crate::hooks::use_polling::use_polling;
 
 #[derive(Properties, PartialEq)]
@@ -45,8 +46,8 @@ fn option_label(environment: &Environment) -> String {
         (EnvironmentState::Held, Some(hold), queued) => {
             format!("held by {}, {queued} queued", hold.owner)
         }
-        (state, _, 0) => state.as_str().to_string(),
-        (state, _, queued) => format!("{}, {queued} queued", state.as_str()),
+        (state, _, 0) => format::environment_state(state).to_string(),
+        (state, _, queued) => format!("{}, {queued} queued", format::environment_state(state)),
     };
     format!("{} · {} — {}", environment.id, environment.name, state)
 }

@@ -6,6 +6,7 @@ use yew_router::prelude::*;
 
 use crate::api;
 use crate::app::Route;
+use crate::format;
 use crate::hooks::use_polling::use_polling;
 
 #[derive(Properties, PartialEq)]
@@ -29,8 +30,15 @@ fn EnvironmentRow(props: &RowProps) -> Html {
                 if !environment.description.is_empty() {
                     <div class="description">{ environment.description.clone() }</div>
                 }
+                if !environment.labels.is_empty() {
+                    <div class="tile-labels">
+                        { for environment.labels.iter().map(|l| html! { <span class="label">{ l.clone() }</span> }) }
+                    </div>
+                }
             </td>
-            <td data-label="State"><span class={classes!("badge", format!("env-{state}"))}>{ state }</span></td>
+            <td data-label="State">
+                <span class={classes!("badge", format!("env-{state}"))}>{ format::environment_state(environment.state) }</span>
+            </td>
             <td data-label="Current run">
                 { match environment.current_run_id {
                     Some(id) => html! { <Link<Route> to={Route::Run { id }}>{ format!("#{id}") }</Link<Route>> },
@@ -93,7 +101,10 @@ pub fn EnvironmentsPage() -> Html {
         <section class="page environments-page">
             <div class="page-head">
                 <h1>{ "Environments" }</h1>
-                <Link<Route> to={Route::NewEnvironment} classes="button primary">{ "New environment" }</Link<Route>>
+                <div class="actions">
+                    <Link<Route> to={Route::Board} classes="button">{ "Board" }</Link<Route>>
+                    <Link<Route> to={Route::NewEnvironment} classes="button primary">{ "New environment" }</Link<Route>>
+                </div>
             </div>
             { body }
         </section>

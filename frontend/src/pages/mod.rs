@@ -1,5 +1,6 @@
 //! One component per screen.
 
+pub mod board;
 pub mod environment_edit;
 pub mod environments;
 pub mod insights;

@@ -6,12 +6,12 @@
 use std::rc::Rc;
 
 use shared::run_group::{MAX_SHARDS, MIN_SHARDS};
-use shared::{NewRun, NewRunGroup, RunTarget};
+use shared::{validate, Input, NewRun, NewRunGroup, RunTarget};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 use yew_router::prelude::*;
 
-use crate::api;
+use crate::api::{self, ApiError};
 use crate::app::Route;
 use crate::components::field::{error_id, Field};
 use crate::components::run_target_fields::RunTargetFields;
@@ -21,28 +21,53 @@ use crate::hooks::use_start_run::{forget_field, use_start_run, StartRun};
 use crate::hooks::use_stored_username::use_stored_username;
 use crate::tree::{self, DirNode};
 
-const FIELDS: [&str; 5] = [
+const FIELDS: [&str; 6] = [
     "username",
     "environment_id",
     "environment_label",
     "paths",
     "shards",
+    "hold_on_failure_minutes",
 ];
 
 /// What the form sends: a run, or (for a pool, split in two or more) a
-/// run group.
+/// run group; either with the hold on failure asked for.
 pub fn submission(
     username: &str,
     target: &RunTarget,
     shards: i32,
     paths: Vec<String>,
+    hold: Option<i32>,
 ) -> Result<NewRun, NewRunGroup> {
+    let hold = match hold {
+        Some(minutes) => Input::Given(Some(minutes)),
+        None => Input::Missing,
+    };
     match target {
         RunTarget::Pool(label) if shards >= MIN_SHARDS => {
-            Err(NewRunGroup::new(username, label, shards, paths))
+            let mut group = NewRunGroup::new(username, label, shards, paths);
+            group.hold_on_failure_minutes = hold;
+            Err(group)
         }
-        target => Ok(NewRun::to(username, target.clone(), paths)),
+        target => {
+            let mut run = NewRun::to(username, target.clone(), paths);
+            run.hold_on_failure_minutes = hold;
+            Ok(run)
+        }
     }
+}
+
+/// The hold-on-failure minutes as typed: empty is no hold; anything else
+/// follows the server's rule.
+fn hold_minutes(raw: &str) -> Result<Option<i32>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse::<i32>()
+        .map_err(|_| "must be a whole number of minutes from 1 to 120".to_string())
+        .and_then(validate::hold_minutes)
+        .map(Some)
 }
 
 /// What the shards field will do, in words.
@@ -66,6 +91,7 @@ pub fn NewRunPage() -> Html {
     let shards = use_state(|| 1_i32);
     let selection = use_state(|| Rc::new(Vec::<String>::new()));
     let search = use_state(String::new);
+    let hold = use_state(String::new);
     let StartRun {
         error,
         busy,
@@ -91,12 +117,29 @@ pub fn NewRunPage() -> Html {
         let target = target.clone();
         let shards = shards.clone();
         let selection = selection.clone();
+        let hold = hold.clone();
+        let error = error.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
-            match submission(&username, &target, *shards, selection.to_vec()) {
+            let hold = match hold_minutes(&hold) {
+                Ok(hold) => hold,
+                Err(why) => {
+                    let why = ApiError::invalid_field("hold_on_failure_minutes", why);
+                    return error.set(Some(why));
+                }
+            };
+            match submission(&username, &target, *shards, selection.to_vec(), hold) {
                 Ok(run) => start.emit(run),
                 Err(group) => start_group.emit(group),
             }
+        })
+    };
+    let on_hold = {
+        let hold = hold.clone();
+        let forget = forget_field(&error, "hold_on_failure_minutes");
+        Callback::from(move |event: InputEvent| {
+            hold.set(event.target_unchecked_into::<HtmlInputElement>().value());
+            forget();
         })
     };
     let on_shards = {
@@ -140,6 +183,7 @@ pub fn NewRunPage() -> Html {
     let field_error = |name: &str| error.as_ref().and_then(|e| e.field(name));
     let paths_error = field_error("paths");
     let shards_error = field_error("shards");
+    let hold_error = field_error("hold_on_failure_minutes");
     let pool = match &*target {
         RunTarget::Pool(label) => Some(label.clone()),
         RunTarget::Environment(_) => None,
@@ -184,6 +228,15 @@ pub fn NewRunPage() -> Html {
                         </Field>
                     </div>
                 }
+                <div class="row">
+                    <Field id="hold-minutes" label="Hold on failure (minutes)" error={hold_error.clone()}
+                        hint={AttrValue::Static("Optional. If the run fails, the environment is kept for you this long (1 to 120), to look at what went wrong.")}>
+                        <input id="hold-minutes" type="number" min="1" max="120" inputmode="numeric"
+                            placeholder="no hold" value={(*hold).clone()} oninput={on_hold}
+                            aria-invalid={hold_error.is_some().then_some("true")}
+                            aria-describedby={hold_error.is_some().then(|| error_id("hold-minutes"))} />
+                    </Field>
+                </div>
                 <fieldset class={classes!("tests", paths_error.is_some().then_some("invalid"))}
                     aria-describedby={paths_error.is_some().then(|| error_id("tests"))}>
                     <legend>{ "Tests" }</legend>
@@ -243,20 +296,31 @@ mod tests {
     fn a_pool_split_in_two_or_more_is_a_run_group_and_anything_else_a_run() {
         let paths = vec!["api".to_string()];
         let pool = RunTarget::Pool("staging".into());
-        let group = submission("ann", &pool, 3, paths.clone()).unwrap_err();
+        let group = submission("ann", &pool, 3, paths.clone(), Some(30)).unwrap_err();
+        assert_eq!(group.hold_on_failure_minutes.given(), Some(&Some(30)));
         assert_eq!(group.shards.given(), Some(&3));
         assert_eq!(
             group.environment_label.given().map(String::as_str),
             Some("staging")
         );
-        let run = submission("ann", &pool, 1, paths.clone()).unwrap();
+        let run = submission("ann", &pool, 1, paths.clone(), None).unwrap();
+        assert!(run.hold_on_failure_minutes.is_missing());
         assert_eq!(
             run.environment_label.given().cloned().flatten().as_deref(),
             Some("staging")
         );
         assert!(run.environment_id.is_missing());
         // Shards mean nothing for one environment.
-        let one = submission("ann", &RunTarget::Environment(4), 5, paths).unwrap();
+        let one = submission("ann", &RunTarget::Environment(4), 5, paths, None).unwrap();
         assert_eq!(one.environment_id.given(), Some(&Some(4)));
+    }
+
+    #[wasm_bindgen_test]
+    fn the_hold_is_optional_and_follows_the_servers_rule() {
+        assert_eq!(hold_minutes("  "), Ok(None));
+        assert_eq!(hold_minutes(" 30 "), Ok(Some(30)));
+        assert!(hold_minutes("121").is_err());
+        assert!(hold_minutes("0").is_err());
+        assert!(hold_minutes("1.5").is_err());
     }
 }

@@ -84,18 +84,26 @@ fn facts(run: &Run) -> Html {
             <dd>
                 { match (run.duration_ms, run.started_at, run.status) {
                     (Some(ms), _, _) => html! { format::duration_ms(ms) },
-                    (None, Some(started), RunStatus::Running) => html! { <Elapsed since={started} /> },
+                    (None, Some(started), RunStatus::Running) => html! { <Elapsed at={started} /> },
                     _ => html! { "—" },
                 } }
             </dd>
             if let Some(position) = run.queue_position {
                 <dt>{ "Queue position" }</dt><dd>{ format!("#{position} in line") }</dd>
             }
+            if let (Some(at), RunStatus::Queued) = (run.estimated_start_at, run.status) {
+                <dt>{ "Expected start" }</dt>
+                <dd class="expected-start"><Elapsed {at} countdown=true />{ format!(" (~{})", format::local_hm(&at)) }</dd>
+            }
+            if let Some(minutes) = run.hold_on_failure_minutes {
+                <dt>{ "Hold on failure" }</dt>
+                <dd>{ format!("{minutes} min: if it fails, the environment is kept for {}", run.username) }</dd>
+            }
             if let Some(code) = run.exit_code {
                 <dt>{ "Exit code" }</dt><dd>{ code }</dd>
             }
             if let Some(reason) = &run.status_reason {
-                <dt>{ "Reason" }</dt><dd>{ reason.clone() }</dd>
+                <dt>{ "Reason" }</dt><dd class="status-reason">{ format::local_reason(reason) }</dd>
             }
             if let (Some(group), Some(shard)) = (run.run_group_id, run.shard) {
                 <dt>{ "Run group" }</dt>

@@ -1,5 +1,5 @@
 //! The environment form's own fields: id (when creating), name,
-//! description and run time-out, each with its complaint next to it.
+//! description, labels and run time-out, each with its complaint next to it.
 
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
@@ -36,6 +36,7 @@ pub fn DetailsFields(props: &DetailsFieldsProps) -> Html {
     let (name_invalid, name_described) = invalid("name", "env-name");
     let (description_invalid, description_described) = invalid("description", "env-description");
     let (timeout_invalid, timeout_described) = invalid("run_timeout_secs", "env-timeout");
+    let (labels_invalid, labels_described) = invalid("labels", "env-labels");
     let draft = &form.draft;
     html! {
         <>
@@ -54,6 +55,12 @@ pub fn DetailsFields(props: &DetailsFieldsProps) -> Html {
                 <textarea id="env-description" rows="3" value={draft.description.clone()}
                     oninput={edit(DraftField::Description)}
                     aria-invalid={description_invalid} aria-describedby={description_described} />
+            </Field>
+            <Field id="env-labels" label="Labels" error={form.problem("labels")}
+                hint={AttrValue::Static("What kind of environment it is (staging, eu, …), separated by commas or spaces: a-z, 0-9, _ and -, up to 32 characters each.")}>
+                <input id="env-labels" type="text" value={draft.labels.clone()} oninput={edit(DraftField::Labels)}
+                    autocapitalize="none" spellcheck="false"
+                    aria-invalid={labels_invalid} aria-describedby={labels_described} />
             </Field>
             <Field id="env-timeout" label="Run time-out in seconds" error={form.problem("run_timeout_secs")}
                 hint={AttrValue::Static("Empty: the service's default.")}>

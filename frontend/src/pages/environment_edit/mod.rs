@@ -1,21 +1,27 @@
-//! Creates, edits or deletes one environment: name, description, run
-//! time-out and variables.
+//! One environment: its sharing (who has it, reservations, maintenance)
+//! and its settings (name, description, labels, run time-out, variables),
+//! created, edited or deleted here.
 
 mod delete;
 mod details;
+mod sharing;
+mod sharing_state;
 mod state;
 mod variables;
 
-use shared::{Environment, EnvironmentState};
+use shared::Environment;
 use yew::prelude::*;
 use yew_router::prelude::*;
 
 use crate::api::{self, ApiError};
 use crate::app::Route;
 use crate::components::form_error::FormError;
+use crate::format;
 use crate::hooks::use_polling::use_polling;
+use crate::query;
 use delete::DeleteControls;
 use details::DetailsFields;
+use sharing::SharingPanel;
 use state::{check, Action, Checked, EnvironmentForm, KNOWN_FIELDS};
 use variables::VariablesEditor;
 
@@ -37,14 +43,32 @@ async fn save(id: Option<i32>, checked: Checked) -> Result<Environment, ApiError
 pub fn EnvironmentEditPage(props: &EnvironmentEditProps) -> Html {
     let creating = props.id.is_none();
     let navigator = use_navigator();
-    let form = use_reducer(|| EnvironmentForm::new(creating));
-
-    let existing = use_polling(props.id, None, |id: Option<i32>| async move {
-        match id {
-            Some(id) => api::environments::get_environment(id).await.map(Some),
-            None => Ok(None),
+    let location = use_location();
+    let form = use_reducer(|| {
+        let mut form = EnvironmentForm::new(creating);
+        // `?id=7`: the board's way to set up an id that has no environment.
+        if creating {
+            let raw = location
+                .as_ref()
+                .map(Location::query_str)
+                .unwrap_or_default();
+            form.draft.id = query::param(raw, "id").unwrap_or_default();
         }
+        form
     });
+
+    // Live: the sharing controls show who has it now. Only the first
+    // answer fills the settings form.
+    let existing = use_polling(
+        props.id,
+        props.id.map(|_| 1000),
+        |id: Option<i32>| async move {
+            match id {
+                Some(id) => api::environments::get_environment(id).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    );
     {
         let form = form.dispatcher();
         let environment = existing.data().cloned().flatten();
@@ -138,11 +162,16 @@ pub fn EnvironmentEditPage(props: &EnvironmentEditProps) -> Html {
             <div class="page-head">
                 <h1>{ title }</h1>
                 if let Some(Some(environment)) = existing.data() {
-                    <span class={classes!("badge", format!("env-{}", state_word(environment.state)))}>
-                        { state_word(environment.state) }
+                    <span class={classes!("badge", format!("env-{}", environment.state.as_str()))}
+                        data-state={environment.state.as_str()}>
+                        { format::environment_state(environment.state) }
                     </span>
                 }
             </div>
+            if let Some(Some(environment)) = existing.data() {
+                <SharingPanel environment={environment.clone()} on_changed={existing.refresh_callback()} />
+                <h2>{ "Settings" }</h2>
+            }
             <form {onsubmit} novalidate=true aria-label={if creating { "New environment" } else { "Edit environment" }}>
                 <DetailsFields form={form.clone()} {creating} />
                 <VariablesEditor variables={form.draft.variables.clone()}
@@ -165,14 +194,5 @@ pub fn EnvironmentEditPage(props: &EnvironmentEditProps) -> Html {
                 </div>
             </form>
         </section>
-    }
-}
-
-/// The badge of an environment: whether a run holds it now.
-fn state_word(state: EnvironmentState) -> &'static str {
-    if state == EnvironmentState::Busy {
-        "busy"
-    } else {
-        "idle"
     }
 }

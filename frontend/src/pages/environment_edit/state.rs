@@ -12,10 +12,18 @@ use shared::{
 use yew::Reducible;
 
 use crate::api::ApiError;
+use crate::sort::sort_by;
 
 /// The fields the form shows on their own, as the API names them; a
 /// server complaint about any other field is shown at form level.
-pub const KNOWN_FIELDS: &[&str] = &["id", "name", "description", "run_timeout_secs", "variables"];
+pub const KNOWN_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "run_timeout_secs",
+    "variables",
+    "labels",
+];
 
 /// The form's contents, as typed.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,6 +32,8 @@ pub struct Draft {
     pub name: String,
     pub description: String,
     pub timeout: String,
+    /// Labels as typed, separated by commas or spaces.
+    pub labels: String,
     /// Name and value, in the order shown; empty rows are allowed while
     /// typing and skipped when saving.
     pub variables: Vec<(String, String)>,
@@ -36,6 +46,7 @@ pub enum DraftField {
     Name,
     Description,
     Timeout,
+    Labels,
 }
 
 /// Which half of a variable row an edit is about.
@@ -67,6 +78,7 @@ impl Draft {
                 .run_timeout_secs
                 .map(|secs| secs.to_string())
                 .unwrap_or_default(),
+            labels: environment.labels.join(", "),
             variables: environment
                 .variables
                 .iter()
@@ -81,6 +93,7 @@ impl Draft {
             DraftField::Name => &mut self.name,
             DraftField::Description => &mut self.description,
             DraftField::Timeout => &mut self.timeout,
+            DraftField::Labels => &mut self.labels,
         };
         *slot = value;
     }
@@ -115,18 +128,21 @@ pub struct Checked {
     pub description: String,
     pub timeout: Option<i32>,
     pub variables: BTreeMap<String, String>,
+    pub labels: Vec<String>,
 }
 
 impl Checked {
+    fn into_settings(self) -> EnvironmentSettings {
+        EnvironmentSettings {
+            labels: Input::Given(Some(self.labels)),
+            ..EnvironmentSettings::all(self.name, self.description, self.variables, self.timeout)
+        }
+    }
+
     pub fn into_new(self) -> NewEnvironment {
         NewEnvironment {
             id: self.id.into(),
-            settings: EnvironmentSettings::all(
-                self.name,
-                self.description,
-                self.variables,
-                self.timeout,
-            ),
+            settings: self.into_settings(),
         }
     }
 
@@ -134,14 +150,22 @@ impl Checked {
     pub fn into_update(self) -> UpdateEnvironment {
         UpdateEnvironment {
             id: Input::Missing,
-            settings: EnvironmentSettings::all(
-                self.name,
-                self.description,
-                self.variables,
-                self.timeout,
-            ),
+            settings: self.into_settings(),
         }
     }
+}
+
+/// Labels as typed (`eu, staging` or `eu staging`), checked with the
+/// server's rule; sorted.
+pub fn parse_labels(raw: &str) -> Result<Vec<String>, String> {
+    let mut labels: Vec<String> = raw
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|label| !label.is_empty())
+        .map(str::to_string)
+        .collect();
+    validate::check_labels(&labels)?;
+    sort_by(&mut labels, |a, b| a.cmp(b));
+    Ok(labels)
 }
 
 /// The draft checked for sending, or the problems by field name. The id
@@ -195,8 +219,9 @@ pub fn check(draft: &Draft, creating: bool) -> Result<Checked, BTreeMap<String, 
         "variables",
         validate::variables(&variables).map(|()| variables),
     );
-    match (id, name, description, timeout, variables) {
-        (Some(id), Some(name), Some(description), Some(timeout), Some(variables))
+    let labels = fields.check("labels", parse_labels(&draft.labels));
+    match (id, name, description, timeout, variables, labels) {
+        (Some(id), Some(name), Some(description), Some(timeout), Some(variables), Some(labels))
             if fields.is_empty() =>
         {
             Ok(Checked {
@@ -205,6 +230,7 @@ pub fn check(draft: &Draft, creating: bool) -> Result<Checked, BTreeMap<String, 
                 description,
                 timeout,
                 variables,
+                labels,
             })
         }
         _ => Err(fields.into_inner()),
@@ -505,12 +531,31 @@ mod tests {
     }
 
     #[wasm_bindgen_test]
+    fn labels_are_typed_with_commas_or_spaces_and_checked_like_the_server() {
+        assert_eq!(
+            parse_labels(" staging,eu  gpu-2 ,"),
+            Ok(vec![
+                "eu".to_string(),
+                "gpu-2".to_string(),
+                "staging".to_string()
+            ])
+        );
+        assert_eq!(parse_labels(""), Ok(Vec::new()));
+        assert!(parse_labels("eu eu").is_err_and(|why| why.contains("twice")));
+        assert!(parse_labels("Staging").is_err());
+        let mut environment = environment();
+        environment.labels = vec!["eu".into(), "staging".into()];
+        assert_eq!(Draft::from_environment(&environment).labels, "eu, staging");
+    }
+
+    #[wasm_bindgen_test]
     fn the_check_applies_the_servers_rules() {
         let draft = Draft {
             id: " 42 ".into(),
             name: "  qa ".into(),
             description: String::new(),
             timeout: String::new(),
+            labels: "staging, eu".into(),
             variables: vec![
                 ("  TOKEN ".into(), "x".into()),
                 (String::new(), String::new()),
@@ -522,6 +567,10 @@ mod tests {
                 .as_ref()
                 .map(|c| (c.id, c.timeout, c.variables.len())),
             Ok((42, None, 1))
+        );
+        assert_eq!(
+            checked.as_ref().map(|c| c.labels.clone()),
+            Ok(vec!["eu".to_string(), "staging".to_string()])
         );
         assert_eq!(
             checked.map(|c| c.into_update().settings.run_timeout_secs),
@@ -537,13 +586,14 @@ mod tests {
         assert!(problems.contains_key("id"));
         let bad = Draft {
             timeout: "0".into(),
+            labels: "eu EU".into(),
             variables: vec![("A".into(), "1".into()), (" A".into(), "2".into())],
             ..draft
         };
         let problems = check(&bad, true).err().unwrap_or_default();
         assert_eq!(
             problems.keys().collect::<Vec<_>>(),
-            ["run_timeout_secs", "variables"]
+            ["labels", "run_timeout_secs", "variables"]
         );
         assert!(problems["variables"].contains("named twice"));
     }
