@@ -472,6 +472,8 @@ step('a run group: any environment of a label, split in two, followed as one', a
   // A shard's page leads back to its group.
   await page.locator('table.shards tbody tr').first().locator('a').click();
   await page.getByRole('link', { name: new RegExp(`of group #${id}`) }).waitFor();
+});
+
 /** The board's tile of environment `id`. */
 function tile(id) {
   return page.locator(`ul.board li[data-environment-id="${id}"]`);
