@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use diesel::prelude::*;
 use serde_json::Value;
 use shared::validate::{Fields, TestPath};
-use shared::{CheckedSchedule, NewSchedule, Schedule};
+use shared::{CheckedSchedule, Input, NewSchedule, Schedule};
 
 use super::{missing, ServiceError};
 use crate::catalog::TestsRoot;
@@ -99,6 +99,42 @@ fn check(tests_root: &TestsRoot, new: &NewSchedule) -> Result<Checked, ServiceEr
     }
 }
 
+/// The body with every field it leaves out taken from the schedule as it is.
+fn with_current(new: &NewSchedule, current: Schedule) -> NewSchedule {
+    fn or<T>(given: &Input<T>, current: T) -> Input<T>
+    where
+        T: Clone,
+    {
+        match given {
+            Input::Missing => Input::Given(current),
+            other => other.clone(),
+        }
+    }
+    let target_given = !new.environment_id.is_missing() || !new.environment_label.is_missing();
+    NewSchedule {
+        name: or(&new.name, current.name),
+        cron: or(&new.cron, current.cron),
+        timezone: or(&new.timezone, Some(current.timezone)),
+        environment_id: if target_given {
+            new.environment_id.clone()
+        } else {
+            Input::Given(current.environment_id)
+        },
+        environment_label: if target_given {
+            new.environment_label.clone()
+        } else {
+            Input::Given(current.environment_label)
+        },
+        paths: or(&new.paths, current.paths),
+        enabled: or(&new.enabled, current.enabled),
+        username: or(&new.username, Some(current.username)),
+        hold_on_failure_minutes: or(
+            &new.hold_on_failure_minutes,
+            current.hold_on_failure_minutes,
+        ),
+    }
+}
+
 fn settings(checked: &Checked, now: DateTime<Utc>) -> ScheduleSettings {
     let body = &checked.body;
     let paths: Vec<String> = body.paths.iter().map(TestPath::as_arg).collect();
@@ -137,14 +173,19 @@ pub fn create(
     Ok(row.into_schedule())
 }
 
-/// Replaces a schedule's settings; its next fire is counted from now.
+/// Changes a schedule's settings: those given replace the current ones,
+/// those left out stay (`{"enabled": false}` disables it); its next fire
+/// is counted from now.
 pub fn update(
     conn: &mut PgConnection,
     tests_root: &TestsRoot,
     id: i64,
     new: &NewSchedule,
 ) -> Result<Schedule, ServiceError> {
-    let checked = check(tests_root, new)?;
+    let current = db::schedules::find(conn, id)?
+        .ok_or_else(|| missing(format_args!("schedule {id}")))?
+        .into_schedule();
+    let checked = check(tests_root, &with_current(new, current))?;
     let row = conn.transaction(|conn| {
         let target = &checked.body.target;
         super::runs::lock_target(conn, target.environment_id(), target.label())?;
@@ -250,7 +291,14 @@ fn fire(
         Ok(id) => (Some(*id), None),
         Err(why) => (None, Some(why.as_str())),
     };
-    db::schedules::advance(conn, row.id, fire_at, next, run_id, error)?;
+    // Under the row's lock nobody else can have moved it; if someone did,
+    // this fire is theirs: the whole transaction, run included, goes.
+    if !db::schedules::advance(conn, row.id, fire_at, next, run_id, error)? {
+        return Err(ServiceError::Conflict(format!(
+            "schedule {} was fired by someone else",
+            row.id
+        )));
+    }
     match &run {
         Ok(run_id) => tracing::info!(schedule_id = row.id, name = %row.name, %fire_at, run_id,
             missed, next_run_at = ?next, "schedule fired"),

@@ -257,11 +257,30 @@ fn bad_cron_expressions_and_time_zones_are_refused_naming_the_field() {
         &format!("/api/schedules/{id}"),
         &with("cron", json!("0 12 * * *")),
     );
+    // The fields left out stay as they are: still disabled.
     assert_eq!(again["cron"], "0 12 * * *");
-    assert!(again["next_run_at"].is_string());
+    assert!(again["next_run_at"].is_null(), "{again}");
+    let (status, resumed) = app.put(&format!("/api/schedules/{id}"), &json!({"enabled": true}));
+    assert_eq!(status, 200, "{resumed}");
+    assert!(resumed["next_run_at"].is_string());
+    assert_eq!(resumed["cron"], "0 12 * * *");
+    assert_eq!(resumed["timezone"], "America/New_York");
+    assert_eq!(resumed["environment_id"], 1);
+    assert_eq!(resumed["paths"], json!(["test_ok.py"]));
+    let (_, moved) = app.put(
+        &format!("/api/schedules/{id}"),
+        &json!({"environment_id": 9}),
+    );
+    assert_eq!(moved["environment_id"], 9, "{moved}");
+    assert!(moved["next_run_at"].is_string());
     assert_eq!(app.get("/api/schedules").1.as_array().unwrap().len(), 1);
     assert_eq!(app.delete(&format!("/api/schedules/{id}")).0, 204);
     assert_error(&app.get(&format!("/api/schedules/{id}")), 404, "not_found");
+    assert_error(
+        &app.put(&format!("/api/schedules/{id}"), &json!({"enabled": true})),
+        404,
+        "not_found",
+    );
     assert_error(
         &app.put(&format!("/api/schedules/{id}"), &good),
         404,

@@ -84,8 +84,8 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(schedule))
 }
 
-/// Replace a schedule's settings (the body of a create); its next fire is
-/// counted from now.
+/// Change a schedule: the fields given (those of a create) replace the
+/// current ones, the others stay; its next fire is counted from now.
 #[utoipa::path(
     put,
     path = "/api/schedules/{id}",
