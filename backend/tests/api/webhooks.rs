@@ -390,3 +390,33 @@ fn bad_webhooks_are_refused_naming_the_field() {
         "not_found",
     );
 }
+
+#[test]
+fn a_delivery_retried_past_its_time_is_given_up_and_says_so() {
+    let tests = TestsDir::with(&[PASSING]);
+    let mut env = QUICK_RETRIES.to_vec();
+    env.push(("WEBHOOK_GIVE_UP_SECS", "2"));
+    let app = TestApp::spawn(&tests, &env);
+    let port = Receiver::reserve_port();
+    let webhook = add_webhook(&app, port, &["run.finished"], json!({}));
+    let run = app.create_run("dora", 6, &["test_ok.py"]);
+    app.wait_finished(run, SECS_30);
+    eventually(SECS_30, "the delivery to be given up", || {
+        deliveries(&app, webhook)[0]["state"] == "failed"
+    });
+    let log = deliveries(&app, webhook);
+    assert!(
+        log[0]["attempts"].as_i64().unwrap() >= 2,
+        "retried first: {log:?}"
+    );
+    assert!(log[0]["failed_at"].is_string());
+    assert!(log[0]["next_attempt_at"].is_null());
+    assert!(log[0]["last_error"].is_string());
+    let (_, listed) = app.get("/api/webhooks");
+    assert_eq!(listed[0]["failed"], 1, "{listed}");
+    assert_eq!(listed[0]["pending"], 0);
+    // Given up means no more attempts, even once the receiver is up.
+    let receiver = Receiver::start(port, vec![]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(receiver.hits().is_empty());
+}
