@@ -5,7 +5,7 @@
 
 FROM rust:1-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq-dev \
+ && apt-get install -y --no-install-recommends libpq-dev libssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The workspace: every member's manifest must be there, and the migrations
@@ -24,9 +24,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && cp target/release/test-executor target/release/test-executor-supervise /usr/local/bin/
 
 FROM debian:bookworm-slim
-# libpq for the database; python3 and pytest for the runs.
+# libpq for the database; OpenSSL for webhooks over https; python3 and
+# pytest for the runs.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libpq5 python3 python3-pytest \
+ && apt-get install -y --no-install-recommends ca-certificates libpq5 libssl3 python3 python3-pytest \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/test-executor /usr/local/bin/test-executor-supervise /usr/local/bin/
 # The sample tests, the tests root unless a volume replaces them.

@@ -655,6 +655,63 @@ step('a run asks for a hold on failure; its failure keeps the environment for it
   state.heldRunId = id;
 });
 
+step('webhooks: a bad URL is refused; the event of a run shows in the delivery log', async () => {
+  await page.goto(BASE + '/');
+  await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+  await page.getByText('No webhooks yet.').waitFor();
+  await page.fill('input[name="url"]', 'ftp://example.test/hook');
+  await page.getByRole('button', { name: 'Add webhook' }).click();
+  await page.getByText('must be an http or https URL').first().waitFor();
+  // Nobody listens on port 9: each attempt fails and is retried.
+  await page.fill('input[name="url"]', 'http://127.0.0.1:9/hook');
+  await page.getByLabel('run.finished').check();
+  await page.getByRole('button', { name: 'Add webhook' }).click();
+  const card = page.locator('article.webhook');
+  await card.getByText('No deliveries yet.').waitFor();
+  const run = await api('POST', '/api/runs',
+    { username: 'e2e-hank', environment_id: 31, paths: ['e2e_smoke/test_mixed.py'] });
+  await waitForRunFinished(run.id);
+  // Both events it subscribes to: the run finished, and failed.
+  for (const event of ['run.finished', 'run.failed']) {
+    await card.locator('tr[data-delivery-id]', { hasText: `${event} #${run.id}` })
+      .waitFor({ timeout: 15_000 });
+  }
+  await card.locator('tr[data-delivery-id][data-state="pending"] td[data-label="Last answer"]')
+    .filter({ hasText: /connect/i }).first().waitFor({ timeout: 15_000 });
+  await shot('webhooks');
+  await card.getByRole('button', { name: 'Delete' }).click();
+  await page.getByText('No webhooks yet.').waitFor();
+});
+
+step('schedules: a bad time zone is refused; one is added with its next fire, disabled, deleted', async () => {
+  await page.goto(BASE + '/');
+  await page.getByRole('link', { name: 'Schedules', exact: true }).click();
+  await page.getByText('No schedules yet.').waitFor();
+  await page.fill('input[name="name"]', 'e2e nightly');
+  await page.fill('input[name="cron"]', '0 3 * * 1-5');
+  await page.fill('input[name="timezone"]', 'Mars/Olympus');
+  await page.fill('input[name="target"]', '32');
+  await page.fill('textarea[name="paths"]', 'e2e_smoke/test_mixed.py');
+  await page.getByRole('button', { name: 'Add schedule' }).click();
+  await page.getByText('is not an IANA time zone').first().waitFor();
+  await page.fill('input[name="timezone"]', 'Europe/Berlin');
+  await page.getByRole('button', { name: 'Add schedule' }).click();
+  const row = page.locator('table.schedules tr[data-schedule-id]');
+  await row.locator('.next-fire time').waitFor();
+  const [schedule] = await api('GET', '/api/schedules');
+  assert(schedule.next_run_at && schedule.timezone === 'Europe/Berlin', 'a next fire in its time zone');
+  await shot('schedules');
+  await row.getByRole('button', { name: 'Disable' }).click();
+  await row.locator('.next-fire', { hasText: 'disabled' }).waitFor();
+  assert((await api('GET', `/api/schedules/${schedule.id}`)).next_run_at === null, 'disabled');
+  await row.getByRole('button', { name: 'Edit' }).click();
+  await page.fill('input[name="cron"]', '30 4 * * *');
+  await page.getByRole('button', { name: 'Save schedule' }).click();
+  await row.getByText('30 4 * * *').waitFor();
+  await row.getByRole('button', { name: 'Delete' }).click();
+  await page.getByText('No schedules yet.').waitFor();
+});
+
 step('an unknown address shows the not-found page', async () => {
   await page.goto(BASE + '/no/such/page');
   await page.getByRole('heading', { name: 'Page not found' }).waitFor();

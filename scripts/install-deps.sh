@@ -149,11 +149,12 @@ install_backend() {
     # Any installed major version of the server will do.
     ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || pkgs+=(postgresql)
     # pg_config alone may come from postgresql-common, without libpq.so.
-    pkgs+=(libpq-dev)
+    # OpenSSL's headers: webhooks are sent over https.
+    pkgs+=(libpq-dev libssl-dev)
     command -v cc >/dev/null 2>&1 || pkgs+=(build-essential)
     command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
     command -v python3 >/dev/null 2>&1 || pkgs+=(python3 python3-pip)
-    apt_install "the database server (a cluster of this checkout's own), libpq and a C compiler for the backend, python3 for the runs" "${pkgs[@]}"
+    apt_install "the database server (a cluster of this checkout's own), libpq, OpenSSL's headers and a C compiler for the backend, python3 for the runs" "${pkgs[@]}"
 
     if ! python3 -c 'import pytest' >/dev/null 2>&1; then
         python3 -m pip --version >/dev/null 2>&1 ||

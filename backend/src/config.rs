@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::db::PoolSettings;
+use crate::exec::webhooks::DeliverySettings;
 use crate::http::browser_safety;
 
 /// The largest value of each setting that is a duration or a size.
-const MOST: [(&str, u64); 9] = [
+const MOST: [(&str, u64); 13] = [
     ("LEASE_SECS", 24 * 3600),
     ("RUN_TIMEOUT_SECS", 7 * 24 * 3600),
     ("KILL_GRACE_MS", 3600 * 1000),
@@ -17,6 +18,10 @@ const MOST: [(&str, u64); 9] = [
     ("MAX_PARALLEL_RUNS", 1000),
     ("UPLOAD_MAX_BYTES", 1 << 30),
     ("LOG_MAX_BYTES", 1 << 32),
+    ("WEBHOOK_TIMEOUT_MS", 3600 * 1000),
+    ("WEBHOOK_RETRY_BASE_MS", 24 * 3600 * 1000),
+    ("WEBHOOK_GIVE_UP_SECS", 30 * 24 * 3600),
+    ("SCHEDULE_TICK_MS", 3600 * 1000),
 ];
 
 #[derive(Debug, Clone)]
@@ -58,6 +63,11 @@ pub struct Config {
     /// `RUNNER_LABELS`: this instance claims only environments with one of
     /// these labels (those it can reach); `None`, every environment.
     pub runner_labels: Option<Vec<String>>,
+    /// How webhook deliveries are sent and retried (`WEBHOOK_TIMEOUT_MS`,
+    /// `WEBHOOK_RETRY_BASE_MS`, `WEBHOOK_GIVE_UP_SECS`).
+    pub webhooks: DeliverySettings,
+    /// How often due schedules are looked for (`SCHEDULE_TICK_MS`).
+    pub schedule_tick: Duration,
 }
 
 /// `RUNNER_LABELS`: labels separated by commas or spaces.
@@ -126,6 +136,14 @@ impl Config {
             runner_labels: var("RUNNER_LABELS")
                 .map(|raw| parse_runner_labels(&raw))
                 .transpose()?,
+            webhooks: DeliverySettings {
+                timeout: Duration::from_millis(number("WEBHOOK_TIMEOUT_MS", 10_000)?.max(100)),
+                retry_base: Duration::from_millis(number("WEBHOOK_RETRY_BASE_MS", 10_000)?.max(10)),
+                retry_cap: Duration::from_secs(3600),
+                give_up_after: Duration::from_secs(number("WEBHOOK_GIVE_UP_SECS", 24 * 3600)?),
+                expiring_window: Duration::from_secs(300),
+            },
+            schedule_tick: Duration::from_millis(number("SCHEDULE_TICK_MS", 1000)?.max(10)),
         })
     }
 
@@ -141,6 +159,18 @@ impl Config {
             max_size: self.db_pool_size,
             checkout: Duration::from_millis(800),
             statement_timeout: self.statement_timeout,
+            lock_timeout: Duration::from_secs(5),
+            idle_in_transaction: Duration::from_secs(30),
+        }
+    }
+
+    /// The pool of the webhook sender and the schedules' tick: small, and
+    /// apart from requests and runs, so neither can starve the other.
+    pub fn background_pool(&self) -> PoolSettings {
+        PoolSettings {
+            max_size: 3,
+            checkout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(5),
             idle_in_transaction: Duration::from_secs(30),
         }

@@ -92,6 +92,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     // slow to answer never keeps the port from serving.
     let scheduler = Scheduler::new(ctx);
 
+    let state_tests_root = tests_root.clone();
     let state = AppState {
         pool,
         config: Arc::clone(&config),
@@ -124,6 +125,18 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         config.database_url.clone(),
         Arc::clone(&scheduler),
     ));
+    let background = db::build_pool(&config.database_url, config.background_pool());
+    let delivering = actix_web::rt::spawn(crate::exec::webhooks::deliver_forever(
+        background.clone(),
+        config.webhooks,
+    ));
+    // At once: a fire missed while no instance was up is run now.
+    let firing = actix_web::rt::spawn(fire_schedules(
+        background,
+        state_tests_root,
+        Arc::clone(&config),
+        Arc::clone(&scheduler),
+    ));
     // Requests are answered already. Ready means the past life's runs are
     // finished too, unless the database takes long to say so.
     if !scheduler.wait_recovered(RECOVERY_PATIENCE).await {
@@ -141,8 +154,37 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     let _ = actix_web::rt::task::spawn_blocking(move || stopping.shut_down()).await;
     scheduling.abort();
     listening.abort();
+    delivering.abort();
+    firing.abort();
     tracing::info!("stopped");
     served.map_err(|e| e.to_string())
+}
+
+/// Fires due schedules at every tick, by the database's clock (the one
+/// all instances share), and wakes the scheduler for the runs queued.
+async fn fire_schedules(
+    pool: db::PgPool,
+    tests_root: TestsRoot,
+    config: Arc<Config>,
+    scheduler: Arc<Scheduler>,
+) {
+    loop {
+        let (pool, tests_root) = (pool.clone(), tests_root.clone());
+        let max_queued = config.max_queued_runs;
+        let fired = actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            let now = db::reservations::now(&mut conn)?;
+            crate::service::schedules::fire_due(&mut conn, &tests_root, max_queued, now)
+        })
+        .await;
+        match fired {
+            Ok(Ok(fired)) if fired.iter().any(|f| f.run.is_ok()) => scheduler.wake(),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "cannot fire schedules now"),
+            Err(e) => tracing::warn!(error = %e, "the schedules' tick failed"),
+        }
+        actix_web::rt::time::sleep(config.schedule_tick).await;
+    }
 }
 
 /// How long start-up waits for the instance lock: a process of the same

@@ -15,7 +15,9 @@ use crate::pages::not_found::not_found_page;
 use crate::pages::run_details::RunDetailsPage;
 use crate::pages::run_group::RunGroupPage;
 use crate::pages::runs::RunsPage;
+use crate::pages::schedules::SchedulesPage;
 use crate::pages::upload::UploadPage;
+use crate::pages::webhooks::WebhooksPage;
 
 #[derive(Debug, Clone, PartialEq, Routable)]
 pub enum Route {
@@ -39,6 +41,10 @@ pub enum Route {
     NewEnvironment,
     #[at("/environments/:id")]
     Environment { id: i32 },
+    #[at("/schedules")]
+    Schedules,
+    #[at("/webhooks")]
+    Webhooks,
     #[not_found]
     #[at("/404")]
     NotFound,
@@ -59,6 +65,8 @@ fn switch(route: Route) -> Html {
         Route::Environment { id } => {
             html! { <EnvironmentEditPage key={id.to_string()} id={Some(id)} /> }
         }
+        Route::Schedules => html! { <SchedulesPage /> },
+        Route::Webhooks => html! { <WebhooksPage /> },
         Route::NotFound => not_found_page(),
     }
 }

@@ -11,11 +11,13 @@ pub mod insights;
 pub mod query;
 pub mod run;
 pub mod run_group;
+pub mod schedule;
 pub mod service;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod stats;
 pub mod validate;
+pub mod webhook;
 
 pub use catalog::{Catalog, CatalogFile, UploadedFile};
 pub use environment::{
@@ -33,7 +35,9 @@ pub use run::{
     RunPage, RunStatus, RunSummary, RunTarget,
 };
 pub use run_group::{CheckedRunGroup, NewRunGroup, RunGroup};
+pub use schedule::{CheckedSchedule, NewSchedule, Schedule};
 pub use service::Health;
+pub use webhook::{CheckedWebhook, Delivery, DeliveryState, NewWebhook, Webhook, WebhookFormat};
 
 /// Environments are numbered 1 to 100.
 pub const MIN_ENVIRONMENT_ID: i32 = 1;

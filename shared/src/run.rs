@@ -159,6 +159,16 @@ pub struct Run {
     pub run_group_id: Option<i64>,
     #[serde(default)]
     pub shard: Option<i32>,
+    /// The schedule that queued it, if one did.
+    #[serde(default)]
+    pub schedule_id: Option<i64>,
+    /// The fire time it was queued for, if a schedule queued it.
+    #[serde(default)]
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// What the schedule has to say about this run (a fire missed while no
+    /// instance was up, run late once).
+    #[serde(default)]
+    pub schedule_note: Option<String>,
 }
 
 /// Where a run goes: one environment, or the first free one of a pool.

@@ -15,8 +15,10 @@ pub mod reports;
 pub mod reservations;
 pub mod run_groups;
 pub mod runs;
+pub mod schedules;
 pub mod schema;
 pub mod state;
+pub mod webhooks;
 
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};

@@ -42,6 +42,9 @@ pub struct RunRow {
     pub environment_label: Option<String>,
     pub run_group_id: Option<i64>,
     pub shard: Option<i32>,
+    pub schedule_id: Option<i64>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub schedule_note: Option<String>,
 }
 
 impl RunRow {
@@ -89,6 +92,9 @@ impl RunRow {
             estimated_start_at: None,
             run_group_id: self.run_group_id,
             shard: self.shard,
+            schedule_id: self.schedule_id,
+            scheduled_for: self.scheduled_for,
+            schedule_note: self.schedule_note,
         }
     }
 }
@@ -104,6 +110,9 @@ pub struct NewRunRow {
     pub hold_on_failure_minutes: Option<i32>,
     pub run_group_id: Option<i64>,
     pub shard: Option<i32>,
+    pub schedule_id: Option<i64>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub schedule_note: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

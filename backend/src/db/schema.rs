@@ -145,6 +145,59 @@ diesel::table! {
         environment_label -> Nullable<Text>,
         run_group_id -> Nullable<Int8>,
         shard -> Nullable<Int4>,
+        schedule_id -> Nullable<Int8>,
+        scheduled_for -> Nullable<Timestamptz>,
+        schedule_note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Int8,
+        url -> Text,
+        events -> Array<Text>,
+        secret -> Nullable<Text>,
+        format -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Int8,
+        webhook_id -> Int8,
+        event -> Text,
+        subject_id -> Int8,
+        occurred_at -> Timestamptz,
+        body -> Nullable<Text>,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        claim -> Nullable<Int8>,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamptz>,
+        failed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    schedules (id) {
+        id -> Int8,
+        name -> Text,
+        cron -> Text,
+        timezone -> Text,
+        environment_id -> Nullable<Int4>,
+        environment_label -> Nullable<Text>,
+        paths -> Jsonb,
+        username -> Text,
+        hold_on_failure_minutes -> Nullable<Int4>,
+        enabled -> Bool,
+        next_run_at -> Nullable<Timestamptz>,
+        last_run_id -> Nullable<Int8>,
+        last_fired_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -172,6 +225,7 @@ diesel::joinable!(run_cases -> test_runs (run_id));
 diesel::joinable!(run_log_chunks -> test_runs (run_id));
 diesel::joinable!(run_reports -> test_runs (run_id));
 diesel::joinable!(test_flips -> test_runs (run_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     environment_locks,
@@ -182,9 +236,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     run_groups,
     run_log_chunks,
     run_reports,
+    schedules,
     state_version,
     test_flips,
     test_last_results,
     test_period_stats,
     test_runs,
+    webhook_deliveries,
+    webhooks,
 );

@@ -5,3 +5,4 @@ pub mod events;
 pub mod listener;
 pub mod runner;
 pub mod scheduler;
+pub mod webhooks;

@@ -9,7 +9,8 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseB
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    environments, health, insights, metrics, reservations, run_groups, runs, tests,
+    environments, health, insights, metrics, reservations, run_groups, runs, schedules, tests,
+    webhooks,
 };
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -51,6 +52,16 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         reservations::release,
         reservations::start_maintenance,
         reservations::end_maintenance,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::delete,
+        webhooks::deliveries,
+        schedules::create,
+        schedules::list,
+        schedules::get,
+        schedules::update,
+        schedules::delete,
         tests::list,
         tests::upload,
         tests::source,
@@ -65,6 +76,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         (name = "runs", description = "Queue, follow, cancel and re-run test runs"),
         (name = "environments", description = "The shared test environments runs queue for"),
         (name = "tests", description = "The catalog of test files under the tests root"),
+        (name = "webhooks", description = "Events POSTed to other systems, signed, retried"),
+        (name = "schedules", description = "Runs queued by cron expressions"),
         (name = "insights", description = "How tests behaved over time"),
         (name = "service", description = "Health, this document, metrics"),
     ),

@@ -9,7 +9,9 @@ pub mod insights;
 pub mod reservations;
 pub mod run_groups;
 pub mod runs;
+pub mod schedules;
 pub mod tests;
+pub mod webhooks;
 
 use shared::FieldErrors;
 

@@ -150,6 +150,9 @@ pub fn create(
             hold_on_failure_minutes: request.hold_on_failure_minutes,
             run_group_id: None,
             shard: None,
+            schedule_id: None,
+            scheduled_for: None,
+            schedule_note: None,
         })
         .collect();
     let id = conn.transaction(|conn| {

@@ -85,6 +85,9 @@ pub fn create(
             hold_on_failure_minutes: request.hold_on_failure_minutes,
             run_group_id: None,
             shard: None,
+            schedule_id: None,
+            scheduled_for: None,
+            schedule_note: None,
         },
         || paths_exist(tests_root, &request.paths).map_err(|why| ServiceError::field("paths", why)),
     )
@@ -110,7 +113,7 @@ pub(super) fn room_in_the_queues(
 /// and its environment exists (whose row stays locked for the insert, so
 /// that runs of one environment commit in id order) or, for a pool, some
 /// environment has its label (the pool's lock keeps its queue in order).
-fn insert(
+pub(super) fn insert(
     conn: &mut PgConnection,
     new: NewRunRow,
     paths_exist: impl FnOnce() -> Result<(), ServiceError>,
@@ -436,6 +439,9 @@ pub fn rerun(
             hold_on_failure_minutes: original.hold_on_failure_minutes,
             run_group_id: None,
             shard: None,
+            schedule_id: None,
+            scheduled_for: None,
+            schedule_note: None,
         },
         // Paths of a run that ran: one whose file is gone since ends as an
         // error naming it.

@@ -257,6 +257,9 @@ fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
             hold_on_failure_minutes: None,
             run_group_id: None,
             shard: None,
+            schedule_id: None,
+            scheduled_for: None,
+            schedule_note: None,
         },
     )
     .unwrap();

@@ -215,6 +215,11 @@ fn the_openapi_document_covers_every_endpoint_and_error() {
         ("/api/environments/{id}", vec!["get", "put", "delete"]),
         ("/api/tests", vec!["get", "post"]),
         ("/api/tests/{path}", vec!["get", "delete"]),
+        ("/api/webhooks", vec!["get", "post"]),
+        ("/api/webhooks/{id}", vec!["get", "delete"]),
+        ("/api/webhooks/{id}/deliveries", vec!["get"]),
+        ("/api/schedules", vec!["get", "post"]),
+        ("/api/schedules/{id}", vec!["get", "put", "delete"]),
         ("/api/health", vec!["get"]),
         ("/api/openapi.json", vec!["get"]),
         ("/metrics", vec!["get"]),
@@ -256,6 +261,11 @@ fn the_openapi_document_covers_every_endpoint_and_error() {
         "ApiErrorBody",
         "NewRun",
         "LogChunk",
+        "NewWebhook",
+        "Webhook",
+        "Delivery",
+        "NewSchedule",
+        "Schedule",
     ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),

@@ -8,7 +8,9 @@ pub mod insights;
 pub mod reservations;
 pub mod run_groups;
 pub mod runs;
+pub mod schedules;
 pub mod service;
+pub mod webhooks;
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;

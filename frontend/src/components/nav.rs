@@ -40,6 +40,8 @@ pub fn Nav() -> Html {
                     { nav_item(&navigator, Route::Board, "Board", is(|r| matches!(r, Route::Board))) }
                     { nav_item(&navigator, Route::Environments, "Environments",
                         is(|r| matches!(r, Route::Environments | Route::Environment { .. } | Route::NewEnvironment))) }
+                    { nav_item(&navigator, Route::Schedules, "Schedules", is(|r| matches!(r, Route::Schedules))) }
+                    { nav_item(&navigator, Route::Webhooks, "Webhooks", is(|r| matches!(r, Route::Webhooks))) }
                 </ul>
             </nav>
         </header>

@@ -9,4 +9,6 @@ pub mod not_found;
 pub mod run_details;
 pub mod run_group;
 pub mod runs;
+pub mod schedules;
 pub mod upload;
+pub mod webhooks;

@@ -68,6 +68,24 @@ fn environment_cell(run: &Run) -> Html {
     }
 }
 
+#[derive(Properties, PartialEq)]
+struct ScheduledByProps {
+    id: i64,
+}
+
+/// "scheduled by <name>": the schedule's name, read once.
+#[component]
+fn ScheduledBy(props: &ScheduledByProps) -> Html {
+    let schedule = use_polling(props.id, None, crate::api::schedules::get_schedule);
+    let name = match schedule.data() {
+        Some(schedule) => schedule.name.clone(),
+        None => format!("schedule #{}", props.id),
+    };
+    html! {
+        <>{ "scheduled by " }<Link<Route> to={Route::Schedules}>{ name }</Link<Route>></>
+    }
+}
+
 /// Everything the run was created with, and its times.
 fn facts(run: &Run) -> Html {
     html! {
@@ -108,6 +126,13 @@ fn facts(run: &Run) -> Html {
             if let (Some(group), Some(shard)) = (run.run_group_id, run.shard) {
                 <dt>{ "Run group" }</dt>
                 <dd><Link<Route> to={Route::RunGroup { id: group }}>{ format!("shard {shard} of group #{group}") }</Link<Route>></dd>
+            }
+            if let Some(schedule) = run.schedule_id {
+                <dt>{ "Schedule" }</dt>
+                <dd class="scheduled-by"><ScheduledBy id={schedule} /></dd>
+            }
+            if let Some(note) = &run.schedule_note {
+                <dt>{ "Schedule note" }</dt><dd class="schedule-note">{ note.clone() }</dd>
             }
             if let Some(original) = run.rerun_of {
                 <dt>{ "Re-run of" }</dt>

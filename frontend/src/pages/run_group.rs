@@ -216,6 +216,9 @@ mod tests {
             estimated_start_at: None,
             run_group_id: Some(1),
             shard: Some(id as i32),
+            schedule_id: None,
+            scheduled_for: None,
+            schedule_note: None,
         }
     }
 

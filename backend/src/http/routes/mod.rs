@@ -7,7 +7,9 @@ pub mod metrics;
 pub mod reservations;
 pub mod run_groups;
 pub mod runs;
+pub mod schedules;
 pub mod tests;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -19,6 +21,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .configure(environments::config)
         .configure(reservations::config)
         .configure(run_groups::config)
+        .configure(webhooks::config)
+        .configure(schedules::config)
         .configure(tests::config)
         .configure(health::config)
         .configure(metrics::config);

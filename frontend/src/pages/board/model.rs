@@ -224,6 +224,9 @@ mod tests {
             estimated_start_at: None,
             run_group_id: None,
             shard: None,
+            schedule_id: None,
+            scheduled_for: None,
+            schedule_note: None,
         }
     }
 
