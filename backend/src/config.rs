@@ -7,7 +7,7 @@ use crate::db::PoolSettings;
 use crate::http::browser_safety;
 
 /// The largest value of each setting that is a duration or a size.
-const MOST: [(&str, u64); 9] = [
+const MOST: [(&str, u64); 12] = [
     ("LEASE_SECS", 24 * 3600),
     ("RUN_TIMEOUT_SECS", 7 * 24 * 3600),
     ("KILL_GRACE_MS", 3600 * 1000),
@@ -17,6 +17,9 @@ const MOST: [(&str, u64); 9] = [
     ("MAX_PARALLEL_RUNS", 1000),
     ("UPLOAD_MAX_BYTES", 1 << 30),
     ("LOG_MAX_BYTES", 1 << 32),
+    ("ARTIFACTS_MAX_BYTES", 1 << 34),
+    ("RETENTION_DAYS", 100 * 366),
+    ("RETENTION_INTERVAL_SECS", 7 * 24 * 3600),
 ];
 
 #[derive(Debug, Clone)]
@@ -58,6 +61,15 @@ pub struct Config {
     /// `RUNNER_LABELS`: this instance claims only environments with one of
     /// these labels (those it can reach); `None`, every environment.
     pub runner_labels: Option<Vec<String>>,
+    /// `ARTIFACTS_MAX_BYTES`: what a run's tests leave in
+    /// `TEST_ARTIFACTS_DIR` is kept up to this many bytes.
+    pub artifacts_max_bytes: u64,
+    /// `RETENTION_DAYS`: runs finished longer ago lose their log, cases
+    /// and artifacts unless pinned; `None` (unset or 0) keeps everything.
+    pub retention_days: Option<u32>,
+    /// `RETENTION_INTERVAL_SECS`: how often retention and the pruning of
+    /// old insights run.
+    pub retention_interval: Duration,
 }
 
 /// `RUNNER_LABELS`: labels separated by commas or spaces.
@@ -126,6 +138,11 @@ impl Config {
             runner_labels: var("RUNNER_LABELS")
                 .map(|raw| parse_runner_labels(&raw))
                 .transpose()?,
+            artifacts_max_bytes: number("ARTIFACTS_MAX_BYTES", 50 * 1024 * 1024)?,
+            retention_days: Some(number("RETENTION_DAYS", 0)? as u32).filter(|days| *days > 0),
+            retention_interval: Duration::from_secs(
+                number("RETENTION_INTERVAL_SECS", 3600)?.max(1),
+            ),
         })
     }
 
@@ -155,6 +172,19 @@ impl Config {
             max_size: self.max_parallel_runs as u32 + 2,
             checkout: (self.lease() / 4).max(Duration::from_millis(500)),
             statement_timeout: Duration::from_secs(60),
+            lock_timeout: Duration::from_secs(5),
+            idle_in_transaction: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Config {
+    /// The retention pass's own connection.
+    pub fn retention_pool(&self) -> PoolSettings {
+        PoolSettings {
+            max_size: 1,
+            checkout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(120),
             lock_timeout: Duration::from_secs(5),
             idle_in_transaction: Duration::from_secs(30),
         }

@@ -101,6 +101,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         heavy_reads: Arc::new(tokio::sync::Semaphore::new(
             (config.db_pool_size as usize / 2).max(1),
         )),
+        markers: Arc::default(),
     };
     let server = HttpServer::new(move || {
         App::new()
@@ -124,6 +125,12 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         config.database_url.clone(),
         Arc::clone(&scheduler),
     ));
+    // A connection of its own: a long pass takes none from runs or requests.
+    let pruning = actix_web::rt::spawn(crate::exec::retention::run(
+        db::build_pool(&config.database_url, config.retention_pool()),
+        config.retention_days,
+        config.retention_interval,
+    ));
     // Requests are answered already. Ready means the past life's runs are
     // finished too, unless the database takes long to say so.
     if !scheduler.wait_recovered(RECOVERY_PATIENCE).await {
@@ -141,6 +148,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     let _ = actix_web::rt::task::spawn_blocking(move || stopping.shut_down()).await;
     scheduling.abort();
     listening.abort();
+    pruning.abort();
     tracing::info!("stopped");
     served.map_err(|e| e.to_string())
 }

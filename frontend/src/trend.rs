@@ -139,6 +139,10 @@ mod tests {
             estimated_start_at: None,
             run_group_id: None,
             shard: None,
+            keyword: None,
+            markers: None,
+            pinned: false,
+            details_removed_at: None,
         }
     }
 
@@ -228,6 +232,7 @@ mod tests {
             outcome,
             duration_ms: 1,
             message: None,
+            attachments: Vec::new(),
         };
         let cases = [
             case("b/test_y.py::test_1", CaseOutcome::Failed),

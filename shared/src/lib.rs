@@ -3,6 +3,7 @@
 //! small computations both sides must agree on.
 
 pub mod ansi;
+pub mod artifact;
 pub mod catalog;
 pub mod environment;
 pub mod error;
@@ -11,12 +12,14 @@ pub mod insights;
 pub mod query;
 pub mod run;
 pub mod run_group;
+pub mod selection;
 pub mod service;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod stats;
 pub mod validate;
 
+pub use artifact::Artifact;
 pub use catalog::{Catalog, CatalogFile, UploadedFile};
 pub use environment::{
     Environment, EnvironmentSettings, EnvironmentState, ExtendReservation, Hold, Maintenance,
@@ -33,6 +36,7 @@ pub use run::{
     RunPage, RunStatus, RunSummary, RunTarget,
 };
 pub use run_group::{CheckedRunGroup, NewRunGroup, RunGroup};
+pub use selection::Marker;
 pub use service::Health;
 
 /// Environments are numbered 1 to 100.

@@ -42,11 +42,42 @@ pub struct RunRow {
     pub environment_label: Option<String>,
     pub run_group_id: Option<i64>,
     pub shard: Option<i32>,
+    /// `{"keyword": ..., "markers": ...}` (see [`Selection`]).
+    pub selection: Option<serde_json::Value>,
+    pub pinned: bool,
+    pub details_removed_at: Option<DateTime<Utc>>,
+}
+
+/// A run's test selection: pytest expressions for `-k` and `-m`, stored
+/// together in one column.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Selection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markers: Option<String>,
+}
+
+impl Selection {
+    /// The column's value: null when nothing is selected.
+    pub fn to_column(&self) -> Option<serde_json::Value> {
+        if self.keyword.is_none() && self.markers.is_none() {
+            return None;
+        }
+        serde_json::to_value(self).ok()
+    }
 }
 
 impl RunRow {
     pub fn paths(&self) -> Vec<String> {
         serde_json::from_value(self.paths.clone()).unwrap_or_default()
+    }
+
+    pub fn selection(&self) -> Selection {
+        self.selection
+            .clone()
+            .and_then(|value| serde_json::from_value(value).ok())
+            .unwrap_or_default()
     }
 
     pub fn into_run(self, queue_position: Option<i64>) -> Run {
@@ -55,6 +86,7 @@ impl RunRow {
             (Some(start), Some(end)) => Some((end - start).num_milliseconds().max(0)),
             _ => None,
         };
+        let selection = self.selection();
         Run {
             id: self.id,
             paths: self.paths(),
@@ -89,6 +121,10 @@ impl RunRow {
             estimated_start_at: None,
             run_group_id: self.run_group_id,
             shard: self.shard,
+            keyword: selection.keyword,
+            markers: selection.markers,
+            pinned: self.pinned,
+            details_removed_at: self.details_removed_at,
         }
     }
 }
@@ -104,6 +140,7 @@ pub struct NewRunRow {
     pub hold_on_failure_minutes: Option<i32>,
     pub run_group_id: Option<i64>,
     pub shard: Option<i32>,
+    pub selection: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -262,6 +299,7 @@ impl From<CaseRow> for CaseResult {
             outcome: row.outcome,
             duration_ms: row.duration_ms,
             message: row.message,
+            attachments: Vec::new(),
         }
     }
 }

@@ -145,6 +145,35 @@ diesel::table! {
         environment_label -> Nullable<Text>,
         run_group_id -> Nullable<Int8>,
         shard -> Nullable<Int4>,
+        selection -> Nullable<Jsonb>,
+        pinned -> Bool,
+        details_removed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    run_artifacts (id) {
+        id -> Int8,
+        run_id -> Int8,
+        path -> Text,
+        size -> Int8,
+        content_type -> Text,
+    }
+}
+
+diesel::table! {
+    run_artifact_chunks (artifact_id, seq) {
+        artifact_id -> Int8,
+        seq -> Int4,
+        data -> Bytea,
+    }
+}
+
+diesel::table! {
+    run_case_attachments (run_id, nodeid, path) {
+        run_id -> Int8,
+        nodeid -> Text,
+        path -> Text,
     }
 }
 
@@ -168,6 +197,9 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(run_artifact_chunks -> run_artifacts (artifact_id));
+diesel::joinable!(run_artifacts -> test_runs (run_id));
+diesel::joinable!(run_case_attachments -> test_runs (run_id));
 diesel::joinable!(run_cases -> test_runs (run_id));
 diesel::joinable!(run_log_chunks -> test_runs (run_id));
 diesel::joinable!(run_reports -> test_runs (run_id));
@@ -178,6 +210,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     environments,
     instances,
     reservations,
+    run_artifact_chunks,
+    run_artifacts,
+    run_case_attachments,
     run_cases,
     run_groups,
     run_log_chunks,

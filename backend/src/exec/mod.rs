@@ -3,5 +3,6 @@
 
 pub mod events;
 pub mod listener;
+pub mod retention;
 pub mod runner;
 pub mod scheduler;

@@ -150,6 +150,7 @@ pub fn create(
             hold_on_failure_minutes: request.hold_on_failure_minutes,
             run_group_id: None,
             shard: None,
+            selection: None,
         })
         .collect();
     let id = conn.transaction(|conn| {

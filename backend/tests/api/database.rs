@@ -257,6 +257,7 @@ fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
             hold_on_failure_minutes: None,
             run_group_id: None,
             shard: None,
+            selection: None,
         },
     )
     .unwrap();
@@ -282,6 +283,7 @@ fn case(nodeid: &str) -> CaseResult {
         outcome: CaseOutcome::Passed,
         duration_ms: 1,
         message: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -216,6 +216,10 @@ mod tests {
             estimated_start_at: None,
             run_group_id: Some(1),
             shard: Some(id as i32),
+            keyword: None,
+            markers: None,
+            pinned: false,
+            details_removed_at: None,
         }
     }
 

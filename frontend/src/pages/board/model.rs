@@ -224,6 +224,10 @@ mod tests {
             estimated_start_at: None,
             run_group_id: None,
             shard: None,
+            keyword: None,
+            markers: None,
+            pinned: false,
+            details_removed_at: None,
         }
     }
 
