@@ -622,6 +622,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn whole_attachment_paths_inside_the_artifacts_become_relative() {
+        let mut cases = vec![CaseResult {
+            nodeid: "a.py::t".into(),
+            outcome: shared::CaseOutcome::Passed,
+            duration_ms: 1,
+            message: None,
+            attachments: vec![
+                "/tmp/test-executor-x/artifacts-12/shots/a.png".into(),
+                "b.txt".into(),
+                "/etc/passwd".into(),
+            ],
+        }];
+        relative_attachments(&mut cases);
+        assert_eq!(
+            cases[0].attachments,
+            ["shots/a.png", "b.txt", "/etc/passwd"]
+        );
+    }
+
+    #[test]
     fn exit_codes_map_to_statuses() {
         assert_eq!(status_of_exit(Some(0)).0, RunStatus::Success);
         assert_eq!(status_of_exit(Some(1)).0, RunStatus::Failed);
