@@ -67,8 +67,8 @@ pub struct Config {
     /// `RETENTION_DAYS`: runs finished longer ago lose their log, cases
     /// and artifacts unless pinned; `None` (unset or 0) keeps everything.
     pub retention_days: Option<u32>,
-    /// `RETENTION_INTERVAL_SECS`: how often retention and the pruning of
-    /// old insights run.
+    /// `RETENTION_INTERVAL_SECS`: how often the retention pass looks for
+    /// runs to prune (old insights are pruned hourly).
     pub retention_interval: Duration,
 }
 
@@ -140,9 +140,7 @@ impl Config {
                 .transpose()?,
             artifacts_max_bytes: number("ARTIFACTS_MAX_BYTES", 50 * 1024 * 1024)?,
             retention_days: Some(number("RETENTION_DAYS", 0)? as u32).filter(|days| *days > 0),
-            retention_interval: Duration::from_secs(
-                number("RETENTION_INTERVAL_SECS", 3600)?.max(1),
-            ),
+            retention_interval: Duration::from_secs(number("RETENTION_INTERVAL_SECS", 10)?.max(1)),
         })
     }
 

@@ -61,7 +61,8 @@ pub fn prune_insights(conn: &mut PgConnection, batch: i64) -> QueryResult<usize>
     for statement in [
         "DELETE FROM test_period_stats WHERE ctid = ANY(ARRAY( \
            SELECT ctid FROM test_period_stats \
-           WHERE starts_at < now() - make_interval(days => $1) LIMIT $2 FOR UPDATE SKIP LOCKED))",
+           WHERE period IN ('hour', 'day') AND starts_at < now() - make_interval(days => $1) \
+           LIMIT $2 FOR UPDATE SKIP LOCKED))",
         "DELETE FROM test_flips WHERE id = ANY(ARRAY( \
            SELECT id FROM test_flips \
            WHERE flipped_at < now() - make_interval(days => $1) LIMIT $2 FOR UPDATE SKIP LOCKED))",

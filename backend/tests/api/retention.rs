@@ -141,7 +141,7 @@ fn count(conn: &mut PgConnection, sql: &str) -> i64 {
 fn insights_past_their_longest_window_are_pruned_and_recent_ones_kept() {
     let tests = TestsDir::with(&[("test_leaves.py", LEAVES)]);
     // Retention of runs off: insights are pruned anyway.
-    let app = TestApp::spawn(&tests, &[("RETENTION_INTERVAL_SECS", "1")]);
+    let app = TestApp::spawn(&tests, &[]);
     let run = app.create_run("keeper", 6, &["test_leaves.py"]);
     app.wait_finished(run, Duration::from_secs(30));
     let mut conn = app.db.conn();
@@ -173,6 +173,9 @@ fn insights_past_their_longest_window_are_pruned_and_recent_ones_kept() {
         .execute(&mut conn)
         .unwrap();
     }
+    // Insights are pruned at start-up (then hourly): a second instance
+    // on the database starts and prunes them.
+    let _second = TestApp::spawn_on(app.db.clone(), &tests, &[]);
     eventually(
         Duration::from_secs(20),
         "old insights rows are pruned",
