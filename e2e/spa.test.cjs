@@ -710,6 +710,58 @@ step('schedules: a bad time zone is refused; one is added with its next fire, di
   await row.getByText('30 4 * * *').waitFor();
   await row.getByRole('button', { name: 'Delete' }).click();
   await page.getByText('No schedules yet.').waitFor();
+step('keyword and markers, the marker picker fed from the catalog; they show on the run page', async () => {
+  await page.goto(`${BASE}/runs/new`);
+  await page.fill('#test-search', 'marked');
+  await page.getByLabel('Test file selection/test_marked.py').check();
+  await page.fill('#username', 'e2e-ivy');
+  await page.selectOption('#environment', '41');
+  await page.fill('#markers', '(smoke');
+  await page.getByRole('button', { name: 'Start run' }).click();
+  await page.locator('#markers-error').waitFor();
+  assert((await page.locator('#markers-error').textContent()).includes('parentheses'), 'says what is wrong');
+  await page.fill('#markers', '');
+  await page.locator('#marker-picker option[value="checkout"]').waitFor({ state: 'attached' });
+  await page.selectOption('#marker-picker', 'smoke');
+  await page.selectOption('#marker-picker', 'checkout');
+  const markers = await page.inputValue('#markers');
+  assert(markers === 'smoke and checkout', `picked markers are joined (got ${markers})`);
+  await page.fill('#keyword', 'total');
+  await shot('new-run-selection');
+  await page.getByRole('button', { name: 'Start run' }).click();
+  const id = await runIdFromUrl();
+  await page.locator('.page-head .badge[data-status="success"]').waitFor({ timeout: RUN_TIMEOUT });
+  assert(await page.locator('.selection-keyword').textContent() === 'total', 'the keyword is shown');
+  assert(await page.locator('.selection-markers').textContent() === 'smoke and checkout', 'the markers are shown');
+  const cases = page.locator('section.cases .nodeid');
+  await cases.first().waitFor();
+  const nodeids = await cases.allTextContents();
+  assert(nodeids.length === 1 && nodeids[0].endsWith('test_checkout_total'),
+    `exactly the selected test ran (got ${nodeids})`);
+  const run = await api('GET', `/api/runs/${id}`);
+  assert(run.keyword === 'total' && run.markers === 'smoke and checkout', 'kept on the run');
+});
+
+step('artifacts: the screenshot shows inline and under its test; a run can be pinned', async () => {
+  const run = await api('POST', '/api/runs', {
+    username: 'e2e-ivy', environment_id: 41, paths: ['artifacts/test_screenshot.py'],
+  });
+  await page.goto(`${BASE}/runs/${run.id}`);
+  await page.locator('.page-head .badge[data-status="success"]').waitFor({ timeout: RUN_TIMEOUT });
+  const image = page.locator('section.artifacts img[alt="screenshots/home.png"]');
+  await image.waitFor();
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('section.artifacts img')].every((img) => img.complete && img.naturalWidth > 0),
+    null, { timeout: 10_000 });
+  const listed = await page.locator('section.artifacts figcaption a').allTextContents();
+  assert(listed.includes('report.json') && listed.includes('screenshots/home.png'), `both files are listed (got ${listed})`);
+  assert(await page.locator('section.artifacts img[alt="report.json"]').count() === 0, 'only images inline');
+  await page.locator('section.cases .case-attachments img[alt="screenshots/home.png"]').waitFor();
+  await page.getByRole('button', { name: 'Pin', exact: true }).click();
+  await page.getByRole('button', { name: 'Unpin', exact: true }).waitFor();
+  await page.locator('.facts', { hasText: 'Pinned' }).waitFor();
+  assert((await api('GET', `/api/runs/${run.id}`)).pinned === true, 'pinned through the API');
+  await shot('run-artifacts');
 });
 
 step('an unknown address shows the not-found page', async () => {

@@ -8,7 +8,7 @@ use crate::exec::webhooks::DeliverySettings;
 use crate::http::browser_safety;
 
 /// The largest value of each setting that is a duration or a size.
-const MOST: [(&str, u64); 13] = [
+const MOST: [(&str, u64); 16] = [
     ("LEASE_SECS", 24 * 3600),
     ("RUN_TIMEOUT_SECS", 7 * 24 * 3600),
     ("KILL_GRACE_MS", 3600 * 1000),
@@ -22,6 +22,9 @@ const MOST: [(&str, u64); 13] = [
     ("WEBHOOK_RETRY_BASE_MS", 24 * 3600 * 1000),
     ("WEBHOOK_GIVE_UP_SECS", 30 * 24 * 3600),
     ("SCHEDULE_TICK_MS", 3600 * 1000),
+    ("ARTIFACTS_MAX_BYTES", 1 << 34),
+    ("RETENTION_DAYS", 100 * 366),
+    ("RETENTION_INTERVAL_SECS", 7 * 24 * 3600),
 ];
 
 #[derive(Debug, Clone)]
@@ -68,6 +71,15 @@ pub struct Config {
     pub webhooks: DeliverySettings,
     /// How often due schedules are looked for (`SCHEDULE_TICK_MS`).
     pub schedule_tick: Duration,
+    /// `ARTIFACTS_MAX_BYTES`: what a run's tests leave in
+    /// `TEST_ARTIFACTS_DIR` is kept up to this many bytes.
+    pub artifacts_max_bytes: u64,
+    /// `RETENTION_DAYS`: runs finished longer ago lose their log, cases
+    /// and artifacts unless pinned; `None` (unset or 0) keeps everything.
+    pub retention_days: Option<u32>,
+    /// `RETENTION_INTERVAL_SECS`: how often the retention pass looks for
+    /// runs to prune (old insights are pruned hourly).
+    pub retention_interval: Duration,
 }
 
 /// `RUNNER_LABELS`: labels separated by commas or spaces.
@@ -144,6 +156,9 @@ impl Config {
                 expiring_window: Duration::from_secs(300),
             },
             schedule_tick: Duration::from_millis(number("SCHEDULE_TICK_MS", 1000)?.max(10)),
+            artifacts_max_bytes: number("ARTIFACTS_MAX_BYTES", 50 * 1024 * 1024)?,
+            retention_days: Some(number("RETENTION_DAYS", 0)? as u32).filter(|days| *days > 0),
+            retention_interval: Duration::from_secs(number("RETENTION_INTERVAL_SECS", 10)?.max(1)),
         })
     }
 
@@ -185,6 +200,19 @@ impl Config {
             max_size: self.max_parallel_runs as u32 + 2,
             checkout: (self.lease() / 4).max(Duration::from_millis(500)),
             statement_timeout: Duration::from_secs(60),
+            lock_timeout: Duration::from_secs(5),
+            idle_in_transaction: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Config {
+    /// The retention pass's own connection.
+    pub fn retention_pool(&self) -> PoolSettings {
+        PoolSettings {
+            max_size: 1,
+            checkout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(120),
             lock_timeout: Duration::from_secs(5),
             idle_in_transaction: Duration::from_secs(30),
         }

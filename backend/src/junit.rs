@@ -8,6 +8,8 @@ use shared::{CaseOutcome, CaseResult};
 
 /// Messages longer than this are cut; the full text is in the log.
 const MAX_MESSAGE_CHARS: usize = 4000;
+/// How much of a case's `system-out` is searched for attachment lines.
+const MAX_SYSTEM_OUT: usize = 1024 * 1024;
 
 #[derive(Default)]
 struct OpenCase {
@@ -20,6 +22,9 @@ struct OpenCase {
     /// Text of the failure/error element, used when it has no message.
     detail: String,
     in_detail: bool,
+    /// Text of its `system-out`, for `[[ATTACHMENT|path]]` lines.
+    system_out: String,
+    in_system_out: bool,
 }
 
 impl OpenCase {
@@ -88,6 +93,7 @@ impl OpenCase {
             outcome,
             duration_ms: (self.seconds * 1000.0).round().max(0.0) as i64,
             message,
+            attachments: shared::artifact::attachment_references(&self.system_out),
         })
     }
 }
@@ -139,20 +145,28 @@ pub fn parse(xml: &str) -> Result<Vec<CaseResult>, String> {
                         b"failure" => case.mark(CaseOutcome::Failed, &element),
                         b"error" => case.mark(CaseOutcome::Error, &element),
                         b"skipped" => case.mark(CaseOutcome::Skipped, &element),
+                        b"system-out" => case.in_system_out = true,
                         _ => {}
                     }
                 }
             }
             Ok(Event::Text(text)) => {
-                if let Some(case) = open.as_mut().filter(|c| c.in_detail) {
-                    if case.detail.len() < 64 * 1024 {
+                if let Some(case) = open.as_mut() {
+                    if case.in_detail && case.detail.len() < 64 * 1024 {
                         case.detail.push_str(&text.unescape().unwrap_or_default());
+                    } else if case.in_system_out && case.system_out.len() < MAX_SYSTEM_OUT {
+                        case.system_out
+                            .push_str(&text.unescape().unwrap_or_default());
                     }
                 }
             }
             Ok(Event::CData(text)) => {
-                if let Some(case) = open.as_mut().filter(|c| c.in_detail) {
-                    case.detail.push_str(&String::from_utf8_lossy(&text));
+                if let Some(case) = open.as_mut() {
+                    if case.in_detail {
+                        case.detail.push_str(&String::from_utf8_lossy(&text));
+                    } else if case.in_system_out && case.system_out.len() < MAX_SYSTEM_OUT {
+                        case.system_out.push_str(&String::from_utf8_lossy(&text));
+                    }
                 }
             }
             Ok(Event::End(element)) => match element.name().as_ref() {
@@ -164,6 +178,11 @@ pub fn parse(xml: &str) -> Result<Vec<CaseResult>, String> {
                 b"failure" | b"error" | b"skipped" => {
                     if let Some(case) = open.as_mut() {
                         case.in_detail = false;
+                    }
+                }
+                b"system-out" => {
+                    if let Some(case) = open.as_mut() {
+                        case.in_system_out = false;
                     }
                 }
                 _ => {}
@@ -209,11 +228,26 @@ pub fn export(suite: &str, cases: &[CaseResult]) -> String {
             CaseOutcome::Error => Some("error"),
             CaseOutcome::Skipped | CaseOutcome::Xfailed => Some("skipped"),
         };
-        match element {
-            Some(element) => xml.push_str(&format!(
-                "><{element} message=\"{message}\">{message}</{element}></testcase>\n"
-            )),
-            None => xml.push_str(" />\n"),
+        // Attachments as CI servers' JUnit readers take them.
+        let system_out: String = case
+            .attachments
+            .iter()
+            .map(|path| format!("[[ATTACHMENT|{}]]\n", escape(path.as_str())))
+            .collect();
+        match (element, system_out.is_empty()) {
+            (None, true) => xml.push_str(" />\n"),
+            (element, _) => {
+                xml.push('>');
+                if let Some(element) = element {
+                    xml.push_str(&format!(
+                        "<{element} message=\"{message}\">{message}</{element}>"
+                    ));
+                }
+                if !system_out.is_empty() {
+                    xml.push_str(&format!("<system-out>{system_out}</system-out>"));
+                }
+                xml.push_str("</testcase>\n");
+            }
         }
     }
     xml.push_str("</testsuite></testsuites>\n");
@@ -285,6 +319,22 @@ E   assert 1 == 2</failure></testcase>
         };
         assert_eq!(outcomes(&again), outcomes(&cases));
         assert_eq!(again[1].message, cases[1].message);
+    }
+
+    #[test]
+    fn attachment_lines_in_system_out_attach_files_to_their_case() {
+        let xml = r#"<testsuites><testsuite name="pytest" tests="2">
+<testcase classname="test_a" name="test_shot" file="test_a.py" time="0.1"><system-out>opening
+[[ATTACHMENT|shots/login.png]]
+done</system-out></testcase>
+<testcase classname="test_a" name="test_plain" file="test_a.py" time="0.1"><failure message="no">x [[ATTACHMENT|not/this.png]]</failure></testcase>
+</testsuite></testsuites>"#;
+        let cases = parse(xml).unwrap();
+        assert_eq!(cases[0].attachments, ["shots/login.png"]);
+        assert!(cases[1].attachments.is_empty(), "only system-out counts");
+        let again = parse(&export("pytest", &cases)).unwrap();
+        assert_eq!(again[0].attachments, ["shots/login.png"]);
+        assert_eq!(again[1].outcome, CaseOutcome::Failed);
     }
 
     #[test]

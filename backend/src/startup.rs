@@ -102,6 +102,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         heavy_reads: Arc::new(tokio::sync::Semaphore::new(
             (config.db_pool_size as usize / 2).max(1),
         )),
+        markers: Arc::default(),
     };
     let server = HttpServer::new(move || {
         App::new()
@@ -137,6 +138,12 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         Arc::clone(&config),
         Arc::clone(&scheduler),
     ));
+    // A connection of its own: a long pass takes none from runs or requests.
+    let pruning = actix_web::rt::spawn(crate::exec::retention::run(
+        db::build_pool(&config.database_url, config.retention_pool()),
+        config.retention_days,
+        config.retention_interval,
+    ));
     // Requests are answered already. Ready means the past life's runs are
     // finished too, unless the database takes long to say so.
     if !scheduler.wait_recovered(RECOVERY_PATIENCE).await {
@@ -156,6 +163,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     listening.abort();
     delivering.abort();
     firing.abort();
+    pruning.abort();
     tracing::info!("stopped");
     served.map_err(|e| e.to_string())
 }

@@ -9,6 +9,7 @@ mod format;
 mod hooks;
 mod pages;
 mod query;
+mod selection;
 mod sort;
 mod tree;
 mod trend;

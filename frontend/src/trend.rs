@@ -142,6 +142,10 @@ mod tests {
             schedule_id: None,
             scheduled_for: None,
             schedule_note: None,
+            keyword: None,
+            markers: None,
+            pinned: false,
+            details_removed_at: None,
         }
     }
 
@@ -231,6 +235,7 @@ mod tests {
             outcome,
             duration_ms: 1,
             message: None,
+            attachments: Vec::new(),
         };
         let cases = [
             case("b/test_y.py::test_1", CaseOutcome::Failed),

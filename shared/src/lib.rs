@@ -3,6 +3,7 @@
 //! small computations both sides must agree on.
 
 pub mod ansi;
+pub mod artifact;
 pub mod catalog;
 pub mod environment;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod query;
 pub mod run;
 pub mod run_group;
 pub mod schedule;
+pub mod selection;
 pub mod service;
 #[cfg(feature = "sql")]
 pub mod sql;
@@ -19,6 +21,7 @@ pub mod stats;
 pub mod validate;
 pub mod webhook;
 
+pub use artifact::Artifact;
 pub use catalog::{Catalog, CatalogFile, UploadedFile};
 pub use environment::{
     Environment, EnvironmentSettings, EnvironmentState, ExtendReservation, Hold, Maintenance,
@@ -36,6 +39,7 @@ pub use run::{
 };
 pub use run_group::{CheckedRunGroup, NewRunGroup, RunGroup};
 pub use schedule::{CheckedSchedule, NewSchedule, Schedule};
+pub use selection::Marker;
 pub use service::Health;
 pub use webhook::{CheckedWebhook, Delivery, DeliveryState, NewWebhook, Webhook, WebhookFormat};
 

@@ -169,6 +169,19 @@ pub struct Run {
     /// instance was up, run late once).
     #[serde(default)]
     pub schedule_note: Option<String>,
+    /// pytest `-k`: only tests whose names match this expression.
+    #[serde(default)]
+    pub keyword: Option<String>,
+    /// pytest `-m`: only tests whose markers match this expression.
+    #[serde(default)]
+    pub markers: Option<String>,
+    /// Kept whatever the retention (`RETENTION_DAYS`).
+    #[serde(default)]
+    pub pinned: bool,
+    /// When retention removed its log, cases and artifacts; its summary
+    /// stays.
+    #[serde(default)]
+    pub details_removed_at: Option<DateTime<Utc>>,
 }
 
 /// Where a run goes: one environment, or the first free one of a pool.
@@ -286,6 +299,16 @@ pub struct NewRun {
     #[serde(default, skip_serializing_if = "Input::is_missing")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i32>, minimum = 1, maximum = 120))]
     pub hold_on_failure_minutes: Input<Option<i32>>,
+    /// pytest `-k` expression (`smoke and not slow`): names joined by
+    /// `and`, `or`, `not` and parentheses; at most 1000 characters.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "login and not slow"))]
+    pub keyword: Input<Option<String>>,
+    /// pytest `-m` expression over markers (`smoke and not slow`), same
+    /// rules as `keyword`.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "smoke"))]
+    pub markers: Input<Option<String>>,
 }
 
 /// The fields of a [`NewRun`] that passed their checks; the others are
@@ -297,6 +320,9 @@ pub struct CheckedRun {
     pub paths: Option<Vec<TestPath>>,
     /// `Some(None)` when left out.
     pub hold_on_failure_minutes: Option<Option<i32>>,
+    /// `Some(None)` when left out or empty.
+    pub keyword: Option<Option<String>>,
+    pub markers: Option<Option<String>>,
 }
 
 impl NewRun {
@@ -315,6 +341,8 @@ impl NewRun {
             environment_label,
             paths: paths.into(),
             hold_on_failure_minutes: Input::Missing,
+            keyword: Input::Missing,
+            markers: Input::Missing,
         }
     }
 
@@ -342,7 +370,18 @@ impl NewRun {
                     .map(|m| m.copied().flatten())
                     .and_then(|m| m.map(validate::hold_minutes).transpose()),
             ),
+            keyword: fields.check("keyword", selection_expression(&self.keyword)),
+            markers: fields.check("markers", selection_expression(&self.markers)),
         }
+    }
+}
+
+/// A `keyword` or `markers` field: absent, null and blank all mean no
+/// selection.
+fn selection_expression(raw: &Input<Option<String>>) -> Result<Option<String>, String> {
+    match raw.optional()?.cloned().flatten() {
+        Some(text) => crate::selection::expression(&text),
+        None => Ok(None),
     }
 }
 
@@ -530,6 +569,11 @@ pub struct CaseResult {
     pub outcome: CaseOutcome,
     pub duration_ms: i64,
     pub message: Option<String>,
+    /// Artifacts of the run this test named with a `[[ATTACHMENT|path]]`
+    /// line in its output (paths as `GET /api/runs/{id}/artifacts` lists
+    /// them).
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 
 use shared::FieldErrors;
 
+pub mod markers;
 pub mod upload;
 
 /// Why the tests root refused or failed a request.

@@ -439,7 +439,17 @@ fn insert_cases(conn: &mut PgConnection, run_id: i64, cases: &[CaseResult]) -> Q
             .values(batch)
             .execute(conn)?;
     }
-    Ok(())
+    let attachments: Vec<(&str, &str)> = cases
+        .iter()
+        .zip(&nodeids)
+        .flat_map(|(case, nodeid)| {
+            case.attachments
+                .iter()
+                .take(super::artifacts::MAX_ATTACHMENTS_PER_CASE)
+                .map(move |path| (nodeid.as_ref(), path.as_str()))
+        })
+        .collect();
+    super::artifacts::link_to_cases(conn, run_id, &attachments)
 }
 
 /// How a run ended, as the runner saw it.

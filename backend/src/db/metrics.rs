@@ -12,6 +12,10 @@ pub struct DatabaseFigures {
     pub queued_by_environment: Vec<(i32, i64)>,
     pub busy_environments: i64,
     pub environments: i64,
+    /// `pg_database_size` of the service's database.
+    pub database_bytes: i64,
+    /// Bytes of artifacts kept, all runs.
+    pub artifact_bytes: i64,
 }
 
 #[derive(QueryableByName)]
@@ -51,6 +55,9 @@ pub fn figures(conn: &mut PgConnection) -> QueryResult<DatabaseFigures> {
     .load(conn)?;
     let busy: Count =
         diesel::sql_query("SELECT count(*) AS count FROM environment_locks").get_result(conn)?;
+    let artifact_bytes: Count =
+        diesel::sql_query("SELECT coalesce(sum(size), 0)::bigint AS count FROM run_artifacts")
+            .get_result(conn)?;
     Ok(DatabaseFigures {
         runs_by_status: runs_by_status
             .into_iter()
@@ -62,5 +69,7 @@ pub fn figures(conn: &mut PgConnection) -> QueryResult<DatabaseFigures> {
             .map(|q| (q.environment_id, q.queued))
             .collect(),
         busy_environments: busy.count,
+        database_bytes: super::retention::database_size(conn)?,
+        artifact_bytes: artifact_bytes.count,
     })
 }

@@ -3,6 +3,7 @@
 //! of rows or shared types. Callers on async threads run them through
 //! `http::blocking`.
 
+pub mod artifacts;
 pub mod environments;
 pub mod estimates;
 pub mod insights;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod models;
 pub mod reports;
 pub mod reservations;
+pub mod retention;
 pub mod run_groups;
 pub mod runs;
 pub mod schedules;

@@ -45,11 +45,42 @@ pub struct RunRow {
     pub schedule_id: Option<i64>,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub schedule_note: Option<String>,
+    /// `{"keyword": ..., "markers": ...}` (see [`Selection`]).
+    pub selection: Option<serde_json::Value>,
+    pub pinned: bool,
+    pub details_removed_at: Option<DateTime<Utc>>,
+}
+
+/// A run's test selection: pytest expressions for `-k` and `-m`, stored
+/// together in one column.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Selection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markers: Option<String>,
+}
+
+impl Selection {
+    /// The column's value: null when nothing is selected.
+    pub fn to_column(&self) -> Option<serde_json::Value> {
+        if self.keyword.is_none() && self.markers.is_none() {
+            return None;
+        }
+        serde_json::to_value(self).ok()
+    }
 }
 
 impl RunRow {
     pub fn paths(&self) -> Vec<String> {
         serde_json::from_value(self.paths.clone()).unwrap_or_default()
+    }
+
+    pub fn selection(&self) -> Selection {
+        self.selection
+            .clone()
+            .and_then(|value| serde_json::from_value(value).ok())
+            .unwrap_or_default()
     }
 
     pub fn into_run(self, queue_position: Option<i64>) -> Run {
@@ -58,6 +89,7 @@ impl RunRow {
             (Some(start), Some(end)) => Some((end - start).num_milliseconds().max(0)),
             _ => None,
         };
+        let selection = self.selection();
         Run {
             id: self.id,
             paths: self.paths(),
@@ -95,6 +127,10 @@ impl RunRow {
             schedule_id: self.schedule_id,
             scheduled_for: self.scheduled_for,
             schedule_note: self.schedule_note,
+            keyword: selection.keyword,
+            markers: selection.markers,
+            pinned: self.pinned,
+            details_removed_at: self.details_removed_at,
         }
     }
 }
@@ -113,6 +149,7 @@ pub struct NewRunRow {
     pub schedule_id: Option<i64>,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub schedule_note: Option<String>,
+    pub selection: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -271,6 +308,7 @@ impl From<CaseRow> for CaseResult {
             outcome: row.outcome,
             duration_ms: row.duration_ms,
             message: row.message,
+            attachments: Vec::new(),
         }
     }
 }

@@ -154,13 +154,31 @@ pub fn list(
     Ok((runs, total))
 }
 
+/// A run's cases in report order, each with the artifacts it attached.
 pub fn cases(conn: &mut PgConnection, run_id: i64) -> QueryResult<Vec<CaseResult>> {
     let rows: Vec<CaseRow> = run_cases::table
         .filter(run_cases::run_id.eq(run_id))
         .select(CaseRow::as_select())
         .order(run_cases::id)
         .load(conn)?;
-    Ok(rows.into_iter().map(CaseResult::from).collect())
+    let mut attachments = super::artifacts::of_cases(conn, run_id)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut case = CaseResult::from(row);
+            case.attachments = attachments.remove(&case.nodeid).unwrap_or_default();
+            case
+        })
+        .collect())
+}
+
+/// Pins or unpins a run: a pinned run keeps its details whatever the
+/// retention. False if there is no such run.
+pub fn set_pinned(conn: &mut PgConnection, id: i64, pinned: bool) -> QueryResult<bool> {
+    let changed = diesel::update(test_runs::table.find(id))
+        .set(test_runs::pinned.eq(pinned))
+        .execute(conn)?;
+    Ok(changed > 0)
 }
 
 /// Node ids of a run's failed and errored cases, in report order, to run

@@ -148,6 +148,35 @@ diesel::table! {
         schedule_id -> Nullable<Int8>,
         scheduled_for -> Nullable<Timestamptz>,
         schedule_note -> Nullable<Text>,
+        selection -> Nullable<Jsonb>,
+        pinned -> Bool,
+        details_removed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    run_artifacts (id) {
+        id -> Int8,
+        run_id -> Int8,
+        path -> Text,
+        size -> Int8,
+        content_type -> Text,
+    }
+}
+
+diesel::table! {
+    run_artifact_chunks (artifact_id, seq) {
+        artifact_id -> Int8,
+        seq -> Int4,
+        data -> Bytea,
+    }
+}
+
+diesel::table! {
+    run_case_attachments (run_id, nodeid, path) {
+        run_id -> Int8,
+        nodeid -> Text,
+        path -> Text,
     }
 }
 
@@ -225,6 +254,9 @@ diesel::joinable!(run_cases -> test_runs (run_id));
 diesel::joinable!(run_log_chunks -> test_runs (run_id));
 diesel::joinable!(run_reports -> test_runs (run_id));
 diesel::joinable!(test_flips -> test_runs (run_id));
+diesel::joinable!(run_artifact_chunks -> run_artifacts (artifact_id));
+diesel::joinable!(run_artifacts -> test_runs (run_id));
+diesel::joinable!(run_case_attachments -> test_runs (run_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -236,6 +268,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     run_groups,
     run_log_chunks,
     run_reports,
+    run_artifact_chunks,
+    run_artifacts,
+    run_case_attachments,
     schedules,
     state_version,
     test_flips,

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod listener;
+pub mod retention;
 pub mod runner;
 pub mod scheduler;
 pub mod webhooks;

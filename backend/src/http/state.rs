@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::conditional::ResponseCache;
+use crate::catalog::markers::MarkerCache;
 use crate::catalog::TestsRoot;
 use crate::config::Config;
 use crate::db::PgPool;
@@ -19,4 +20,6 @@ pub struct AppState {
     /// ask at once, only this many run, so that they cannot take every
     /// connection and the machine's time.
     pub heavy_reads: Arc<tokio::sync::Semaphore>,
+    /// The markers pytest knows for the tests root, while it is unchanged.
+    pub markers: Arc<MarkerCache>,
 }

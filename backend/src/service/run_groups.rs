@@ -153,6 +153,7 @@ pub fn create(
             schedule_id: None,
             scheduled_for: None,
             schedule_note: None,
+            selection: None,
         })
         .collect();
     let id = conn.transaction(|conn| {

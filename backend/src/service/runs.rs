@@ -4,14 +4,14 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 use shared::validate::{Fields, TestPath};
-use shared::{CaseResult, LogChunk, NewRun, Run, RunListQuery, RunStatus, RunTarget};
+use shared::{Artifact, CaseResult, LogChunk, NewRun, Run, RunListQuery, RunStatus, RunTarget};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use super::{missing, ServiceError};
 use crate::catalog::TestsRoot;
 use crate::db;
-use crate::db::models::{NewRunRow, RunRow};
+use crate::db::models::{NewRunRow, RunRow, Selection};
 
 /// The most failed tests a "re-run failed" names one by one.
 pub const MAX_RERUN_TESTS: usize = 10_000;
@@ -22,6 +22,8 @@ pub struct RunRequest {
     target: RunTarget,
     paths: Vec<TestPath>,
     hold_on_failure_minutes: Option<i32>,
+    keyword: Option<String>,
+    markers: Option<String>,
 }
 
 /// Checks a new run's fields, every one of them, and that its paths name
@@ -40,17 +42,24 @@ pub fn check(tests_root: &TestsRoot, new: &NewRun) -> Result<RunRequest, Service
         checked.target,
         checked.paths,
         checked.hold_on_failure_minutes,
+        checked.keyword,
+        checked.markers,
     ) {
-        (Some(username), Some(target), Some(paths), Some(hold_on_failure_minutes))
-            if fields.is_empty() =>
-        {
-            Ok(RunRequest {
-                username,
-                target,
-                paths,
-                hold_on_failure_minutes,
-            })
-        }
+        (
+            Some(username),
+            Some(target),
+            Some(paths),
+            Some(hold_on_failure_minutes),
+            Some(keyword),
+            Some(markers),
+        ) if fields.is_empty() => Ok(RunRequest {
+            username,
+            target,
+            paths,
+            hold_on_failure_minutes,
+            keyword,
+            markers,
+        }),
         _ => Err(ServiceError::invalid(fields.into_inner())),
     }
 }
@@ -88,6 +97,11 @@ pub fn create(
             schedule_id: None,
             scheduled_for: None,
             schedule_note: None,
+            selection: Selection {
+                keyword: request.keyword,
+                markers: request.markers,
+            }
+            .to_column(),
         },
         || paths_exist(tests_root, &request.paths).map_err(|why| ServiceError::field("paths", why)),
     )
@@ -343,6 +357,39 @@ pub fn cases(conn: &mut PgConnection, id: i64) -> Result<Vec<CaseResult>, Servic
     Ok(db::runs::cases(conn, id)?)
 }
 
+/// Pins (`true`) or unpins a run; the run as it is now.
+pub fn pin(conn: &mut PgConnection, id: i64, pinned: bool) -> Result<Run, ServiceError> {
+    if !db::runs::set_pinned(conn, id, pinned)? {
+        return Err(missing(format_args!("run {id}")));
+    }
+    get(conn, id)
+}
+
+/// The files a run's tests left, by path.
+pub fn artifacts(conn: &mut PgConnection, id: i64) -> Result<Vec<Artifact>, ServiceError> {
+    find(conn, id)?;
+    Ok(db::artifacts::list(conn, id)?)
+}
+
+/// One artifact of a run with its bytes. A path that could reach outside
+/// the run's artifacts is refused as such; one the run lacks is not found.
+pub fn artifact(
+    conn: &mut PgConnection,
+    id: i64,
+    raw_path: &str,
+) -> Result<(Artifact, Vec<u8>), ServiceError> {
+    let path = shared::artifact::artifact_path(raw_path)
+        .map_err(|why| ServiceError::BadRequest(format!("artifact path {raw_path:?} {why}")))?;
+    let run = find(conn, id)?;
+    if run.details_removed_at.is_some() {
+        return Err(ServiceError::NotFound(format!(
+            "run {id} has no artifact {path:?}: its details were removed by retention"
+        )));
+    }
+    db::artifacts::read(conn, id, &path)?
+        .ok_or_else(|| ServiceError::NotFound(format!("run {id} has no artifact {path:?}")))
+}
+
 /// The JUnit XML report of a finished run: pytest's own, or (when pytest
 /// wrote none, as when it died) one written from the cases it reported.
 pub fn junit_xml(conn: &mut PgConnection, id: i64) -> Result<String, ServiceError> {
@@ -392,7 +439,8 @@ pub fn cancel(conn: &mut PgConnection, id: i64) -> Result<Cancelled, ServiceErro
     })
 }
 
-/// Queues run `id` again: same user, environment and paths, or (with
+/// Queues run `id` again: same user, environment, paths and selection
+/// (`keyword`, `markers`), or (with
 /// `failed_only`) only its failed and errored tests.
 pub fn rerun(
     conn: &mut PgConnection,
@@ -442,6 +490,9 @@ pub fn rerun(
             schedule_id: None,
             scheduled_for: None,
             schedule_note: None,
+            // The same selection: a failed-only re-run names its tests,
+            // which the expressions select again or not, as before.
+            selection: original.selection,
         },
         // Paths of a run that ran: one whose file is gone since ends as an
         // error naming it.

@@ -369,6 +369,7 @@ fn queue_run(
                 schedule_id: Some(row.id),
                 scheduled_for: Some(fire_at),
                 schedule_note: note,
+                selection: None,
             },
             || {
                 super::runs::paths_exist(tests_root, &parsed)

@@ -2,15 +2,25 @@
 //! or running run names.
 
 use diesel::prelude::*;
-use shared::{Catalog, CatalogFile};
+use shared::{Catalog, CatalogFile, Marker};
 
 use super::ServiceError;
+use crate::catalog::markers::MarkerCache;
 use crate::catalog::upload::{self, Upload};
 use crate::catalog::TestsRoot;
 use crate::db;
 
 pub fn list(root: &TestsRoot) -> Result<Catalog, ServiceError> {
     Ok(root.list()?)
+}
+
+/// The markers pytest knows for the tests root, by name.
+pub fn markers(
+    cache: &MarkerCache,
+    root: &TestsRoot,
+    python: &str,
+) -> Result<Vec<Marker>, ServiceError> {
+    Ok(cache.markers(root, python)?)
 }
 
 pub fn source(root: &TestsRoot, path: &str) -> Result<String, ServiceError> {

@@ -211,6 +211,16 @@ pub fn render(service: &ServiceFigures, database: Option<&DatabaseFigures>) -> S
             "Environments that exist.",
             db.environments,
         );
+        gauge(
+            "test_executor_database_size_bytes",
+            "Size of the service's database on disk (pg_database_size).",
+            db.database_bytes,
+        );
+        gauge(
+            "test_executor_artifacts_bytes",
+            "Bytes of run artifacts kept in the database.",
+            db.artifact_bytes,
+        );
     }
     gauge(
         "test_executor_local_runs",

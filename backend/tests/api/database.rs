@@ -260,6 +260,7 @@ fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
             schedule_id: None,
             scheduled_for: None,
             schedule_note: None,
+            selection: None,
         },
     )
     .unwrap();
@@ -285,6 +286,7 @@ fn case(nodeid: &str) -> CaseResult {
         outcome: CaseOutcome::Passed,
         duration_ms: 1,
         message: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 // A test crate: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod artifacts;
 mod catalog;
 mod ci;
 mod database;
@@ -16,11 +17,13 @@ mod outcomes;
 mod polling;
 mod pools;
 mod reliability;
+mod retention;
 mod runner;
 mod runs;
 mod schedules;
 mod scheduling;
 mod security;
+mod selection;
 mod sharing;
 mod uploads;
 mod webhooks;

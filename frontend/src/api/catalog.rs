@@ -1,7 +1,7 @@
 //! The test catalog: what can be run, and uploads into it.
 
 use gloo_net::http::Request;
-use shared::{Catalog, UploadedFile};
+use shared::{Catalog, Marker, UploadedFile};
 use web_sys::{File, FormData};
 
 use super::{get, request, ApiError};
@@ -9,6 +9,11 @@ use shared::ErrorCode;
 
 pub async fn list() -> Result<Catalog, ApiError> {
     request(get("/api/tests")).await
+}
+
+/// The markers pytest knows for the tests root.
+pub async fn markers() -> Result<Vec<Marker>, ApiError> {
+    request(get("/api/tests/markers")).await
 }
 
 /// `POST /api/tests` as `multipart/form-data`; the browser sets the

@@ -1,7 +1,7 @@
 //! Runs: list, create, follow, cancel and repeat them.
 
 use gloo_net::http::Request;
-use shared::{CaseResult, LogChunk, NewRun, Run, RunListQuery, RunPage};
+use shared::{Artifact, CaseResult, LogChunk, NewRun, Run, RunListQuery, RunPage};
 
 use super::{encode, get, request, with_json, ApiError};
 
@@ -61,4 +61,25 @@ pub async fn rerun(id: i64, failed_only: bool) -> Result<Run, ApiError> {
         format!("/api/runs/{id}/rerun")
     };
     request(Request::post(&url).build()).await
+}
+
+/// Pins (`true`) or unpins a run against retention.
+pub async fn set_pinned(id: i64, pinned: bool) -> Result<Run, ApiError> {
+    let url = format!("/api/runs/{id}/pin");
+    let builder = if pinned {
+        Request::post(&url)
+    } else {
+        Request::delete(&url)
+    };
+    request(builder.build()).await
+}
+
+pub async fn artifacts(id: i64) -> Result<Vec<Artifact>, ApiError> {
+    request(get(&format!("/api/runs/{id}/artifacts"))).await
+}
+
+/// Where an artifact downloads from; each path segment encoded.
+pub fn artifact_url(id: i64, path: &str) -> String {
+    let encoded: Vec<String> = path.split('/').map(encode).collect();
+    format!("/api/runs/{id}/artifacts/{}", encoded.join("/"))
 }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use shared::run_group::{MAX_SHARDS, MIN_SHARDS};
 use shared::{validate, Input, NewRun, NewRunGroup, RunTarget};
-use web_sys::HtmlInputElement;
+use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 use yew_router::prelude::*;
 
@@ -21,14 +21,29 @@ use crate::hooks::use_start_run::{forget_field, use_start_run, StartRun};
 use crate::hooks::use_stored_username::use_stored_username;
 use crate::tree::{self, DirNode};
 
-const FIELDS: [&str; 6] = [
+const FIELDS: [&str; 8] = [
     "username",
     "environment_id",
     "environment_label",
     "paths",
     "shards",
     "hold_on_failure_minutes",
+    "keyword",
+    "markers",
 ];
+
+/// A run's `-k` and `-m` expressions, each `None` when blank.
+type Expressions = (Option<String>, Option<String>);
+
+/// The keyword and markers expressions as typed, each checked by the
+/// server's rule; the field and why, for a bad one.
+fn selection_input(keyword: &str, markers: &str) -> Result<Expressions, (&'static str, String)> {
+    let keyword = shared::selection::expression(keyword)
+        .map_err(|why| ("keyword", format!("Keyword {why}")))?;
+    let markers = shared::selection::expression(markers)
+        .map_err(|why| ("markers", format!("Markers {why}")))?;
+    Ok((keyword, markers))
+}
 
 /// What the form sends: a run, or (for a pool, split in two or more) a
 /// run group; either with the hold on failure asked for.
@@ -92,6 +107,8 @@ pub fn NewRunPage() -> Html {
     let selection = use_state(|| Rc::new(Vec::<String>::new()));
     let search = use_state(String::new);
     let hold = use_state(String::new);
+    let keyword = use_state(String::new);
+    let markers = use_state(String::new);
     let StartRun {
         error,
         busy,
@@ -100,6 +117,8 @@ pub fn NewRunPage() -> Html {
     } = use_start_run();
     // The catalog changes rarely: every five seconds is enough.
     let catalog = use_polling((), Some(5000), |()| api::catalog::list());
+    // Markers change with the tests root's configuration: read once.
+    let known_markers = use_polling((), None, |()| api::catalog::markers());
     let root = {
         let catalog = catalog.data().cloned();
         use_memo(catalog, |catalog| {
@@ -118,6 +137,8 @@ pub fn NewRunPage() -> Html {
         let shards = shards.clone();
         let selection = selection.clone();
         let hold = hold.clone();
+        let keyword = keyword.clone();
+        let markers = markers.clone();
         let error = error.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
@@ -128,10 +149,56 @@ pub fn NewRunPage() -> Html {
                     return error.set(Some(why));
                 }
             };
+            let (keyword, markers) = match selection_input(&keyword, &markers) {
+                Ok(selected) => selected,
+                Err((field, why)) => return error.set(Some(ApiError::invalid_field(field, why))),
+            };
             match submission(&username, &target, *shards, selection.to_vec(), hold) {
-                Ok(run) => start.emit(run),
+                Ok(mut run) => {
+                    run.keyword = keyword.into();
+                    run.markers = markers.into();
+                    start.emit(run)
+                }
+                Err(_) if keyword.is_some() || markers.is_some() => {
+                    error.set(Some(ApiError::invalid_field(
+                        "keyword",
+                        "Keyword and markers select tests of one run; a run split over \
+                         environments takes whole files. Set the split to 1, or clear them."
+                            .to_string(),
+                    )))
+                }
                 Err(group) => start_group.emit(group),
             }
+        })
+    };
+    let on_keyword = {
+        let keyword = keyword.clone();
+        let forget = forget_field(&error, "keyword");
+        Callback::from(move |event: InputEvent| {
+            keyword.set(event.target_unchecked_into::<HtmlInputElement>().value());
+            forget();
+        })
+    };
+    let on_markers = {
+        let markers = markers.clone();
+        let forget = forget_field(&error, "markers");
+        Callback::from(move |event: InputEvent| {
+            markers.set(event.target_unchecked_into::<HtmlInputElement>().value());
+            forget();
+        })
+    };
+    let on_pick_marker = {
+        let markers = markers.clone();
+        let forget = forget_field(&error, "markers");
+        Callback::from(move |event: Event| {
+            let select = event.target_unchecked_into::<HtmlSelectElement>();
+            let picked = select.value();
+            if !picked.is_empty() {
+                markers.set(crate::selection::add_marker(&markers, &picked));
+                forget();
+            }
+            // Back to the prompt, so that the same marker can be picked again.
+            select.set_value("");
         })
     };
     let on_hold = {
@@ -184,6 +251,9 @@ pub fn NewRunPage() -> Html {
     let paths_error = field_error("paths");
     let shards_error = field_error("shards");
     let hold_error = field_error("hold_on_failure_minutes");
+    let keyword_error = field_error("keyword");
+    let markers_error = field_error("markers");
+    let marker_options = known_markers.data().cloned().unwrap_or_default();
     let pool = match &*target {
         RunTarget::Pool(label) => Some(label.clone()),
         RunTarget::Environment(_) => None,
@@ -235,6 +305,32 @@ pub fn NewRunPage() -> Html {
                             placeholder="no hold" value={(*hold).clone()} oninput={on_hold}
                             aria-invalid={hold_error.is_some().then_some("true")}
                             aria-describedby={hold_error.is_some().then(|| error_id("hold-minutes"))} />
+                    </Field>
+                </div>
+                <div class="row selection-fields">
+                    <Field id="keyword" label="Keyword (-k)" error={keyword_error.clone()}
+                        hint={AttrValue::Static("Optional. Only tests whose names match, e.g. login and not slow.")}>
+                        <input id="keyword" type="text" maxlength="1000" placeholder="all tests"
+                            autocomplete="off" spellcheck="false"
+                            value={(*keyword).clone()} oninput={on_keyword}
+                            aria-invalid={keyword_error.is_some().then_some("true")}
+                            aria-describedby={keyword_error.is_some().then(|| error_id("keyword"))} />
+                    </Field>
+                    <Field id="markers" label="Markers (-m)" error={markers_error.clone()}
+                        hint={AttrValue::Static("Optional. Only tests with these markers, e.g. smoke and not slow.")}>
+                        <input id="markers" type="text" maxlength="1000" placeholder="any markers"
+                            autocomplete="off" spellcheck="false"
+                            value={(*markers).clone()} oninput={on_markers}
+                            aria-invalid={markers_error.is_some().then_some("true")}
+                            aria-describedby={markers_error.is_some().then(|| error_id("markers"))} />
+                        <select id="marker-picker" class="marker-picker" aria-label="Add a marker" onchange={on_pick_marker}>
+                            <option value="" selected=true>{ "Add a marker…" }</option>
+                            { for marker_options.iter().map(|marker| html! {
+                                <option key={marker.name.clone()} value={marker.name.clone()} title={marker.description.clone()}>
+                                    { marker.name.clone() }
+                                </option>
+                            }) }
+                        </select>
                     </Field>
                 </div>
                 <fieldset class={classes!("tests", paths_error.is_some().then_some("invalid"))}
@@ -313,6 +409,22 @@ mod tests {
         // Shards mean nothing for one environment.
         let one = submission("ann", &RunTarget::Environment(4), 5, paths, None).unwrap();
         assert_eq!(one.environment_id.given(), Some(&Some(4)));
+    }
+
+    #[wasm_bindgen_test]
+    fn keyword_and_markers_are_checked_before_they_are_sent() {
+        assert_eq!(selection_input(" ", ""), Ok((None, None)));
+        assert_eq!(
+            selection_input(" login ", "smoke"),
+            Ok((Some("login".into()), Some("smoke".into())))
+        );
+        let (field, why) = selection_input("login", "(smoke").unwrap_err();
+        assert_eq!(field, "markers");
+        assert!(
+            why.starts_with("Markers has unbalanced parentheses"),
+            "{why}"
+        );
+        assert_eq!(selection_input("a;b", "").unwrap_err().0, "keyword");
     }
 
     #[wasm_bindgen_test]

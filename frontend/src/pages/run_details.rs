@@ -1,7 +1,8 @@
 //! One run: what it was created with, where it stands, its per-test
 //! results and its log. Live until the run is finished.
 
-use shared::{CaseOutcome, CaseResult, HistoryItem, Run, RunStatus};
+use shared::artifact::is_inline_image;
+use shared::{Artifact, CaseOutcome, CaseResult, HistoryItem, Run, RunStatus};
 use yew::prelude::*;
 use yew_router::prelude::*;
 
@@ -15,6 +16,7 @@ use crate::components::status_badge::status_badge;
 use crate::format;
 use crate::hooks::use_polling::use_polling;
 use crate::hooks::use_run_log::use_run_log;
+use crate::selection;
 use crate::sort::sort_by;
 use crate::trend::{self, STRIP_RESULTS};
 
@@ -29,6 +31,7 @@ enum Action {
     Cancel,
     Rerun,
     RerunFailed,
+    Pin(bool),
 }
 
 fn outcome_rank(outcome: CaseOutcome) -> u8 {
@@ -95,6 +98,15 @@ fn facts(run: &Run) -> Html {
             <dd>{ environment_cell(run) }</dd>
             <dt>{ "Tests" }</dt>
             <dd><ul class="paths">{ for run.paths.iter().map(|p| html! { <li><code>{ p.clone() }</code></li> }) }</ul></dd>
+            if let Some(keyword) = &run.keyword {
+                <dt>{ "Keyword (-k)" }</dt><dd><code class="selection-keyword">{ keyword.clone() }</code></dd>
+            }
+            if let Some(markers) = &run.markers {
+                <dt>{ "Markers (-m)" }</dt><dd><code class="selection-markers">{ markers.clone() }</code></dd>
+            }
+            if run.pinned {
+                <dt>{ "Pinned" }</dt><dd>{ "Kept whatever the retention" }</dd>
+            }
             <dt>{ "Created" }</dt><dd>{ time_cell(Some(&run.created_at)) }</dd>
             <dt>{ "Started" }</dt><dd>{ time_cell(run.started_at.as_ref()) }</dd>
             <dt>{ "Finished" }</dt><dd>{ time_cell(run.finished_at.as_ref()) }</dd>
@@ -179,6 +191,55 @@ struct CasesProps {
     run_id: i64,
     /// Tests still finish one by one.
     running: bool,
+    /// The run's artifacts, for the types of the attached files.
+    artifacts: Vec<Artifact>,
+}
+
+/// An artifact shown inline when it is a raster image (which cannot run
+/// script), else a download link.
+fn artifact_view(run_id: i64, artifact: &Artifact) -> Html {
+    let url = api::runs::artifact_url(run_id, &artifact.path);
+    html! {
+        <figure class="artifact">
+            if is_inline_image(&artifact.content_type) {
+                <a href={url.clone()} download="">
+                    <img src={url.clone()} alt={artifact.path.clone()} loading="lazy" />
+                </a>
+            }
+            <figcaption>
+                <a href={url} download="">{ artifact.path.clone() }</a>
+                { format!(" · {} · {}", selection::size(artifact.size), artifact.content_type) }
+            </figcaption>
+        </figure>
+    }
+}
+
+/// The files a test attached, from the run's artifacts.
+fn case_attachments(run_id: i64, paths: &[String], artifacts: &[Artifact]) -> Html {
+    html! {
+        <div class="case-attachments" aria-label="Attachments">
+            { for paths.iter().map(|path| match artifacts.iter().find(|a| &a.path == path) {
+                Some(artifact) => artifact_view(run_id, artifact),
+                None => html! {
+                    <a class="attachment" href={api::runs::artifact_url(run_id, path)} download="">{ path.clone() }</a>
+                },
+            }) }
+        </div>
+    }
+}
+
+/// Every artifact of the run, images first.
+fn artifacts_section(run_id: i64, artifacts: &[Artifact]) -> Html {
+    let mut shown: Vec<&Artifact> = artifacts.iter().collect();
+    shown.sort_by_key(|a| (!is_inline_image(&a.content_type), a.path.clone()));
+    html! {
+        <section class="artifacts" aria-labelledby="artifacts-title">
+            <h2 id="artifacts-title">{ format!("Artifacts ({})", artifacts.len()) }</h2>
+            <div class="artifact-list">
+                { for shown.into_iter().map(|artifact| artifact_view(run_id, artifact)) }
+            </div>
+        </section>
+    }
 }
 
 /// Per-test results, failures first, each failure with its recent history.
@@ -227,6 +288,9 @@ fn Cases(props: &CasesProps) -> Html {
                                             </div>
                                             if let Some(message) = &case.message {
                                                 <pre class="case-message">{ message.clone() }</pre>
+                                            }
+                                            if !case.attachments.is_empty() {
+                                                { case_attachments(props.run_id, &case.attachments, &props.artifacts) }
                                             }
                                         </div>
                                     </td>
@@ -283,6 +347,15 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
         Ok(history)
     });
     let log = use_run_log(id, 1000);
+    // Artifacts are stored as the run finishes: read once it has.
+    let artifacts = use_polling((id, *finished), None, |(id, finished)| async move {
+        if finished {
+            api::runs::artifacts(id).await
+        } else {
+            Ok(Vec::new())
+        }
+    });
+    let artifact_list = artifacts.data().cloned().unwrap_or_default();
 
     let act = |action: Action| {
         let navigator = navigator.clone();
@@ -304,6 +377,7 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
                     Action::Cancel => api::runs::cancel(id).await.map(|_| None),
                     Action::Rerun => api::runs::rerun(id, false).await.map(Some),
                     Action::RerunFailed => api::runs::rerun(id, true).await.map(Some),
+                    Action::Pin(pinned) => api::runs::set_pinned(id, pinned).await.map(|_| None),
                 };
                 acting.set(false);
                 match result {
@@ -364,6 +438,11 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
                             { "Re-run failed" }
                         </button>
                     }
+                    <button type="button" class="pin" onclick={act(Action::Pin(!data.pinned))} disabled={*acting}
+                        aria-pressed={if data.pinned { "true" } else { "false" }}
+                        title="A pinned run keeps its log, results and artifacts whatever the retention">
+                        { if data.pinned { "Unpin" } else { "Pin" } }
+                    </button>
                 </div>
             </div>
             if let Some(error) = &*action_error {
@@ -374,10 +453,18 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
             }
             { facts(data) }
             { summary(data) }
+            if let Some(at) = data.details_removed_at {
+                <p class="details-removed" role="status">
+                    { format!("Its log, per-test results and artifacts were removed by retention on {}; the summary above is what is left.", format::local_time(&at)) }
+                </p>
+            }
             if let Some(Some(list)) = cases.data() {
-                <Cases cases={list.clone()} history={history.data().cloned().unwrap_or_default()} run_id={id} running={!*finished} />
+                <Cases cases={list.clone()} history={history.data().cloned().unwrap_or_default()} run_id={id} running={!*finished} artifacts={artifact_list.clone()} />
             } else if let Some(error) = cases.error() {
                 <p class="error" role="alert">{ format!("The per-test results could not be read: {}", error.message()) }</p>
+            }
+            if !artifact_list.is_empty() {
+                { artifacts_section(id, &artifact_list) }
             }
             <LogView pieces={log.pieces.clone()} complete={log.complete} error={log.error.clone()}
                 raw_url={AttrValue::from(api::runs::raw_log_url(id))} />

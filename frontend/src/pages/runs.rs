@@ -89,7 +89,14 @@ fn RunRow(props: &RunRowProps) -> Html {
                 (None, None) => String::new(),
             } }</td>
             <td data-label="Tests" class="paths" title={run.paths.join("\n")}>{ format::paths_summary(&run.paths) }</td>
-            <td data-label="Status">{ status_badge(run, true) }</td>
+            <td data-label="Status">
+                { status_badge(run, true) }
+                if run.pinned {
+                    <span class="run-note" title="Kept whatever the retention">{ " pinned" }</span>
+                } else if run.details_removed_at.is_some() {
+                    <span class="run-note" title="Its log, per-test results and artifacts were removed by retention">{ " details removed" }</span>
+                }
+            </td>
             <td data-label="Duration">{ duration }</td>
         </tr>
     }

@@ -2,6 +2,7 @@
 //! reporter plugin, follows it (see [`supervision`]), and writes the
 //! outcome, all under the run's fence.
 
+pub mod artifacts;
 pub mod log;
 pub mod output;
 pub mod plugin;
@@ -60,19 +61,58 @@ pub fn execute(
     let _entered = span.enter();
     tracing::info!(fence = claim.fence, "run started");
     let started = Instant::now();
-    let (outcome, stored) = match prepare(ctx, &claim) {
-        Ok(paths) => match run_pytest(ctx, &claim, &paths, channel, claimed_at) {
-            Some(ended) => ended,
-            None => {
-                tracing::warn!("the lease was lost before the tests started; nothing ran");
-                return;
+    let prepared = prepare(ctx, &claim).and_then(|paths| {
+        artifacts::ArtifactsDir::create(ctx.runtime.path(), run_id)
+            .map(|dir| (paths, dir))
+            .map_err(|e| format!("cannot create the artifacts directory: {e}"))
+    });
+    let (mut outcome, stored) = match prepared {
+        Ok((paths, artifacts_dir)) => {
+            match run_pytest(ctx, &claim, &paths, channel, claimed_at, &artifacts_dir) {
+                Some((mut outcome, stored)) => {
+                    // The process tree is gone: what it left is complete.
+                    for line in artifacts::keep(
+                        &ctx.pool,
+                        run_id,
+                        claim.fence,
+                        artifacts_dir.path(),
+                        ctx.config.artifacts_max_bytes,
+                    ) {
+                        outcome.log_tail.push_str(&line);
+                        outcome.log_tail.push('\n');
+                    }
+                    (outcome, stored)
+                }
+                None => {
+                    tracing::warn!("the lease was lost before the tests started; nothing ran");
+                    return;
+                }
             }
-        },
+        }
         Err(reason) => (early_error(reason), Stored::default()),
     };
+    relative_attachments(&mut outcome.cases);
     tracing::info!(status = %outcome.status, reason = ?outcome.reason, "run finished");
     if write_outcome(ctx, &claim, outcome.clone(), stored) {
         metrics::global().run_finished(outcome.status, started.elapsed());
+    }
+}
+
+/// Attachment paths as the artifacts list names them: one given whole
+/// (inside `TEST_ARTIFACTS_DIR`, as a JUnit report may hold it) keeps
+/// only its part below the run's artifacts directory.
+fn relative_attachments(cases: &mut [CaseResult]) {
+    for case in cases {
+        for path in &mut case.attachments {
+            if let Some((_, below)) = path
+                .split_once("/artifacts-")
+                .filter(|_| path.starts_with('/'))
+            {
+                if let Some((_, relative)) = below.split_once('/') {
+                    *path = relative.to_string();
+                }
+            }
+        }
     }
 }
 
@@ -165,6 +205,7 @@ fn run_pytest(
     paths: &[TestPath],
     channel: (RunControl, SyncSender<Event>, Receiver<Event>),
     claimed_at: Instant,
+    artifacts_dir: &artifacts::ArtifactsDir,
 ) -> Option<(Outcome, Stored)> {
     let config = &ctx.config;
     let run_id = claim.run.id;
@@ -184,7 +225,14 @@ fn run_pytest(
             return not_started(format!("cannot open the reporter socket: {e}"));
         }
     };
-    let (args, env) = pytest_command(ctx, claim, &files, reporter.path(), paths);
+    let (args, env) = pytest_command(
+        ctx,
+        claim,
+        &files,
+        reporter.path(),
+        paths,
+        artifacts_dir.path(),
+    );
     let command = process::TestCommand {
         program: &config.python,
         args,
@@ -376,6 +424,7 @@ fn pytest_command(
     files: &RunFiles,
     events: &Path,
     paths: &[TestPath],
+    artifacts_dir: &Path,
 ) -> (Vec<std::ffi::OsString>, Vec<(String, String)>) {
     let mut args: Vec<std::ffi::OsString> = [
         "-m",
@@ -394,6 +443,15 @@ fn pytest_command(
     .collect();
     args.push(format!("--rootdir={}", ctx.tests_root.path().display()).into());
     args.push(format!("--junitxml={}", files.junit.display()).into());
+    // Each expression is one argument of its own (no shell ever sees it);
+    // checked when the run was created, it never starts with '-'.
+    let selection = claim.run.selection();
+    if let Some(keyword) = selection.keyword {
+        args.extend(["-k".into(), keyword.into()]);
+    }
+    if let Some(markers) = selection.markers {
+        args.extend(["-m".into(), markers.into()]);
+    }
     // Paths that look like options stay paths.
     args.push("--".into());
     if files.selection.is_some() {
@@ -424,6 +482,10 @@ fn pytest_command(
         ("EXECUTOR_URL".into(), ctx.public_url.clone()),
         ("TEST_RUN_ID".into(), claim.run.id.to_string()),
         ("TEST_EXECUTOR_EVENTS".into(), events.display().to_string()),
+        (
+            "TEST_ARTIFACTS_DIR".into(),
+            artifacts_dir.display().to_string(),
+        ),
     ]);
     if let Some(selection) = &files.selection {
         env.push((
@@ -558,6 +620,26 @@ fn write_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_attachment_paths_inside_the_artifacts_become_relative() {
+        let mut cases = vec![CaseResult {
+            nodeid: "a.py::t".into(),
+            outcome: shared::CaseOutcome::Passed,
+            duration_ms: 1,
+            message: None,
+            attachments: vec![
+                "/tmp/test-executor-x/artifacts-12/shots/a.png".into(),
+                "b.txt".into(),
+                "/etc/passwd".into(),
+            ],
+        }];
+        relative_attachments(&mut cases);
+        assert_eq!(
+            cases[0].attachments,
+            ["shots/a.png", "b.txt", "/etc/passwd"]
+        );
+    }
 
     #[test]
     fn exit_codes_map_to_statuses() {

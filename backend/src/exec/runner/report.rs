@@ -36,6 +36,9 @@ pub enum ReporterEvent {
         subtest: bool,
         duration: f64,
         message: Option<String>,
+        /// `[[ATTACHMENT|path]]` lines of the phase's output.
+        #[serde(default)]
+        attachments: Vec<String>,
     },
     /// The session ended with this exit status; `counts` are those of
     /// pytest's closing line, by category.
@@ -58,6 +61,7 @@ struct OpenCase {
     outcome: Option<CaseOutcome>,
     message: Option<String>,
     seconds: f64,
+    attachments: Vec<String>,
 }
 
 impl OpenCase {
@@ -93,6 +97,7 @@ impl OpenCase {
                 CaseOutcome::Passed => None,
                 _ => self.message.map(cut),
             },
+            attachments: self.attachments,
         }
     }
 }
@@ -154,6 +159,7 @@ impl Results {
                     outcome: CaseOutcome::Error,
                     duration_ms: 0,
                     message: Some(cut(message)),
+                    attachments: Vec::new(),
                 });
             }
             ReporterEvent::NotFound { nodeid } => self.not_found.push(nodeid),
@@ -170,6 +176,7 @@ impl Results {
                 subtest,
                 duration,
                 message,
+                attachments,
             } => {
                 if counted && !category.is_empty() {
                     *self.live.entry(category.clone()).or_default() += 1;
@@ -177,6 +184,11 @@ impl Results {
                 let case = self.open.entry(nodeid.clone()).or_default();
                 if !subtest {
                     case.seconds += duration.max(0.0);
+                }
+                for path in attachments {
+                    if !case.attachments.contains(&path) {
+                        case.attachments.push(path);
+                    }
                 }
                 if let Some(phase) = phase_outcome(&when, &category, &outcome) {
                     // A subtest's pass says nothing of its test's verdict.
@@ -260,7 +272,30 @@ mod tests {
             subtest: false,
             duration: 0.25,
             message: (outcome != "passed").then(|| format!("{when} {outcome}")),
+            attachments: Vec::new(),
         }
+    }
+
+    #[test]
+    fn attachments_of_every_phase_go_to_their_test_once() {
+        let mut results = Results::default();
+        results.take(ReporterEvent::TestStart {
+            nodeid: "a.py::t".into(),
+        });
+        for (when, files) in [
+            ("setup", vec!["setup.log"]),
+            ("call", vec!["shot.png", "setup.log"]),
+            ("teardown", vec![]),
+        ] {
+            let mut event = phase("a.py::t", when, "passed", "");
+            if let ReporterEvent::Phase { attachments, .. } = &mut event {
+                *attachments = files.into_iter().map(String::from).collect();
+            }
+            results.take(event);
+        }
+        let finished = results.take_finished();
+        assert_eq!(finished.len(), 1);
+        assert_eq!(finished[0].attachments, ["setup.log", "shot.png"]);
     }
 
     fn run(results: &mut Results, nodeid: &str, phases: [(&str, &str); 3]) {

@@ -13,6 +13,7 @@ Does nothing at all when the executor's variables are absent.
 
 import json
 import os
+import re
 import socket
 
 import pytest
@@ -80,6 +81,30 @@ def _message(report):
         text = crash.message if crash is not None else str(report.longrepr or "")
     text = text.strip()
     return text[:MAX_MESSAGE] if text else None
+
+
+_ATTACHMENT = re.compile(r"\[\[ATTACHMENT\|([^\]\r\n]+)\]\]")
+
+
+def _attachments(report):
+    """The files a test named with ``[[ATTACHMENT|path]]`` lines in its
+    output, as JUnit readers of CI servers take them; paths inside
+    ``TEST_ARTIFACTS_DIR`` are made relative to it."""
+    text = (report.capstdout or "") + "\n" + (report.capstderr or "")
+    if "[[ATTACHMENT|" not in text:
+        return []
+    root = os.environ.get("TEST_ARTIFACTS_DIR", "")
+    found = []
+    for raw in _ATTACHMENT.findall(text):
+        path = raw.strip()
+        if root and os.path.isabs(path):
+            relative = os.path.relpath(path, root)
+            if relative.startswith(".."):
+                continue
+            path = relative.replace(os.sep, "/")
+        if path and path not in found:
+            found.append(path)
+    return found
 
 
 def _selection():
@@ -154,6 +179,7 @@ class Reporter:
         # pytest's own verdict, as its closing line will count it.
         status = self.config.hook.pytest_report_teststatus(report=report, config=self.config)
         category = status[0] if status else ""
+        attachments = _attachments(report)
         if report.failed:
             self._trim_repeated_output(report)
         self.channel.send(
@@ -170,6 +196,7 @@ class Reporter:
                 if report.outcome != "passed" or hasattr(report, "wasxfail")
                 else None
             ),
+            attachments=attachments,
         )
 
     @staticmethod

@@ -3,7 +3,8 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use shared::{
-    ApiErrorBody, CaseResult, LogChunk, LogQuery, NewRun, RerunQuery, Run, RunListQuery, RunPage,
+    ApiErrorBody, Artifact, CaseResult, LogChunk, LogQuery, NewRun, RerunQuery, Run, RunListQuery,
+    RunPage,
 };
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,14 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/runs/{id}/cases").route(web::get().to(cases)))
     .service(web::resource("/api/runs/{id}/junit.xml").route(web::get().to(junit_xml)))
     .service(web::resource("/api/runs/{id}/cancel").route(web::post().to(cancel)))
-    .service(web::resource("/api/runs/{id}/rerun").route(web::post().to(rerun)));
+    .service(web::resource("/api/runs/{id}/rerun").route(web::post().to(rerun)))
+    .service(
+        web::resource("/api/runs/{id}/pin")
+            .route(web::post().to(pin))
+            .route(web::delete().to(unpin)),
+    )
+    .service(web::resource("/api/runs/{id}/artifacts").route(web::get().to(artifacts)))
+    .service(web::resource("/api/runs/{id}/artifacts/{path:.+}").route(web::get().to(artifact)));
 }
 
 /// Reports are saved, never shown inline: what tests print is not for the
@@ -345,4 +353,118 @@ pub async fn rerun(
     );
     state.scheduler.wake();
     Ok(created(run))
+}
+
+/// Pin a run: retention (`RETENTION_DAYS`) keeps its details.
+#[utoipa::path(
+    post,
+    path = "/api/runs/{id}/pin",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "The run, pinned", body = Run),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+pub async fn pin(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    set_pinned(state, id.into_inner(), true).await
+}
+
+/// Unpin a run: retention treats it as any other again.
+#[utoipa::path(
+    delete,
+    path = "/api/runs/{id}/pin",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "The run, not pinned", body = Run),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+pub async fn unpin(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    set_pinned(state, id.into_inner(), false).await
+}
+
+async fn set_pinned(
+    state: web::Data<AppState>,
+    id: i64,
+    pinned: bool,
+) -> Result<HttpResponse, ApiError> {
+    let run = with_db(&state.pool, move |conn| runs::pin(conn, id, pinned)).await?;
+    tracing::info!(run_id = id, pinned, "run pin changed");
+    Ok(HttpResponse::Ok().json(run))
+}
+
+/// The files a run's tests left in `TEST_ARTIFACTS_DIR`, by path.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/artifacts",
+    tag = "runs",
+    params(("id" = i64, Path, description = "Run id", example = 1)),
+    responses(
+        (status = 200, description = "The run's artifacts (empty until it finished)",
+            body = Vec<Artifact>, headers(("ETag" = String))),
+        (status = 304, description = "Not modified since the ETag in `If-None-Match`"),
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+pub async fn artifacts(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let key = CacheKey::of(&req, &());
+    conditional_cached(&state, &req, key, move |conn| runs::artifacts(conn, id)).await
+}
+
+/// One artifact, as an attachment with the content type of its extension.
+/// Never rendered in the service's origin: `nosniff` and a sandboxing
+/// Content-Security-Policy keep a hostile HTML or SVG file inert.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/artifacts/{path}",
+    tag = "runs",
+    params(
+        ("id" = i64, Path, description = "Run id", example = 1),
+        ("path" = String, Path, description = "The artifact's path, as listed", example = "shots/login.png"),
+    ),
+    responses(
+        (status = 200, description = "The file's bytes", content_type = "application/octet-stream",
+            headers(("Content-Disposition" = String), ("X-Content-Type-Options" = String),
+                ("Content-Security-Policy" = String))),
+        (status = 400, description = "The id is not a number, or the path leaves the artifacts (`..`, absolute)",
+            body = ApiErrorBody),
+        (status = 404, description = "No such run or artifact", body = ApiErrorBody),
+    )
+)]
+pub async fn artifact(
+    state: web::Data<AppState>,
+    path: web::Path<(i64, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, path) = path.into_inner();
+    let (artifact, bytes) =
+        with_db(&state.pool, move |conn| runs::artifact(conn, id, &path)).await?;
+    let file_name = artifact
+        .path
+        .rsplit('/')
+        .next()
+        .unwrap_or(&artifact.path)
+        .to_string();
+    let response = HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, artifact.content_type))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'",
+        ))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
+        .body(bytes);
+    Ok(as_attachment(response, file_name))
 }

@@ -8,7 +8,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 use shared::query::parse_bool;
-use shared::{ApiErrorBody, Catalog, CatalogFile};
+use shared::{ApiErrorBody, Catalog, CatalogFile, Marker};
 use std::io::Write;
 
 use crate::catalog::upload::Upload;
@@ -23,11 +23,31 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list))
             .route(web::post().to(upload)),
     )
+    // Before the files' catch-all: no test file is named `markers`.
+    .service(web::resource("/api/tests/markers").route(web::get().to(markers)))
     .service(
         web::resource("/api/tests/{path:.*}")
             .route(web::get().to(source))
             .route(web::delete().to(delete)),
     );
+}
+
+/// The markers pytest knows for the tests root (its own, its plugins' and
+/// those registered in the root's configuration), by name: what `markers`
+/// of a run can name.
+#[utoipa::path(
+    get,
+    path = "/api/tests/markers",
+    tag = "tests",
+    responses(
+        (status = 200, description = "The markers, by name", body = Vec<Marker>),
+    )
+)]
+pub async fn markers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let (cache, root) = (state.markers.clone(), state.tests_root.clone());
+    let python = state.config.python.clone();
+    let markers = off_thread(move || tests::markers(&cache, &root, &python)).await?;
+    Ok(HttpResponse::Ok().json(markers))
 }
 
 /// The multipart form of an upload, for the OpenAPI document; the

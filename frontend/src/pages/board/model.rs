@@ -227,6 +227,10 @@ mod tests {
             schedule_id: None,
             scheduled_for: None,
             schedule_note: None,
+            keyword: None,
+            markers: None,
+            pinned: false,
+            details_removed_at: None,
         }
     }
 

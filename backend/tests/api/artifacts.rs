@@ -1,0 +1,214 @@
+//! Artifacts: what tests leave in `TEST_ARTIFACTS_DIR` is kept with the
+//! run, up to `ARTIFACTS_MAX_BYTES`, and served as attachments.
+
+use serde_json::{json, Value};
+use std::io::Read;
+use std::time::Duration;
+
+use crate::helpers::*;
+
+/// The cap the tests run with: 300 000 bytes a run.
+const CAP: &str = "300000";
+
+/// Leaves a binary file holding every byte value, a PNG, a text file in a
+/// subdirectory, a file of 200 000 bytes that fits and one of 150 000
+/// that does not fit after it; names the PNG as its test's attachment.
+const LEAVES_FILES: &str = r#"import os
+from pathlib import Path
+
+ROOT = Path(os.environ["TEST_ARTIFACTS_DIR"])
+
+def test_binary_and_text():
+    (ROOT / "blob.bin").write_bytes(bytes(range(256)) * 4)
+    (ROOT / "notes").mkdir()
+    (ROOT / "notes" / "report.txt").write_text("all good\n")
+    (ROOT / "page.html").write_text("<script>alert(1)</script>")
+
+def test_screenshot():
+    png = b"\x89PNG\r\n\x1a\n" + bytes(100)
+    (ROOT / "shot.png").write_bytes(png)
+    print("[[ATTACHMENT|shot.png]]")
+    print("[[ATTACHMENT|" + str(ROOT / "notes" / "report.txt") + "]]")
+
+def test_large_files():
+    (ROOT / "large-a.bin").write_bytes(bytes([7]) * 200_000)
+    (ROOT / "large-b.bin").write_bytes(bytes([9]) * 150_000)
+"#;
+
+fn download(app: &TestApp, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let response = match agent_request("GET", &app.url(path)).call() {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
+    };
+    let status = response.status();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .map(|name| {
+            let value = response.header(&name).unwrap_or_default().to_string();
+            (name.to_ascii_lowercase(), value)
+        })
+        .collect();
+    let mut body = Vec::new();
+    response
+        .into_reader()
+        .take(10 << 20)
+        .read_to_end(&mut body)
+        .unwrap();
+    (status, headers, body)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+#[test]
+fn artifacts_are_kept_up_to_the_cap_and_served_byte_exact_as_attachments() {
+    let tests = TestsDir::with(&[("test_files.py", LEAVES_FILES)]);
+    let app = TestApp::spawn(&tests, &[("ARTIFACTS_MAX_BYTES", CAP)]);
+    let id = app.create_run("art", 4, &["test_files.py"]);
+    let run = app.wait_finished(id, Duration::from_secs(30));
+    assert_eq!(run["status"], "success", "{run}");
+
+    let (status, list) = app.get(&format!("/api/runs/{id}/artifacts"));
+    assert_eq!(status, 200, "{list}");
+    let listed: Vec<(String, i64, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["path"].as_str().unwrap().to_string(),
+                a["size"].as_i64().unwrap(),
+                a["content_type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("blob.bin", 1024, "application/octet-stream"),
+        ("large-a.bin", 200_000, "application/octet-stream"),
+        ("notes/report.txt", 9, "text/plain; charset=utf-8"),
+        ("page.html", 25, "text/html; charset=utf-8"),
+        ("shot.png", 108, "image/png"),
+    ];
+    let expected: Vec<(String, i64, String)> = expected
+        .iter()
+        .map(|(p, s, c)| (p.to_string(), *s, c.to_string()))
+        .collect();
+    assert_eq!(listed, expected, "the second large file is over the cap");
+    let total: i64 = listed.iter().map(|(_, size, _)| size).sum();
+    assert!(total <= 300_000);
+
+    // The log says which file was not kept, and why.
+    let log = plain(&app.log_text(id));
+    assert!(
+        log.contains("large-b.bin (150000 bytes) not kept: over ARTIFACTS_MAX_BYTES"),
+        "{log}"
+    );
+
+    // Byte-exact, with its type, as an attachment that is never sniffed.
+    let (status, headers, body) = download(&app, &format!("/api/runs/{id}/artifacts/blob.bin"));
+    assert_eq!(status, 200);
+    let every_byte: Vec<u8> = (0..=255u8).cycle().take(1024).collect();
+    assert_eq!(body, every_byte);
+    assert_eq!(header(&headers, "content-type"), "application/octet-stream");
+    assert!(header(&headers, "content-disposition").starts_with("attachment"));
+    assert!(header(&headers, "content-disposition").contains("blob.bin"));
+    assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+
+    let (status, headers, body) = download(&app, &format!("/api/runs/{id}/artifacts/large-a.bin"));
+    assert_eq!(status, 200);
+    assert_eq!(body.len(), 200_000, "a file over a chunk comes back whole");
+    assert!(body.iter().all(|b| *b == 7));
+    assert_eq!(header(&headers, "content-length"), "200000");
+
+    let (_, headers, body) = download(&app, &format!("/api/runs/{id}/artifacts/notes/report.txt"));
+    assert_eq!(body, b"all good\n");
+    assert_eq!(
+        header(&headers, "content-type"),
+        "text/plain; charset=utf-8"
+    );
+
+    // Hostile HTML is served inert: an attachment in a sandbox.
+    let (_, headers, _) = download(&app, &format!("/api/runs/{id}/artifacts/page.html"));
+    assert!(header(&headers, "content-disposition").starts_with("attachment"));
+    assert!(header(&headers, "content-security-policy").contains("sandbox"));
+
+    // Outside the run's artifacts, or not there: refused, not found.
+    for path in [
+        "..%2F..%2Fetc%2Fpasswd",
+        "notes%2F..%2F..%2Fx",
+        "%2Fetc%2Fpasswd",
+    ] {
+        let (status, _, body) = download(&app, &format!("/api/runs/{id}/artifacts/{path}"));
+        assert!(
+            status == 400 || status == 404,
+            "{path}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        let error: Value = serde_json::from_slice(&body).unwrap();
+        assert!(error["error"]["code"].is_string());
+    }
+    assert_error(
+        &app.get(&format!("/api/runs/{id}/artifacts/large-b.bin")),
+        404,
+        "not_found",
+    );
+    assert_error(&app.get("/api/runs/999999/artifacts"), 404, "not_found");
+    assert_error(
+        &app.get("/api/runs/999999/artifacts/x.png"),
+        404,
+        "not_found",
+    );
+
+    // The attachment line links the file to its test; a whole path inside
+    // the artifacts directory names the same file.
+    let (_, cases) = app.get(&format!("/api/runs/{id}/cases"));
+    let case = |name: &str| -> Value {
+        cases
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["nodeid"].as_str().unwrap().ends_with(name))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        case("test_screenshot")["attachments"],
+        json!(["notes/report.txt", "shot.png"])
+    );
+    assert_eq!(case("test_binary_and_text")["attachments"], json!([]));
+
+    // The JUnit export carries the attachment for CI servers.
+    let (status, _, xml) = app.get_text(&format!("/api/runs/{id}/junit.xml"));
+    assert_eq!(status, 200);
+    assert!(xml.contains("test_screenshot"), "{xml}");
+}
+
+#[test]
+fn each_run_gets_a_fresh_directory_and_a_run_without_files_has_none() {
+    let leaves = "import os\nfrom pathlib import Path\n\n\
+def test_count():\n    root = Path(os.environ['TEST_ARTIFACTS_DIR'])\n    \
+assert root.is_dir() and not any(root.iterdir()), 'a fresh, empty directory'\n    \
+(root / 'left.txt').write_text('x')\n";
+    let tests = TestsDir::with(&[
+        ("test_fresh.py", leaves),
+        ("test_none.py", "def test_a():\n    pass\n"),
+    ]);
+    let app = TestApp::spawn(&tests, &[]);
+    for _ in 0..2 {
+        let id = app.create_run("art", 5, &["test_fresh.py"]);
+        let run = app.wait_finished(id, Duration::from_secs(30));
+        assert_eq!(run["status"], "success", "{}", app.log_text(id));
+        let (_, list) = app.get(&format!("/api/runs/{id}/artifacts"));
+        assert_eq!(list.as_array().unwrap().len(), 1);
+    }
+    let id = app.create_run("art", 5, &["test_none.py"]);
+    app.wait_finished(id, Duration::from_secs(30));
+    let (status, list) = app.get(&format!("/api/runs/{id}/artifacts"));
+    assert_eq!((status, list), (200, json!([])));
+    assert!(!plain(&app.log_text(id)).contains("artifacts:"));
+}
