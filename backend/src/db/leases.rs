@@ -521,6 +521,7 @@ pub fn finish(
         insert_log(conn, run_id, expected.log_bytes, &outcome.log_tail)?;
         insert_cases(conn, run_id, &outcome.cases)?;
         super::insights::record_finished_run(conn, run_id)?;
+        super::health::record_finished_run(conn, run_id)?;
         if let Some(xml) = &outcome.junit_xml {
             super::reports::store(conn, run_id, xml)?;
         }
