@@ -7,7 +7,8 @@ use crate::db::PoolSettings;
 use crate::http::browser_safety;
 
 /// The largest value of each setting that is a duration or a size.
-const MOST: [(&str, u64); 9] = [
+const MOST: [(&str, u64); 10] = [
+    ("HEALTH_CHECK_SECS", 24 * 3600),
     ("LEASE_SECS", 24 * 3600),
     ("RUN_TIMEOUT_SECS", 7 * 24 * 3600),
     ("KILL_GRACE_MS", 3600 * 1000),
@@ -58,6 +59,24 @@ pub struct Config {
     /// `RUNNER_LABELS`: this instance claims only environments with one of
     /// these labels (those it can reach); `None`, every environment.
     pub runner_labels: Option<Vec<String>>,
+    /// `HEALTH_AUTO_MAINTENANCE=on`: suspect environments are put into
+    /// maintenance by themselves (off unless set).
+    pub health_auto_maintenance: bool,
+    /// `HEALTH_CHECK_SECS`: how often that rule looks.
+    pub health_check_interval: Duration,
+}
+
+/// An on/off setting: `on`, `off` (and the usual spellings), or unset.
+fn parse_switch(name: &str, raw: Option<String>) -> Result<bool, String> {
+    match raw
+        .as_deref()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("off" | "0" | "false" | "no") => Ok(false),
+        Some("on" | "1" | "true" | "yes") => Ok(true),
+        Some(other) => Err(format!("{name} must be on or off, not {other:?}")),
+    }
 }
 
 /// `RUNNER_LABELS`: labels separated by commas or spaces.
@@ -126,6 +145,11 @@ impl Config {
             runner_labels: var("RUNNER_LABELS")
                 .map(|raw| parse_runner_labels(&raw))
                 .transpose()?,
+            health_auto_maintenance: parse_switch(
+                "HEALTH_AUTO_MAINTENANCE",
+                var("HEALTH_AUTO_MAINTENANCE"),
+            )?,
+            health_check_interval: Duration::from_secs(number("HEALTH_CHECK_SECS", 60)?.max(1)),
         })
     }
 

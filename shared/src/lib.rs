@@ -6,6 +6,7 @@ pub mod ansi;
 pub mod catalog;
 pub mod environment;
 pub mod error;
+pub mod health;
 pub mod input;
 pub mod insights;
 pub mod query;
@@ -24,6 +25,7 @@ pub use environment::{
     ReservationRequest, ReservationState, ReservationWhen, SettingsChanges, UpdateEnvironment,
 };
 pub use error::{ApiErrorBody, ErrorCode, ErrorDetail, FieldErrors};
+pub use health::{EnvironmentHealth, EnvironmentSpecificFailure, PassedElsewhere};
 pub use input::Input;
 pub use insights::{
     FailingTest, FlakyTest, HistoryItem, HistoryQuery, Insights, InsightsQuery, SlowTest,
