@@ -659,6 +659,10 @@ pub fn reclaim(
             ))
             .execute(conn)?;
             if lost == 1 {
+                // The cases it reported live count like those of any
+                // finished run (its own figures follow from a trigger).
+                super::insights::record_finished_run(conn, row.run_id)?;
+                super::health::record_finished_run(conn, row.run_id)?;
                 run_shard_again(conn, row.run_id)?;
             }
             QueryResult::Ok(Some(row))
