@@ -30,7 +30,10 @@ pub fn details(h: &EnvironmentHealth) -> Html {
             </ul>
             if !h.env_specific_failures.is_empty() {
                 <details class="env-failures">
-                    <summary>{ format!("{} tests fail here and pass elsewhere", h.env_specific_failures.len()) }</summary>
+                    <summary>{ match h.env_specific_failures.len() {
+                        1 => "1 test fails here and passes elsewhere".to_string(),
+                        n => format!("{n} tests fail here and pass elsewhere"),
+                    } }</summary>
                     <ul>
                         { for h.env_specific_failures.iter().map(|f| html! {
                             <li>
