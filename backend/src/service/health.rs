@@ -342,3 +342,99 @@ pub fn apply_auto_maintenance(conn: &mut PgConnection) -> Result<Vec<i32>, Servi
     })?;
     Ok(applied)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures() -> Judged {
+        Judged {
+            environment_id: 7,
+            days: 7,
+            runs: 0,
+            failed_runs: 0,
+            streak: 0,
+            failed_results: 0,
+            failures_only_here: 0,
+            failures_also_elsewhere: 0,
+            others_succeed: false,
+            listed: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_environment_without_runs_is_healthy_and_says_so() {
+        let health = judge(figures());
+        assert_eq!(health.score, 1.0);
+        assert!(!health.suspect);
+        assert_eq!(health.reasons, ["no finished runs in the last 7 days"]);
+    }
+
+    #[test]
+    fn failures_that_only_happen_here_make_it_suspect_and_cap_the_score() {
+        let health = judge(Judged {
+            runs: 10,
+            failed_runs: 2,
+            streak: 1,
+            failed_results: 4,
+            failures_only_here: 3,
+            failures_also_elsewhere: 1,
+            ..figures()
+        });
+        assert!(health.suspect);
+        // 1 − 0.4 × 0.2 − 0.4 × 0.75 − 0.2 × 0.2 = 0.58, capped at 0.5.
+        assert_eq!(health.score, 0.5);
+        assert_eq!(
+            health.reasons,
+            [
+                "2 of 10 runs failed or errored",
+                "3 of 4 failures are tests that pass on other environments and fail on no other",
+                "1 of 4 failures are tests that fail on other environments too",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_streak_is_suspect_only_while_another_environment_succeeds() {
+        let streak = Judged {
+            runs: 6,
+            failed_runs: 5,
+            streak: 5,
+            ..figures()
+        };
+        let alone = judge(Judged {
+            others_succeed: false,
+            ..streak
+        });
+        assert!(
+            !alone.suspect,
+            "every environment fails: the tests, not this one"
+        );
+        assert_eq!(
+            alone.reasons.last().map(String::as_str),
+            Some("last 5 runs failed")
+        );
+        let apart = judge(Judged {
+            runs: 6,
+            failed_runs: 5,
+            streak: 5,
+            others_succeed: true,
+            ..figures()
+        });
+        assert!(apart.suspect);
+        // 1 − 0.4 × 5/6 − 0 − 0.2 = 0.4666…
+        assert_eq!(apart.score, 0.467);
+    }
+
+    #[test]
+    fn too_few_failures_only_here_are_not_enough() {
+        let health = judge(Judged {
+            runs: 4,
+            failed_runs: 2,
+            failed_results: 2,
+            failures_only_here: 2,
+            ..figures()
+        });
+        assert!(!health.suspect);
+    }
+}
