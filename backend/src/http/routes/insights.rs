@@ -1,4 +1,5 @@
-//! `/api/tests/history` and `/api/insights`: how tests behaved over time.
+//! `/api/tests/history`, `/api/insights` and environment health: how tests
+//! and environments behaved over time.
 
 use actix_web::{web, HttpResponse};
 use shared::{
@@ -51,7 +52,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         (status = 400, description = "Neither or both of nodeid and path, or a bad limit", body = ApiErrorBody),
     )
 )]
-pub async fn history(
+async fn history(
     state: web::Data<AppState>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -74,7 +75,7 @@ pub async fn history(
         (status = 400, description = "A bad number of days", body = ApiErrorBody),
     )
 )]
-pub async fn insights(
+async fn insights(
     state: web::Data<AppState>,
     query: web::Query<InsightsQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -96,7 +97,7 @@ pub async fn insights(
         (status = 400, description = "A bad number of days", body = ApiErrorBody),
     )
 )]
-pub async fn environment_health(
+async fn environment_health(
     state: web::Data<AppState>,
     query: web::Query<InsightsQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -120,7 +121,7 @@ pub async fn environment_health(
         (status = 404, description = "No such run", body = ApiErrorBody),
     )
 )]
-pub async fn passed_elsewhere(
+async fn passed_elsewhere(
     state: web::Data<AppState>,
     id: web::Path<i64>,
     query: web::Query<InsightsQuery>,
