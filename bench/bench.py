@@ -888,6 +888,7 @@ SELECT r.id, 'suite/test_' || (r.id % {files}) || '.py::test_' || k,
        (k * 25 + random() * 100)::bigint
 FROM test_runs r, generate_series(0, {tests} - 1) AS k;
 SELECT rebuild_test_insights();
+SELECT rebuild_environment_health();
 """
 
 
@@ -907,6 +908,8 @@ def phase_insights(args, pg, res):
             ("insights_7d", "/api/insights?days=7"),
             ("insights_1d", "/api/insights?days=1"),
             ("insights_30d", "/api/insights?days=30"),
+            ("health_7d", "/api/insights/environments?days=7"),
+            ("health_30d", "/api/insights/environments?days=30"),
             ("history_test", "/api/tests/history?nodeid=suite/test_7.py::test_1&limit=50"),
             ("history_file", "/api/tests/history?path=suite/test_7.py&limit=50"),
         ]
@@ -1124,6 +1127,10 @@ def table(res, args):
             lambda v: v <= 100)
         row("GET /api/insights?days=1", "insights_1d_ms", ".1f", " ms", "<= 100 ms", lambda v: v <= 100)
         row("GET /api/insights?days=30 (all 14 days)", "insights_30d_ms", ".1f", " ms", "<= 100 ms",
+            lambda v: v <= 100)
+        row("GET /api/insights/environments?days=7", "health_7d_ms", ".1f", " ms", "<= 100 ms",
+            lambda v: v <= 100)
+        row("GET /api/insights/environments?days=30", "health_30d_ms", ".1f", " ms", "<= 100 ms",
             lambda v: v <= 100)
         row("GET /api/tests/history?nodeid=", "history_test_ms", ".1f", " ms", "<= 100 ms",
             lambda v: v <= 100)

@@ -762,6 +762,37 @@ step('artifacts: the screenshot shows inline and under its test; a run can be pi
   await page.locator('.facts', { hasText: 'Pinned' }).waitFor();
   assert((await api('GET', `/api/runs/${run.id}`)).pinned === true, 'pinned through the API');
   await shot('run-artifacts');
+step('a test that fails on one environment only: that environment is suspect, wherever health shows', async () => {
+  const reach = 'e2e_health/test_reach.py';
+  const good = await api('POST', '/api/runs', { username: 'e2e-iris', environment_id: 42, paths: [reach] });
+  assert((await waitForRunFinished(good.id)).status === 'success', 'it passes on environment 42');
+  let failed;
+  for (let i = 0; i < 3; i += 1) {
+    failed = await api('POST', '/api/runs', { username: 'e2e-iris', environment_id: 41, paths: [reach] });
+    assert((await waitForRunFinished(failed.id)).status === 'failed', 'it fails on environment 41');
+  }
+  await page.goto(BASE + '/');
+  await page.getByRole('link', { name: 'Health', exact: true }).click();
+  await page.getByRole('heading', { name: 'Environment health' }).waitFor();
+  const row = page.locator('table.health-ranking tr[data-environment-id="41"]');
+  await row.waitFor();
+  assert(await row.getAttribute('data-suspect') === 'true', 'environment 41 is suspect');
+  assert(await page.locator('table.health-ranking tbody tr').first().getAttribute('data-environment-id') === '41',
+    'least healthy first');
+  const why = await row.textContent();
+  assert(why.includes('3 of 3 failures are tests that pass on other environments'), `the reason in words (${why})`);
+  assert(await page.locator('table.health-ranking tr[data-environment-id="42"]').getAttribute('data-suspect') === 'false',
+    'environment 42 is fine');
+  await shot('health-ranking');
+  await page.goto(BASE + '/board');
+  await tile(41).locator('.tile-health .badge.suspect').waitFor();
+  await page.goto(`${BASE}/environments/41`);
+  await page.locator('.environment-health[data-suspect="true"]').waitFor();
+  await page.goto(`${BASE}/runs/${failed.id}`);
+  const elsewhere = page.locator('.passed-elsewhere');
+  await elsewhere.waitFor({ timeout: RUN_TIMEOUT });
+  assert((await elsewhere.textContent()) === 'passed on 1 other environment this week', 'where it passed');
+  await shot('run-passed-elsewhere');
 });
 
 step('an unknown address shows the not-found page', async () => {

@@ -8,7 +8,8 @@ use crate::exec::webhooks::DeliverySettings;
 use crate::http::browser_safety;
 
 /// The largest value of each setting that is a duration or a size.
-const MOST: [(&str, u64); 16] = [
+const MOST: [(&str, u64); 17] = [
+    ("HEALTH_CHECK_SECS", 24 * 3600),
     ("LEASE_SECS", 24 * 3600),
     ("RUN_TIMEOUT_SECS", 7 * 24 * 3600),
     ("KILL_GRACE_MS", 3600 * 1000),
@@ -80,6 +81,24 @@ pub struct Config {
     /// `RETENTION_INTERVAL_SECS`: how often the retention pass looks for
     /// runs to prune (old insights are pruned hourly).
     pub retention_interval: Duration,
+    /// `HEALTH_AUTO_MAINTENANCE=on`: suspect environments are put into
+    /// maintenance by themselves (off unless set).
+    pub health_auto_maintenance: bool,
+    /// `HEALTH_CHECK_SECS`: how often that rule looks.
+    pub health_check_interval: Duration,
+}
+
+/// An on/off setting: `on`, `off` (and the usual spellings), or unset.
+fn parse_switch(name: &str, raw: Option<String>) -> Result<bool, String> {
+    match raw
+        .as_deref()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("off" | "0" | "false" | "no") => Ok(false),
+        Some("on" | "1" | "true" | "yes") => Ok(true),
+        Some(other) => Err(format!("{name} must be on or off, not {other:?}")),
+    }
 }
 
 /// `RUNNER_LABELS`: labels separated by commas or spaces.
@@ -159,6 +178,11 @@ impl Config {
             artifacts_max_bytes: number("ARTIFACTS_MAX_BYTES", 50 * 1024 * 1024)?,
             retention_days: Some(number("RETENTION_DAYS", 0)? as u32).filter(|days| *days > 0),
             retention_interval: Duration::from_secs(number("RETENTION_INTERVAL_SECS", 10)?.max(1)),
+            health_auto_maintenance: parse_switch(
+                "HEALTH_AUTO_MAINTENANCE",
+                var("HEALTH_AUTO_MAINTENANCE"),
+            )?,
+            health_check_interval: Duration::from_secs(number("HEALTH_CHECK_SECS", 60)?.max(1)),
         })
     }
 

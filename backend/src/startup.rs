@@ -93,6 +93,10 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     let scheduler = Scheduler::new(ctx);
 
     let state_tests_root = tests_root.clone();
+    let health_rule = config.health_auto_maintenance.then(|| {
+        actix_web::rt::spawn(auto_maintenance(pool.clone(), config.health_check_interval))
+    });
+
     let state = AppState {
         pool,
         config: Arc::clone(&config),
@@ -164,6 +168,9 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     delivering.abort();
     firing.abort();
     pruning.abort();
+    if let Some(rule) = health_rule {
+        rule.abort();
+    }
     tracing::info!("stopped");
     served.map_err(|e| e.to_string())
 }
@@ -192,6 +199,28 @@ async fn fire_schedules(
             Err(e) => tracing::warn!(error = %e, "the schedules' tick failed"),
         }
         actix_web::rt::time::sleep(config.schedule_tick).await;
+    }
+}
+
+/// Applies the automatic maintenance rule of environment health every
+/// `interval`, on a blocking thread.
+async fn auto_maintenance(pool: db::PgPool, interval: Duration) {
+    tracing::info!(every = ?interval, "suspect environments are put into maintenance (HEALTH_AUTO_MAINTENANCE)");
+    loop {
+        tokio::time::sleep(interval).await;
+        let pool = pool.clone();
+        let checked = actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            crate::service::health::apply_auto_maintenance(&mut conn).map_err(|e| e.to_string())
+        })
+        .await;
+        match checked {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the environment health rule failed; trying again later")
+            }
+            Err(e) => tracing::warn!(error = %e, "the environment health rule stopped"),
+        }
     }
 }
 

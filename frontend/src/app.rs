@@ -9,6 +9,7 @@ use crate::hooks::use_connectivity::{Connectivity, ConnectivityReporter};
 use crate::pages::board::BoardPage;
 use crate::pages::environment_edit::EnvironmentEditPage;
 use crate::pages::environments::EnvironmentsPage;
+use crate::pages::health::HealthPage;
 use crate::pages::insights::InsightsPage;
 use crate::pages::new_run::NewRunPage;
 use crate::pages::not_found::not_found_page;
@@ -33,6 +34,8 @@ pub enum Route {
     Upload,
     #[at("/insights")]
     Insights,
+    #[at("/health")]
+    Health,
     #[at("/board")]
     Board,
     #[at("/environments")]
@@ -59,6 +62,7 @@ fn switch(route: Route) -> Html {
         Route::RunGroup { id } => html! { <RunGroupPage key={id} {id} /> },
         Route::Upload => html! { <UploadPage /> },
         Route::Insights => html! { <InsightsPage /> },
+        Route::Health => html! { <HealthPage /> },
         Route::Board => html! { <BoardPage /> },
         Route::Environments => html! { <EnvironmentsPage /> },
         Route::NewEnvironment => html! { <EnvironmentEditPage key="new" id={None::<i32>} /> },

@@ -6,6 +6,7 @@ mod api;
 mod app;
 mod components;
 mod format;
+mod health;
 mod hooks;
 mod pages;
 mod query;

@@ -24,11 +24,23 @@ pub struct HistoryItem {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlakyTest {
     pub nodeid: String,
-    /// Changes counted over all environments, both runs within the window.
+    /// Changes counted over all environments but the suspect ones (see
+    /// environment health), both runs within the window.
     pub flips: i64,
     pub last_flip_at: Option<DateTime<Utc>>,
     /// The runs on either side of each change, newest first (at most 50).
     pub run_ids: Vec<i64>,
+    /// Changes on suspect environments, left out of `flips`: the
+    /// environment explains them, not the test.
+    #[serde(default)]
+    pub flips_on_suspect_environments: i64,
+    /// Failed and errored results of the test on suspect environments
+    /// within the window.
+    #[serde(default)]
+    pub failures_on_suspect_environments: i64,
+    /// The suspect environments it failed on, by id.
+    #[serde(default)]
+    pub suspect_environment_ids: Vec<i32>,
 }
 
 /// A test that failed or errored within the window.

@@ -7,6 +7,7 @@ pub mod artifact;
 pub mod catalog;
 pub mod environment;
 pub mod error;
+pub mod health;
 pub mod input;
 pub mod insights;
 pub mod query;
@@ -29,6 +30,7 @@ pub use environment::{
     ReservationRequest, ReservationState, ReservationWhen, SettingsChanges, UpdateEnvironment,
 };
 pub use error::{ApiErrorBody, ErrorCode, ErrorDetail, FieldErrors};
+pub use health::{EnvironmentHealth, EnvironmentSpecificFailure, PassedElsewhere};
 pub use input::Input;
 pub use insights::{
     FailingTest, FlakyTest, HistoryItem, HistoryQuery, Insights, InsightsQuery, SlowTest,

@@ -122,6 +122,8 @@ struct FlakyRow {
     nodeid: String,
     #[diesel(sql_type = BigInt)]
     flips: i64,
+    #[diesel(sql_type = BigInt)]
+    suspect_flips: i64,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     last_flip_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Array<BigInt>)]
@@ -163,14 +165,17 @@ const WINDOW_START: &str = "now() - make_interval(days => $1)";
 /// median duration of their results other than skipped. Each list holds
 /// at most 50 tests, each with at most the 50 newest runs behind it.
 ///
+/// Flips on the `suspect` environments are counted apart: a test whose
+/// only flips are there is still listed, with `flips` 0.
+///
 /// Reads the tables `record_test_results` keeps (see its migration), not
 /// every case row in the window, all in one snapshot.
-pub fn insights(conn: &mut PgConnection, days: i32) -> QueryResult<Insights> {
+pub fn insights(conn: &mut PgConnection, days: i32, suspect: &[i32]) -> QueryResult<Insights> {
     conn.build_transaction()
         .read_only()
         .repeatable_read()
         .run(|conn| {
-            let flaky = flaky_tests(conn, days)?;
+            let flaky = flaky_tests(conn, days, suspect)?;
             let stats = window_stats(conn, days)?;
             let failing = most_failing(&stats);
             let slowest = slowest(stats);
@@ -201,17 +206,19 @@ pub fn insights(conn: &mut PgConnection, days: i32) -> QueryResult<Insights> {
         })
 }
 
-fn flaky_tests(conn: &mut PgConnection, days: i32) -> QueryResult<Vec<FlakyTest>> {
+fn flaky_tests(conn: &mut PgConnection, days: i32, suspect: &[i32]) -> QueryResult<Vec<FlakyTest>> {
     // A test's newest 50 flips hold the newest 50 runs on either side of
     // its flips: each flip's run is newer than the run before it.
     let rows: Vec<FlakyRow> = diesel::sql_query(format!(
         "WITH ranked AS ( \
-           SELECT nodeid, count(*) AS flips, max(flipped_at) AS last_flip_at FROM test_flips \
+           SELECT nodeid, count(*) FILTER (WHERE environment_id <> ALL($3)) AS flips, \
+                  count(*) FILTER (WHERE environment_id = ANY($3)) AS suspect_flips, \
+                  max(flipped_at) AS last_flip_at FROM test_flips \
            WHERE flipped_at >= {WINDOW_START} AND previous_at >= {WINDOW_START} \
            GROUP BY nodeid \
            ORDER BY flips DESC, last_flip_at DESC, nodeid COLLATE \"C\" LIMIT $2 \
          ) \
-         SELECT r.nodeid, r.flips, r.last_flip_at, ARRAY( \
+         SELECT r.nodeid, r.flips, r.suspect_flips, r.last_flip_at, ARRAY( \
            SELECT DISTINCT side.run_id FROM ( \
              SELECT f.run_id, f.previous_run_id FROM test_flips f \
              WHERE f.nodeid = r.nodeid \
@@ -225,6 +232,7 @@ fn flaky_tests(conn: &mut PgConnection, days: i32) -> QueryResult<Vec<FlakyTest>
     ))
     .bind::<Integer, _>(days)
     .bind::<BigInt, _>(MAX_TESTS)
+    .bind::<Array<Integer>, _>(suspect)
     .load(conn)?;
     Ok(rows
         .into_iter()
@@ -233,6 +241,9 @@ fn flaky_tests(conn: &mut PgConnection, days: i32) -> QueryResult<Vec<FlakyTest>
             flips: r.flips,
             last_flip_at: r.last_flip_at,
             run_ids: r.run_ids,
+            flips_on_suspect_environments: r.suspect_flips,
+            failures_on_suspect_environments: 0,
+            suspect_environment_ids: Vec::new(),
         })
         .collect())
 }

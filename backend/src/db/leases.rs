@@ -531,6 +531,7 @@ pub fn finish(
         insert_log(conn, run_id, expected.log_bytes, &outcome.log_tail)?;
         insert_cases(conn, run_id, &outcome.cases)?;
         super::insights::record_finished_run(conn, run_id)?;
+        super::health::record_finished_run(conn, run_id)?;
         if let Some(xml) = &outcome.junit_xml {
             super::reports::store(conn, run_id, xml)?;
         }
@@ -668,6 +669,10 @@ pub fn reclaim(
             ))
             .execute(conn)?;
             if lost == 1 {
+                // The cases it reported live count like those of any
+                // finished run (its own figures follow from a trigger).
+                super::insights::record_finished_run(conn, row.run_id)?;
+                super::health::record_finished_run(conn, row.run_id)?;
                 run_shard_again(conn, row.run_id)?;
             }
             QueryResult::Ok(Some(row))

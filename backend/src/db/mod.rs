@@ -6,6 +6,7 @@
 pub mod artifacts;
 pub mod environments;
 pub mod estimates;
+pub mod health;
 pub mod insights;
 pub mod instance;
 pub mod leases;

@@ -1,6 +1,15 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    environment_health_actions (environment_id) {
+        environment_id -> Int4,
+        last_run_id -> Int8,
+        applied_at -> Timestamptz,
+        reason -> Text,
+    }
+}
+
+diesel::table! {
     environment_locks (environment_id) {
         environment_id -> Int4,
         run_id -> Int8,
@@ -11,6 +20,36 @@ diesel::table! {
         acquired_at -> Timestamptz,
         boot_id -> Nullable<Text>,
         start_ticks -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    environment_run_stats (period, starts_at, environment_id) {
+        period -> Text,
+        starts_at -> Timestamptz,
+        environment_id -> Int4,
+        runs -> Int4,
+        failed_runs -> Int4,
+    }
+}
+
+diesel::table! {
+    environment_streaks (environment_id) {
+        environment_id -> Int4,
+        failed_runs -> Int4,
+        last_run_id -> Int8,
+        last_finished_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    environment_test_stats (period, starts_at, environment_id, nodeid) {
+        period -> Text,
+        starts_at -> Timestamptz,
+        environment_id -> Int4,
+        nodeid -> Text,
+        passes -> Int4,
+        failures -> Int4,
     }
 }
 
@@ -260,7 +299,11 @@ diesel::joinable!(run_case_attachments -> test_runs (run_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    environment_health_actions,
     environment_locks,
+    environment_run_stats,
+    environment_streaks,
+    environment_test_stats,
     environments,
     instances,
     reservations,

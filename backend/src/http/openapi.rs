@@ -73,6 +73,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         tests::delete,
         insights::history,
         insights::insights,
+        insights::environment_health,
+        insights::passed_elsewhere,
         health::health,
         document,
         metrics::scrape,

@@ -28,7 +28,17 @@ pub fn history_of(query: &HistoryQuery) -> Result<HistoryOf, ServiceError> {
     }
 }
 
+/// The insights of a window, with the failures of flaky tests on suspect
+/// environments (see `health`) told apart.
 pub fn insights(conn: &mut PgConnection, query: &InsightsQuery) -> Result<Insights, ServiceError> {
     let days = query.days().map_err(ServiceError::BadRequest)?;
-    Ok(db::insights::insights(conn, days)?)
+    let suspects = super::health::suspects(conn, days)?;
+    let mut insights = db::insights::insights(conn, days, &suspects.environments)?;
+    for test in &mut insights.flaky {
+        if let Some((failures, environment_ids)) = suspects.failures.get(&test.nodeid) {
+            test.failures_on_suspect_environments = *failures;
+            test.suspect_environment_ids = environment_ids.clone();
+        }
+    }
+    Ok(insights)
 }

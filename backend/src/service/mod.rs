@@ -5,6 +5,7 @@
 
 pub mod environments;
 pub mod estimates;
+pub mod health;
 pub mod insights;
 pub mod reservations;
 pub mod run_groups;

@@ -301,6 +301,10 @@ fn expected_insights(runs: &[SeededRun], start: DateTime<Utc>) -> Value {
         "flaky": flaky.into_iter().map(|(nodeid, (flips, at, ids))| json!({
             "nodeid": nodeid, "flips": flips, "last_flip_at": at.timestamp_micros(),
             "run_ids": newest_50(ids),
+            // Every environment fails every test alike: none is suspect.
+            "flips_on_suspect_environments": 0,
+            "failures_on_suspect_environments": 0,
+            "suspect_environment_ids": [],
         })).collect::<Vec<_>>(),
         "failing": failing.into_iter().map(|(nodeid, (count, ids))| json!({
             "nodeid": nodeid, "failures": count, "run_ids": newest_50(ids),

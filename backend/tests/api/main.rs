@@ -10,6 +10,7 @@ mod ci;
 mod database;
 mod environments;
 mod errors;
+mod health;
 mod helpers;
 mod insights;
 mod operations;

@@ -5,6 +5,7 @@ pub mod elapsed;
 pub mod environment_picker;
 pub mod field;
 pub mod form_error;
+pub mod health_summary;
 pub mod history_strip;
 pub mod log_view;
 pub mod nav;

@@ -37,6 +37,7 @@ pub fn Nav() -> Html {
                     { nav_item(&navigator, Route::NewRun, "New run", is(|r| matches!(r, Route::NewRun))) }
                     { nav_item(&navigator, Route::Upload, "Upload", is(|r| matches!(r, Route::Upload))) }
                     { nav_item(&navigator, Route::Insights, "Insights", is(|r| matches!(r, Route::Insights))) }
+                    { nav_item(&navigator, Route::Health, "Health", is(|r| matches!(r, Route::Health))) }
                     { nav_item(&navigator, Route::Board, "Board", is(|r| matches!(r, Route::Board))) }
                     { nav_item(&navigator, Route::Environments, "Environments",
                         is(|r| matches!(r, Route::Environments | Route::Environment { .. } | Route::NewEnvironment))) }

@@ -115,6 +115,9 @@ fn flaky_rows(tests: &[FlakyTest]) -> Vec<Row<'_>> {
             figure: html! {
                 <>
                     <span class="flips">{ test.flips }</span>
+                    if let Some(note) = crate::health::suspect_note(test) {
+                        <span class="suspect-note">{ note }</span>
+                    }
                     if let Some(at) = &test.last_flip_at {
                         <span class="last-flip">
                             { "last " }
@@ -172,7 +175,7 @@ pub fn InsightsPage() -> Html {
             <>
                 <section class="insight" aria-labelledby="flaky-title">
                     <h2 id="flaky-title">{ format!("Flaky ({})", insights.flaky.len()) }</h2>
-                    <p class="hint">{ "Passed and failed by turns on the same environment; flips count the changes between consecutive runs." }</p>
+                    <p class="hint">{ "Passed and failed by turns on the same environment; flips count the changes between consecutive runs. Flips on suspect environments (see Health) are not counted: the environment explains them." }</p>
                     { table("Flaky tests", "Flips", flaky_rows(&insights.flaky),
                         format!("No test flipped between passed and failed in the last {window}.")) }
                 </section>

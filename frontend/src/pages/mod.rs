@@ -3,6 +3,7 @@
 pub mod board;
 pub mod environment_edit;
 pub mod environments;
+pub mod health;
 pub mod insights;
 pub mod new_run;
 pub mod not_found;

@@ -2,7 +2,7 @@
 //! results and its log. Live until the run is finished.
 
 use shared::artifact::is_inline_image;
-use shared::{Artifact, CaseOutcome, CaseResult, HistoryItem, Run, RunStatus};
+use shared::{Artifact, CaseOutcome, CaseResult, HistoryItem, PassedElsewhere, Run, RunStatus};
 use yew::prelude::*;
 use yew_router::prelude::*;
 
@@ -188,6 +188,8 @@ struct CasesProps {
     /// The recent results of the failed tests' files, newest first; empty
     /// until they arrive.
     history: Vec<HistoryItem>,
+    /// Where each failed test passed this week; empty until known.
+    elsewhere: Vec<PassedElsewhere>,
     run_id: i64,
     /// Tests still finish one by one.
     running: bool,
@@ -284,6 +286,11 @@ fn Cases(props: &CasesProps) -> Html {
                                                 <code class="nodeid">{ case.nodeid.clone() }</code>
                                                 if case.outcome.is_failure() {
                                                     { history_strip(&navigator, &trend::strip(&props.history, &case.nodeid), props.run_id) }
+                                                    if let Some(found) = props.elsewhere.iter().find(|e| e.nodeid == case.nodeid) {
+                                                        <span class="passed-elsewhere" title={format!("environments {}", found.environment_ids.iter().map(i32::to_string).collect::<Vec<_>>().join(", "))}>
+                                                            { crate::health::passed_elsewhere(found.passed_elsewhere) }
+                                                        </span>
+                                                    }
                                                 }
                                             </div>
                                             if let Some(message) = &case.message {
@@ -345,6 +352,20 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
             history.extend(api::insights::file_history(file, STRIP_RESULTS).await?);
         }
         Ok(history)
+    });
+    // Where the failed tests passed on other environments: once, when the
+    // results are all in and some failed.
+    let failures_known = *finished
+        && cases
+            .data()
+            .and_then(Option::as_ref)
+            .is_some_and(|cases| cases.iter().any(|c| c.outcome.is_failure()));
+    let elsewhere = use_polling((id, failures_known), None, |(id, known)| async move {
+        if known {
+            api::insights::passed_elsewhere(id).await
+        } else {
+            Ok(Vec::new())
+        }
     });
     let log = use_run_log(id, 1000);
     // Artifacts are stored as the run finishes: read once it has.
@@ -459,7 +480,9 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
                 </p>
             }
             if let Some(Some(list)) = cases.data() {
-                <Cases cases={list.clone()} history={history.data().cloned().unwrap_or_default()} run_id={id} running={!*finished} artifacts={artifact_list.clone()} />
+                <Cases cases={list.clone()} history={history.data().cloned().unwrap_or_default()}
+                    elsewhere={elsewhere.data().cloned().unwrap_or_default()} run_id={id} running={!*finished}
+                    artifacts={artifact_list.clone()} />
             } else if let Some(error) = cases.error() {
                 <p class="error" role="alert">{ format!("The per-test results could not be read: {}", error.message()) }</p>
             }

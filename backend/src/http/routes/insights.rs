@@ -1,14 +1,18 @@
-//! `/api/tests/history` and `/api/insights`: how tests behaved over time.
+//! `/api/tests/history`, `/api/insights` and environment health: how tests
+//! and environments behaved over time.
 
 use actix_web::{web, HttpResponse};
-use shared::{ApiErrorBody, HistoryItem, HistoryQuery, Insights, InsightsQuery};
+use shared::{
+    ApiErrorBody, EnvironmentHealth, HistoryItem, HistoryQuery, Insights, InsightsQuery,
+    PassedElsewhere,
+};
 use std::time::Duration;
 use tokio::sync::SemaphorePermit;
 
 use crate::http::blocking::with_db;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::service::insights;
+use crate::service::{health, insights};
 
 /// How long an expensive read waits for its turn before it is refused.
 const TURN_PATIENCE: Duration = Duration::from_secs(10);
@@ -28,7 +32,13 @@ async fn heavy_read_turn(state: &AppState) -> Result<SemaphorePermit<'_>, ApiErr
 /// otherwise take `history` for a file name.
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/tests/history").route(web::get().to(history)))
-        .service(web::resource("/api/insights").route(web::get().to(insights)));
+        .service(web::resource("/api/insights").route(web::get().to(insights)))
+        .service(
+            web::resource("/api/insights/environments").route(web::get().to(environment_health)),
+        )
+        .service(
+            web::resource("/api/runs/{id}/passed-elsewhere").route(web::get().to(passed_elsewhere)),
+        );
 }
 
 /// The newest results of one test, or of every test of a file.
@@ -74,4 +84,55 @@ async fn insights(
     let _turn = heavy_read_turn(&state).await?;
     let insights = with_db(&state.pool, move |conn| insights::insights(conn, &query)).await?;
     Ok(HttpResponse::Ok().json(insights))
+}
+
+/// Each environment's health over the last days, least healthy first.
+#[utoipa::path(
+    get,
+    path = "/api/insights/environments",
+    tag = "insights",
+    params(InsightsQuery),
+    responses(
+        (status = 200, description = "Every environment, least healthy first", body = Vec<EnvironmentHealth>),
+        (status = 400, description = "A bad number of days", body = ApiErrorBody),
+    )
+)]
+async fn environment_health(
+    state: web::Data<AppState>,
+    query: web::Query<InsightsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    query.days().map_err(ApiError::BadRequest)?;
+    let _turn = heavy_read_turn(&state).await?;
+    let health = with_db(&state.pool, move |conn| health::environments(conn, &query)).await?;
+    Ok(HttpResponse::Ok().json(health))
+}
+
+/// For each failed or errored test of a run, the other environments it
+/// passed on over the last days (7 unless given).
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/passed-elsewhere",
+    tag = "insights",
+    params(("id" = i64, Path, description = "The run"), InsightsQuery),
+    responses(
+        (status = 200, description = "One entry per failed or errored test, by node id", body = Vec<PassedElsewhere>),
+        (status = 400, description = "A bad number of days", body = ApiErrorBody),
+        (status = 404, description = "No such run", body = ApiErrorBody),
+    )
+)]
+async fn passed_elsewhere(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    query: web::Query<InsightsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let query = query.into_inner();
+    query.days().map_err(ApiError::BadRequest)?;
+    let _turn = heavy_read_turn(&state).await?;
+    let answer = with_db(&state.pool, move |conn| {
+        health::passed_elsewhere(conn, id, &query)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(answer))
 }

@@ -40,6 +40,8 @@ pub fn BoardPage() -> Html {
         ..RunListQuery::default()
     };
     let running = use_polling(running_query, Some(1000), api::runs::list);
+    // Health moves slowly and costs a query over many runs.
+    let health = use_polling(7u32, Some(30_000), api::insights::environment_health);
 
     let apply = use_callback(navigator, |filter: Vec<String>, navigator| {
         if let Some(navigator) = navigator {
@@ -67,7 +69,10 @@ pub fn BoardPage() -> Html {
                 .data()
                 .map(|page| page.items.as_slice())
                 .unwrap_or_default();
-            let tiles = model::tiles(list, runs, &filter);
+            let mut tiles = model::tiles(list, runs, &filter);
+            if let Some(ranking) = health.data() {
+                model::with_health(&mut tiles, ranking);
+            }
             let labels = model::all_labels(list);
             let clear = apply.reform(|_: MouseEvent| Vec::new());
             html! {

@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use shared::{
-    validate, Environment, EnvironmentState, Run, MAX_ENVIRONMENT_ID, MIN_ENVIRONMENT_ID,
+    validate, Environment, EnvironmentHealth, EnvironmentState, Run, MAX_ENVIRONMENT_ID,
+    MIN_ENVIRONMENT_ID,
 };
 
 /// One environment id on the board.
@@ -27,6 +28,35 @@ pub struct Tile {
     /// When it should be free, to the minute; only while it is not.
     pub free_at: Option<DateTime<Utc>>,
     pub labels: Vec<String>,
+    /// Its health over the last week, once known.
+    pub health: Option<TileHealth>,
+}
+
+/// What a tile shows of an environment's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileHealth {
+    /// "87%".
+    pub percent: String,
+    /// `good`, `fair` or `poor`.
+    pub grade: &'static str,
+    pub suspect: bool,
+    /// The first reason, for the tile's title.
+    pub reason: Option<String>,
+}
+
+/// Puts each environment's health on its tile; environments without runs
+/// in the window show none.
+pub fn with_health(tiles: &mut [Tile], ranking: &[EnvironmentHealth]) {
+    for tile in tiles.iter_mut().filter(|t| t.state.is_some()) {
+        tile.health = crate::health::of(ranking, tile.id)
+            .filter(|h| h.runs > 0)
+            .map(|h| TileHealth {
+                percent: crate::health::percent(h.score),
+                grade: crate::health::grade(h.score),
+                suspect: h.suspect,
+                reason: h.reasons.first().cloned(),
+            });
+    }
 }
 
 impl Tile {
@@ -43,6 +73,7 @@ impl Tile {
             reservations_waiting: 0,
             free_at: None,
             labels: Vec::new(),
+            health: None,
         }
     }
 
@@ -71,6 +102,7 @@ impl Tile {
                 .filter(|_| shows_free_at(environment))
                 .map(to_minute),
             labels: environment.labels.clone(),
+            health: None,
         }
     }
 
@@ -321,5 +353,49 @@ mod tests {
         let filter = vec!["eu".to_string()];
         assert_eq!(toggle(&filter, "au"), ["au", "eu"]);
         assert_eq!(toggle(&filter, "eu"), Vec::<String>::new());
+    }
+
+    #[wasm_bindgen_test]
+    fn tiles_show_the_health_of_environments_that_ran() {
+        let health = |id: i32, runs: i64, score: f64, suspect: bool| EnvironmentHealth {
+            environment_id: id,
+            runs,
+            failed_runs: 0,
+            failure_rate: 0.0,
+            failure_streak: 0,
+            failed_results: 0,
+            failures_only_here: 0,
+            score,
+            suspect,
+            reasons: vec![format!("reason {id}")],
+            env_specific_failures: vec![],
+        };
+        let environments = [
+            environment(1, &[]),
+            environment(2, &[]),
+            environment(3, &[]),
+        ];
+        let mut tiles = tiles(&environments, &[], &[]);
+        with_health(
+            &mut tiles,
+            &[
+                health(2, 9, 0.25, true),
+                health(1, 4, 0.9, false),
+                health(3, 0, 1.0, false),
+            ],
+        );
+        assert_eq!(
+            tiles[0].health,
+            Some(TileHealth {
+                percent: "90%".into(),
+                grade: "good",
+                suspect: false,
+                reason: Some("reason 1".into()),
+            })
+        );
+        let second = tiles[1].health.as_ref().unwrap();
+        assert_eq!((second.grade, second.suspect), ("poor", true));
+        assert_eq!(tiles[2].health, None, "no runs, nothing to say");
+        assert_eq!(tiles[3].health, None, "not set up");
     }
 }

@@ -85,6 +85,13 @@ pub fn BoardTile(props: &TileProps) -> Html {
         holder.clone(),
         detail.clone(),
         queue.clone(),
+        tile.health.as_ref().map(|h| {
+            format!(
+                "health {}{}",
+                h.percent,
+                if h.suspect { ", suspect" } else { "" }
+            )
+        }),
     ]
     .into_iter()
     .flatten()
@@ -108,6 +115,14 @@ pub fn BoardTile(props: &TileProps) -> Html {
                 }
                 if let Some(queue) = queue {
                     <span class="tile-queue">{ queue }</span>
+                }
+                if let Some(health) = &tile.health {
+                    <span class="tile-health" title={health.reason.clone().unwrap_or_default()}>
+                        <span class={classes!("health", format!("health-{}", health.grade))}>{ format!("health {}", health.percent) }</span>
+                        if health.suspect {
+                            <span class="badge suspect">{ "suspect" }</span>
+                        }
+                    </span>
                 }
                 if !tile.labels.is_empty() {
                     <span class="tile-labels">

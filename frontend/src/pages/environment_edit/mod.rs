@@ -16,6 +16,7 @@ use yew_router::prelude::*;
 use crate::api::{self, ApiError};
 use crate::app::Route;
 use crate::components::form_error::FormError;
+use crate::components::health_summary::HealthPanel;
 use crate::format;
 use crate::hooks::use_polling::use_polling;
 use crate::query;
@@ -170,6 +171,7 @@ pub fn EnvironmentEditPage(props: &EnvironmentEditProps) -> Html {
             </div>
             if let Some(Some(environment)) = existing.data() {
                 <SharingPanel environment={environment.clone()} on_changed={existing.refresh_callback()} />
+                <HealthPanel environment_id={environment.id} />
                 <h2>{ "Settings" }</h2>
             }
             <form {onsubmit} novalidate=true aria-label={if creating { "New environment" } else { "Edit environment" }}>
