@@ -1487,12 +1487,13 @@ def phase_browser(args, pg, res):
         with open(verdicts_file) as f:
             for line in f:
                 run_id, nodeid, ns = line.split()
-                verdicts[(int(run_id), nodeid)] = int(ns)
+                # By test name: the page may show the node id from another root.
+                verdicts[(int(run_id), nodeid.split("::")[-1])] = int(ns)
         first_log, to_row, missing = [], [], 0
         for run in seen:
             first_log.append(run["first_log_ms"] - run["click_ms"])
             for nodeid, shown_ms in run["rows"].items():
-                at = verdicts.get((run["run_id"], nodeid))
+                at = verdicts.get((run["run_id"], nodeid.split("::")[-1]))
                 if at is None:
                     missing += 1
                     continue
