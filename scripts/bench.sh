@@ -9,7 +9,9 @@
 #                     quick look; not for BENCHMARKS.md
 #   BENCH_PHASES=...  a comma-separated subset of
 #                     dispatch,overhead,runlist,drain,biglog,insights,
-#                     browsers,flood,spa
+#                     browsers,flood,instances,browser,spa (the default),
+#                     or scale (1 000 000 runs, 20 000 000 case rows: a
+#                     phase of its own, about half an hour)
 #   BENCH_STRICT=1    exit 1 when a target is missed
 #   BENCH_KEEP=1      keep the scratch directory (backend logs, stamps)
 #   BENCH_PYTHON      the interpreter that runs pytest (default: the real
@@ -22,7 +24,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin"
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
@@ -79,6 +81,18 @@ fi
 log "cargo build --release --example browsers"
 cargo build --release -q -p backend --example browsers
 BROWSERS="$ROOT/target/release/examples/browsers"
+
+# The browser phase drives the built SPA through nginx in headless Chromium.
+case ",${BENCH_PHASES:-browser}," in
+    *,browser,*)
+        if [ ! -f frontend/dist/index.html ]; then
+            log "frontend/dist is missing: building the SPA"
+            scripts/frontend-build.sh
+        fi
+        command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || scripts/install-deps.sh run
+        [ -d .local/node/node_modules/playwright-core ] || scripts/install-deps.sh test
+        ;;
+esac
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/test-executor-bench.XXXXXX")"
 BENCH_PID=""

@@ -1,7 +1,8 @@
 //! Hears what every instance does to the shared database, through
-//! PostgreSQL's `LISTEN test_executor` (see the notifications migration):
-//! new runs and freed environments wake the scheduler, cancels reach the
-//! run they are about, finishes reach whoever waits for them. One
+//! PostgreSQL's `LISTEN test_executor` (see the notifications migrations):
+//! a new run or a freed environment makes the scheduler claim on that
+//! environment at once, other changes wake it for a full sweep, cancels
+//! reach the run they are about, finishes reach whoever waits for them. One
 //! connection of its own, outside the pool; while it is down, the
 //! scheduler's safety tick finds the work instead.
 
@@ -21,8 +22,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// What a notification asks of this instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
-    /// Look for work: a run was queued or an environment freed.
+    /// Look for work everywhere: a pool's run was queued, a reservation or
+    /// maintenance changed.
     Work,
+    /// Look for work on this environment: a run was queued for it, or its
+    /// busy row went.
+    WorkOn(i32),
     Finished(i64),
     Cancel(i64),
 }
@@ -31,11 +36,16 @@ impl Notice {
     pub fn parse(payload: &str) -> Option<Notice> {
         let mut words = payload.split_whitespace();
         let kind = words.next()?;
-        let id = words.next().and_then(|id| id.parse().ok());
+        let id = words.next();
         match (kind, id) {
-            ("queued" | "released", _) => Some(Notice::Work),
-            ("finished", Some(id)) => Some(Notice::Finished(id)),
-            ("cancel", Some(id)) => Some(Notice::Cancel(id)),
+            ("queued" | "released", None) => Some(Notice::Work),
+            ("queued" | "released", Some(id)) => Some(match id.parse() {
+                Ok(environment_id) => Notice::WorkOn(environment_id),
+                Err(_) => Notice::Work,
+            }),
+            (_, None) => None,
+            ("finished", Some(id)) => id.parse().ok().map(Notice::Finished),
+            ("cancel", Some(id)) => id.parse().ok().map(Notice::Cancel),
             _ => None,
         }
     }
@@ -95,10 +105,9 @@ async fn listen_once(database_url: &str, scheduler: &Arc<Scheduler>) -> Result<(
     while let Some(payload) = notices.recv().await {
         match Notice::parse(&payload) {
             Some(Notice::Work) => scheduler.wake(),
-            Some(Notice::Finished(id)) => {
-                scheduler.heard_finished(id);
-                scheduler.wake();
-            }
+            Some(Notice::WorkOn(environment_id)) => scheduler.wake_for(environment_id),
+            // What the end of a run frees comes as `released <id>`.
+            Some(Notice::Finished(id)) => scheduler.heard_finished(id),
             Some(Notice::Cancel(id)) => scheduler.cancel_local(id),
             None => tracing::debug!(%payload, "unknown notification"),
         }
@@ -116,6 +125,9 @@ mod tests {
     fn notifications_are_read_word_by_word() {
         assert_eq!(Notice::parse("queued"), Some(Notice::Work));
         assert_eq!(Notice::parse("released"), Some(Notice::Work));
+        assert_eq!(Notice::parse("queued 12"), Some(Notice::WorkOn(12)));
+        assert_eq!(Notice::parse("released 7"), Some(Notice::WorkOn(7)));
+        assert_eq!(Notice::parse("queued pool"), Some(Notice::Work));
         assert_eq!(Notice::parse("finished 42"), Some(Notice::Finished(42)));
         assert_eq!(Notice::parse("cancel 7"), Some(Notice::Cancel(7)));
         assert_eq!(Notice::parse("cancel x"), None);

@@ -70,14 +70,22 @@ impl Drop for RunSlot {
         let scheduler = &self.scheduler;
         scheduler.events.finished(self.run_id);
         // The environment first, so that the wake-up can claim it again.
+        let environment_id = self.guard.as_ref().map(|g| g.environment_id);
         drop(self.guard.take());
         scheduler
             .runs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.run_id);
-        scheduler.running.fetch_sub(1, Ordering::SeqCst);
-        scheduler.wake();
+        let was_full = scheduler.running.fetch_sub(1, Ordering::SeqCst)
+            >= scheduler.ctx.config.max_parallel_runs;
+        // Under the cap, other environments may have waited for this slot:
+        // the sweep gives it to the oldest waiter. Otherwise everything
+        // startable already runs, and only this environment's queue moved.
+        match environment_id {
+            Some(environment_id) if !was_full => scheduler.wake_for(environment_id),
+            _ => scheduler.wake(),
+        }
     }
 }
 
@@ -154,6 +162,11 @@ pub struct Scheduler {
     ctx: RunnerContext,
     guards: Arc<EnvironmentGuards>,
     wake: Arc<Notify>,
+    /// A full sweep is asked for (reclaim, deadlines, every candidate).
+    sweep_asked: AtomicBool,
+    /// Environments to claim on at the next wake-up, without a sweep: a
+    /// run was queued for them or they were freed.
+    hinted: Mutex<HashSet<i32>>,
     running: Arc<AtomicUsize>,
     /// How to reach the runs this process is running, by run id.
     runs: Arc<Mutex<HashMap<i64, RunControl>>>,
@@ -173,6 +186,8 @@ impl Scheduler {
             ctx,
             guards: Arc::default(),
             wake: Arc::new(Notify::new()),
+            sweep_asked: AtomicBool::new(true),
+            hinted: Mutex::default(),
             running: Arc::default(),
             runs: Arc::default(),
             threads: Mutex::default(),
@@ -183,8 +198,20 @@ impl Scheduler {
         })
     }
 
-    /// Asks the scheduler to look for work now.
+    /// Asks the scheduler for a full sweep now.
     pub fn wake(&self) {
+        self.sweep_asked.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Asks the scheduler to claim on one environment now: a run was queued
+    /// for it or it was freed. Cheaper than a sweep, which the tick still
+    /// makes for whatever this misses.
+    pub fn wake_for(&self, environment_id: i32) {
+        self.hinted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(environment_id);
         self.wake.notify_one();
     }
 
@@ -267,6 +294,7 @@ impl Scheduler {
     pub async fn run(self: Arc<Self>) {
         let tick = self.ctx.config.tick;
         let mut recovered = false;
+        let mut next_sweep = Instant::now();
         loop {
             if self.stopping.load(Ordering::SeqCst) {
                 return;
@@ -292,20 +320,99 @@ impl Scheduler {
                     }
                 }
             }
+            let sweep = !recovered
+                || self.sweep_asked.swap(false, Ordering::SeqCst)
+                || Instant::now() >= next_sweep;
             let scheduler = Arc::clone(&self);
-            let dispatched = tokio::task::spawn_blocking(move || scheduler.dispatch()).await;
-            // Asleep until woken, the tick, or the moment a reservation or
-            // maintenance ends, whichever is first.
-            let sleep = match dispatched {
-                Ok(Ok(Some(due))) => due.min(tick),
-                Ok(Ok(None)) => tick,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "scheduling failed; retrying");
-                    tick
+            if sweep {
+                // The sweep looks at every environment, hinted ones too.
+                self.take_hinted();
+                let dispatched = tokio::task::spawn_blocking(move || scheduler.dispatch()).await;
+                // The next sweep: the tick, or the moment a reservation or
+                // maintenance ends, whichever is first.
+                let sleep = match dispatched {
+                    Ok(Ok(Some(due))) => due.min(tick),
+                    Ok(Ok(None)) => tick,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "scheduling failed; retrying");
+                        tick
+                    }
+                    Err(_) => tick,
+                };
+                next_sweep = Instant::now() + sleep;
+            } else {
+                let hinted = self.take_hinted();
+                if !hinted.is_empty() {
+                    let claimed =
+                        tokio::task::spawn_blocking(move || scheduler.claim_on(hinted)).await;
+                    if let Ok(Err(e)) = claimed {
+                        tracing::warn!(error = %e, "claiming failed; the next sweep retries");
+                    }
                 }
-                Err(_) => tick,
-            };
+            }
+            let sleep = next_sweep.saturating_duration_since(Instant::now());
             let _ = tokio::time::timeout(sleep, self.wake.notified()).await;
+        }
+    }
+
+    fn take_hinted(&self) -> Vec<i32> {
+        let mut hinted = self.hinted.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut taken: Vec<i32> = hinted.drain().collect();
+        // Lower ids first, as the sweep orders ties.
+        taken.sort_unstable();
+        taken
+    }
+
+    /// Claims on the given environments alone, while there is room: no
+    /// reclaim sweep, no candidates query. What finds no room waits for
+    /// the sweep a freed slot asks for.
+    fn claim_on(self: &Arc<Self>, environments: Vec<i32>) -> Result<(), String> {
+        let max = self.ctx.config.max_parallel_runs;
+        if self.running() >= max {
+            return Ok(());
+        }
+        let mut conn = self.ctx.pool.get().map_err(|e| e.to_string())?;
+        for environment_id in environments {
+            if self.running() >= max || self.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            self.claim_one(&mut conn, environment_id);
+        }
+        Ok(())
+    }
+
+    /// Claims what comes next on one environment and starts it. True if a
+    /// run or a reservation took the environment.
+    fn claim_one(self: &Arc<Self>, conn: &mut db::PgConn, environment_id: i32) -> bool {
+        let Some(guard) = self.guards.try_acquire(environment_id) else {
+            return false;
+        };
+        let claimed_at = Instant::now();
+        let claimer = leases::Claimer {
+            holder: &self.ctx.config.instance_id,
+            lease_secs: self.ctx.config.lease_secs,
+            runner_labels: self.ctx.config.runner_labels.as_deref(),
+        };
+        match leases::claim(conn, environment_id, claimer) {
+            Ok(leases::Claimed::Run(claim)) => {
+                self.start(*claim, claimed_at, guard);
+                true
+            }
+            Ok(leases::Claimed::Reservation(id)) => {
+                tracing::info!(
+                    environment_id,
+                    reservation_id = id,
+                    "reservation holds its environment now"
+                );
+                true
+            }
+            Ok(leases::Claimed::Nothing) => false,
+            // One environment's trouble (a lock held by a stuck session)
+            // never keeps the others waiting.
+            Err(e) => {
+                tracing::warn!(environment_id, error = %e, "cannot claim; trying the others");
+                false
+            }
         }
     }
 
@@ -337,36 +444,7 @@ impl Scheduler {
                 if self.running() >= max || self.stopping.load(Ordering::SeqCst) {
                     break;
                 }
-                let Some(guard) = self.guards.try_acquire(environment_id) else {
-                    continue;
-                };
-                let claimed_at = Instant::now();
-                let claimer = leases::Claimer {
-                    holder: &self.ctx.config.instance_id,
-                    lease_secs: self.ctx.config.lease_secs,
-                    runner_labels,
-                };
-                let claim = leases::claim(&mut conn, environment_id, claimer);
-                match claim {
-                    Ok(leases::Claimed::Run(claim)) => {
-                        self.start(*claim, claimed_at, guard);
-                        started_any = true;
-                    }
-                    Ok(leases::Claimed::Reservation(id)) => {
-                        tracing::info!(
-                            environment_id,
-                            reservation_id = id,
-                            "reservation holds its environment now"
-                        );
-                        started_any = true;
-                    }
-                    Ok(leases::Claimed::Nothing) => {}
-                    // One environment's trouble (a lock held by a stuck
-                    // session) never keeps the others waiting.
-                    Err(e) => {
-                        tracing::warn!(environment_id, error = %e, "cannot claim; trying the others");
-                    }
-                }
+                started_any |= self.claim_one(&mut conn, environment_id);
             }
             if !started_any {
                 break;

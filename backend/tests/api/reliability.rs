@@ -541,3 +541,66 @@ def test_leaves_a_daemon():
         .expect("the daemon's pid");
     assert_tree_gone(&[pid]);
 }
+
+#[derive(QueryableByName)]
+struct RunInstance {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    instance_id: Option<String>,
+}
+
+#[test]
+fn new_runs_and_freed_environments_are_claimed_across_instances_without_a_tick() {
+    let tests = TestsDir::with(&[("test_quick.py", QUICK_TEST)]);
+    let db = TestDb::create();
+    // Neither instance sweeps again after start-up: only notifications
+    // can start these runs. The front serves no environment at all.
+    let no_tick = ("SCHEDULER_TICK_MS", "600000");
+    let front = TestApp::spawn_on(
+        Arc::clone(&db),
+        &tests,
+        &[
+            ("INSTANCE_ID", "front"),
+            ("RUNNER_LABELS", "nowhere"),
+            no_tick,
+        ],
+    );
+    let worker = TestApp::spawn_on(
+        Arc::clone(&db),
+        &tests,
+        &[("INSTANCE_ID", "worker"), no_tick],
+    );
+    // Past both start-up sweeps.
+    std::thread::sleep(scaled(Duration::from_millis(500)));
+    let ids: Vec<i64> = (0..3)
+        .map(|_| front.create_run("dee", 9, &["test_quick.py"]))
+        .collect();
+    let other = front.create_run("dee", 10, &["test_quick.py"]);
+    for id in ids.iter().chain([&other]) {
+        let run = worker.wait_finished(*id, SECS_30);
+        assert_eq!(run["status"], "success", "{run}");
+    }
+    let mut conn = db.conn();
+    let holders: Vec<Option<String>> = diesel::sql_query(
+        "SELECT instance_id FROM test_runs WHERE environment_id IN (9, 10) ORDER BY id",
+    )
+    .load::<RunInstance>(&mut conn)
+    .expect("the runs")
+    .into_iter()
+    .map(|row| row.instance_id)
+    .collect();
+    assert_eq!(holders, vec![Some("worker".to_string()); 4]);
+    // In order on environment 9, one after the other.
+    let runs: Vec<_> = ids.iter().map(|id| worker.run(*id)).collect();
+    let at = |run: &serde_json::Value, field: &str| {
+        chrono::DateTime::parse_from_rfc3339(run[field].as_str().expect("a time"))
+            .expect("RFC 3339")
+    };
+    for pair in runs.windows(2) {
+        assert!(
+            at(&pair[0], "finished_at") <= at(&pair[1], "started_at"),
+            "{} then {}",
+            pair[0],
+            pair[1]
+        );
+    }
+}

@@ -242,8 +242,12 @@ fn run_pytest(
         remove_env: &["DATABASE_URL", "PYTEST_ADDOPTS"],
     };
     // The lease is ours since the claim; make sure it still is before
-    // anything starts (the claim's own transaction may have been slow).
-    if !lease_still_ours(ctx, claim) {
+    // anything starts, if the claim (timed from before its transaction)
+    // was slow enough for the lease to be near its end. A fresh lease can
+    // only be taken back once expired: asking then would only add a
+    // round trip to every start.
+    let lease = config.lease();
+    if claimed_at.elapsed() >= supervision::margin(lease) && !lease_still_ours(ctx, claim) {
         return None;
     }
     let (reader, writer) = match std::io::pipe() {
@@ -252,7 +256,6 @@ fn run_pytest(
             return not_started(format!("cannot create a pipe: {e}"));
         }
     };
-    let lease = config.lease();
     let watchdog = lease.saturating_sub(supervision::margin(lease));
     let child = match process::spawn(&command, writer, watchdog) {
         Ok(child) => child,

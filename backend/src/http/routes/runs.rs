@@ -92,8 +92,17 @@ pub async fn create(
     })
     .await?;
     tracing::info!(run_id = run.id, environment_id = run.environment_id, username = %run.username, "run queued");
-    state.scheduler.wake();
+    wake_for_run(&state, &run);
     Ok(created(run))
+}
+
+/// A run for one environment is claimed on that environment alone; a
+/// pool's run needs a look at every environment of the pool.
+fn wake_for_run(state: &AppState, run: &Run) {
+    match run.environment_id {
+        Some(environment_id) => state.scheduler.wake_for(environment_id),
+        None => state.scheduler.wake(),
+    }
 }
 
 /// List runs, newest first.
@@ -351,7 +360,7 @@ pub async fn rerun(
         failed_only,
         "run queued again"
     );
-    state.scheduler.wake();
+    wake_for_run(&state, &run);
     Ok(created(run))
 }
 
