@@ -6,6 +6,7 @@ pub mod ansi;
 pub mod catalog;
 pub mod environment;
 pub mod error;
+pub mod identity;
 pub mod input;
 pub mod insights;
 pub mod query;
@@ -24,6 +25,10 @@ pub use environment::{
     ReservationRequest, ReservationState, ReservationWhen, SettingsChanges, UpdateEnvironment,
 };
 pub use error::{ApiErrorBody, ErrorCode, ErrorDetail, FieldErrors};
+pub use identity::{
+    ApiToken, AuditEntry, AuditPage, AuditQuery, AuthStatus, CreatedToken, Login, Me, NewToken,
+    PasswordChange, Role, Setup, User, UserForm,
+};
 pub use input::Input;
 pub use insights::{
     FailingTest, FlakyTest, HistoryItem, HistoryQuery, Insights, InsightsQuery, SlowTest,

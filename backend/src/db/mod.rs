@@ -3,8 +3,10 @@
 //! of rows or shared types. Callers on async threads run them through
 //! `http::blocking`.
 
+pub mod audit;
 pub mod environments;
 pub mod estimates;
+pub mod identity;
 pub mod insights;
 pub mod instance;
 pub mod leases;

@@ -42,6 +42,8 @@ pub struct RunRow {
     pub environment_label: Option<String>,
     pub run_group_id: Option<i64>,
     pub shard: Option<i32>,
+    /// The API token the run was asked for with, if any.
+    pub token_id: Option<i64>,
 }
 
 impl RunRow {
@@ -104,6 +106,8 @@ pub struct NewRunRow {
     pub hold_on_failure_minutes: Option<i32>,
     pub run_group_id: Option<i64>,
     pub shard: Option<i32>,
+    /// The API token the run was asked for with, if any.
+    pub token_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -118,6 +122,8 @@ pub struct EnvironmentRow {
     pub maintenance_reason: Option<String>,
     pub maintenance_since: Option<DateTime<Utc>>,
     pub maintenance_until: Option<DateTime<Utc>>,
+    pub protected: bool,
+    pub allowed_users: Vec<String>,
 }
 
 /// What an environment is busy with, besides its settings.
@@ -178,6 +184,8 @@ impl EnvironmentRow {
             }),
             reservations_waiting: occupancy.reservations_waiting,
             estimated_free_at: None,
+            protected: self.protected,
+            allowed_users: self.allowed_users,
         }
     }
 }

@@ -27,6 +27,8 @@ diesel::table! {
         maintenance_reason -> Nullable<Text>,
         maintenance_since -> Nullable<Timestamptz>,
         maintenance_until -> Nullable<Timestamptz>,
+        protected -> Bool,
+        allowed_users -> Array<Text>,
     }
 }
 
@@ -145,6 +147,7 @@ diesel::table! {
         environment_label -> Nullable<Text>,
         run_group_id -> Nullable<Int8>,
         shard -> Nullable<Int4>,
+        token_id -> Nullable<Int8>,
     }
 }
 
@@ -168,12 +171,70 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (username) {
+        username -> Text,
+        role -> Text,
+        password_hash -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (secret_hash) {
+        secret_hash -> Text,
+        username -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Int8,
+        username -> Text,
+        name -> Text,
+        role -> Text,
+        secret_hash -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    setup_codes (username) {
+        username -> Text,
+        code_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        detail -> Text,
+        address -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(sessions -> users (username));
+diesel::joinable!(api_tokens -> users (username));
 diesel::joinable!(run_cases -> test_runs (run_id));
 diesel::joinable!(run_log_chunks -> test_runs (run_id));
 diesel::joinable!(run_reports -> test_runs (run_id));
 diesel::joinable!(test_flips -> test_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    api_tokens,
+    audit_log,
+    sessions,
+    setup_codes,
+    users,
     environment_locks,
     environments,
     instances,

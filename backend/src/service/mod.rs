@@ -5,6 +5,7 @@
 
 pub mod environments;
 pub mod estimates;
+pub mod identity;
 pub mod insights;
 pub mod reservations;
 pub mod run_groups;
@@ -23,6 +24,9 @@ pub enum ServiceError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// No credentials, or wrong ones.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),

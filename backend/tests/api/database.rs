@@ -257,6 +257,7 @@ fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
             hold_on_failure_minutes: None,
             run_group_id: None,
             shard: None,
+            token_id: None,
         },
     )
     .unwrap();

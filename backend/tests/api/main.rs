@@ -10,6 +10,7 @@ mod database;
 mod environments;
 mod errors;
 mod helpers;
+mod identity;
 mod insights;
 mod operations;
 mod outcomes;

@@ -191,7 +191,12 @@ fn run_pytest(
         cwd: ctx.tests_root.path(),
         env,
         // The service's own secrets are not the tests' business.
-        remove_env: &["DATABASE_URL", "PYTEST_ADDOPTS"],
+        remove_env: &[
+            "DATABASE_URL",
+            "PYTEST_ADDOPTS",
+            "ADMIN_TOKEN",
+            "ADMIN_PASSWORD",
+        ],
     };
     // The lease is ours since the claim; make sure it still is before
     // anything starts (the claim's own transaction may have been slow).

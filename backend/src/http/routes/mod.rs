@@ -2,6 +2,7 @@
 
 pub mod environments;
 pub mod health;
+pub mod identity;
 pub mod insights;
 pub mod metrics;
 pub mod reservations;
@@ -20,6 +21,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .configure(reservations::config)
         .configure(run_groups::config)
         .configure(tests::config)
+        .configure(identity::config)
         .configure(health::config)
         .configure(metrics::config);
 }
