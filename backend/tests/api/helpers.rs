@@ -302,14 +302,14 @@ impl TestApp {
     /// An API token of `user`, a member, created (with the user) on first
     /// use.
     pub fn token_of(&self, user: &str) -> String {
-        if let Some(token) = self.tokens.lock().unwrap().get(user) {
+        // Held while the token is made: threads asking for one user at
+        // once share one token rather than each making their own.
+        let mut tokens = self.tokens.lock().unwrap();
+        if let Some(token) = tokens.get(user) {
             return token.clone();
         }
         let token = self.new_user_token(user, "member");
-        self.tokens
-            .lock()
-            .unwrap()
-            .insert(user.to_string(), token.clone());
+        tokens.insert(user.to_string(), token.clone());
         token
     }
 
