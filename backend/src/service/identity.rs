@@ -5,7 +5,6 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use diesel::prelude::*;
-use sha2::{Digest, Sha256};
 use shared::identity::{account_name, password as check_password, token_name};
 use shared::{ApiToken, AuditPage, AuditQuery, CreatedToken, Me, NewToken, Role, User, UserForm};
 use std::sync::OnceLock;
@@ -87,29 +86,7 @@ pub fn claim_username(
     Ok(())
 }
 
-/// A new random secret: 32 bytes, hex.
-pub fn new_secret() -> Result<String, ServiceError> {
-    let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|e| ServiceError::internal(format!("no randomness: {e}")))?;
-    Ok(hex::encode(bytes))
-}
-
-/// How secrets are kept: SHA-256, hex. They are random and long, so a
-/// fast hash is enough; passwords get Argon2id.
-pub fn secret_hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// Equality of two secrets in time that does not depend on where they
-/// differ.
-pub fn secrets_equal(a: &str, b: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    // Hashing first makes both sides one length: the comparison says
-    // nothing about the secret's length either.
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.ct_eq(&b).into()
-}
+pub use crate::secrets::{new_secret, secret_hash, secrets_equal};
 
 pub fn hash_password(password: &str) -> Result<String, ServiceError> {
     let mut salt = [0u8; 16];
@@ -220,7 +197,7 @@ pub fn bootstrap(
     if admin.is_some_and(|admin| admin.password_hash.is_none()) {
         // Short enough to type, long enough not to guess within the rate
         // limit of logins.
-        let code = new_secret()?[..16].to_string();
+        let code = new_secret().map_err(ServiceError::Internal)?[..16].to_string();
         db::identity::put_setup_code(conn, ADMIN, &secret_hash(&code))?;
         return Ok(Some(code));
     }
@@ -346,7 +323,7 @@ fn start_session(
     username: &str,
     role: Role,
 ) -> Result<Session, ServiceError> {
-    let secret = new_secret()?;
+    let secret = new_secret().map_err(ServiceError::Internal)?;
     db::identity::insert_session(conn, &secret_hash(&secret), username, auth.session_hours)?;
     db::audit::insert(
         conn,
@@ -673,7 +650,7 @@ pub fn create_token(
             caller.username
         )));
     }
-    let secret = format!("te_{}", new_secret()?);
+    let secret = format!("te_{}", new_secret().map_err(ServiceError::Internal)?);
     let row = db::identity::insert_token(
         conn,
         &caller.username,

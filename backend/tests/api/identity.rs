@@ -911,3 +911,26 @@ fn the_openapi_document_carries_the_security_schemes_and_their_answers() {
     assert_eq!(doc["paths"]["/api/health"]["get"]["security"], json!([{}]));
     assert!(doc["paths"]["/api/audit"]["get"].is_object());
 }
+
+const CALLS_THE_API: &str = "import json, os, urllib.request\n\n\
+def test_me():\n    request = urllib.request.Request(os.environ['EXECUTOR_URL'] + '/api/auth/me',\n        \
+headers={'Authorization': 'Bearer ' + os.environ['EXECUTOR_TOKEN']})\n    \
+me = json.load(urllib.request.urlopen(request))\n    assert me['username'] == 'tess', me\n";
+
+#[test]
+fn a_run_s_tests_call_the_api_as_its_user_with_a_token_revoked_at_its_end() {
+    let tests = TestsDir::with(&[("test_me.py", CALLS_THE_API)]);
+    let app = TestApp::spawn(&tests, &[]);
+    let id = app.create_run("tess", 5, &["test_me.py"]);
+    let run = app.wait_finished(id, SECS_30);
+    assert_eq!(run["status"], "success", "{}", app.log_text(id));
+    let (_, tokens) = app.request_as("tess", "GET", "/api/tokens");
+    let names: Vec<&str> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["suite"], "the run's token is gone: {tokens}");
+    assert!(!app.service_log().contains("te_"), "no token in the log");
+}
