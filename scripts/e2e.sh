@@ -127,7 +127,7 @@ while [ "$WEB_PORT" = "$BACKEND_PORT" ]; do WEB_PORT="$(free_port)"; done
 log "backend $BACKEND_BIN on 127.0.0.1:$BACKEND_PORT"
 # The test's own API calls carry this admin token; the browser logs in.
 E2E_ADMIN_TOKEN="e2e-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-ADMIN_TOKEN="$E2E_ADMIN_TOKEN" \
+ADMIN_TOKEN="$E2E_ADMIN_TOKEN" ADMIN_PASSWORD="e2e-$E2E_ADMIN_TOKEN" \
 DATABASE_URL="$DATABASE_URL" BIND_ADDR="127.0.0.1:$BACKEND_PORT" TESTS_ROOT="$WORK/tests" \
     RUST_LOG="${RUST_LOG:-info}" "$BACKEND_BIN" >"$WORK/backend.log" 2>&1 &
 BACKEND_PID=$!

@@ -62,7 +62,9 @@ pub fn LoginPage() -> Html {
             });
         });
     }
-    let setting_up = *setup_required == Some(true);
+    // Other users may log in while the admin still waits for its password.
+    let skip_setup = use_state(|| false);
+    let setting_up = *setup_required == Some(true) && !*skip_setup;
     let onsubmit = {
         let (username, password, code) = (username.clone(), password.clone(), code.clone());
         let (error, busy) = (error.clone(), busy.clone());
@@ -126,6 +128,12 @@ pub fn LoginPage() -> Html {
                     { if setting_up { "Set password and log in" } else { "Log in" } }
                 </button>
             </form>
+            if setting_up {
+                <p><button type="button" class="link"
+                    onclick={let skip_setup = skip_setup.clone(); Callback::from(move |_: MouseEvent| skip_setup.set(true))}>
+                    { "I have an account: log in" }
+                </button></p>
+            }
         </section>
     }
 }
