@@ -512,7 +512,7 @@ step('the board shows every id with its state, holder and queue; a label filter 
   await api('PUT', '/api/environments/22', { labels: ['e2e-eu'] });
   await api('PUT', '/api/environments/23', { labels: ['e2e-us'] });
   await api('POST', '/api/environments/22/reservations',
-    { minutes: 30, when: 'now', owner: 'e2e-erin', reason: 'e2e: a look' });
+    { minutes: 30, when: 'now', reason: 'e2e: a look' });
   await api('POST', '/api/environments/23/maintenance', { reason: 'e2e: new disks' });
   const long = await api('POST', '/api/runs',
     { environment_id: 24, paths: ['e2e_smoke/test_long.py'] });
@@ -526,7 +526,7 @@ step('the board shows every id with its state, holder and queue; a label filter 
   await tile(100).waitFor();
   assert(await page.locator('ul.board li').count() === 100, 'a tile per id');
   await tile(22).locator('.badge', { hasText: 'held' }).waitFor();
-  assert((await tile(22).textContent()).includes('e2e-erin'), 'the held tile names its holder');
+  assert((await tile(22).textContent()).includes('admin'), 'the held tile names its holder');
   assert(await tile(23).getAttribute('data-state') === 'offline', 'maintenance without a run: offline');
   assert((await tile(23).textContent()).includes('e2e: new disks'), 'the offline tile says why');
   await tile(24).locator('.tile-holder', { hasText: 'admin' }).waitFor({ timeout: 30_000 });
@@ -578,7 +578,7 @@ step('reserve an environment: held, a queued run says why and when, release lets
   await page.getByRole('heading', { name: 'Environment 30' }).waitFor();
   await page.locator('.sharing-now[data-state="idle"]').waitFor();
   // A bad length is refused next to its field, before anything is sent.
-  await page.fill('#res-owner', 'e2e-frank');
+  await page.fill('#res-owner', USER);
   await page.fill('#res-minutes', '0');
   await page.getByRole('button', { name: 'Reserve', exact: true }).click();
   const minutesError = page.locator('#res-minutes-error');
@@ -590,14 +590,14 @@ step('reserve an environment: held, a queued run says why and when, release lets
   await page.fill('#res-reason', 'e2e: trying a fix');
   await page.getByRole('button', { name: 'Reserve', exact: true }).click();
   await page.locator('.page-head .badge[data-state="held"]').waitFor();
-  const active = page.locator('li.reservation.active', { hasText: 'e2e-frank' });
+  const active = page.locator('li.reservation.active', { hasText: USER });
   await active.waitFor();
   assert((await active.textContent()).includes('e2e: trying a fix'), 'the reason is shown');
-  assert((await page.locator('.sharing-now').textContent()).includes('Held by e2e-frank'), 'who holds it');
+  assert((await page.locator('.sharing-now').textContent()).includes(`Held by ${USER}`), 'who holds it');
 
   // Now again: the server's 409, said plainly, with the way out.
   await page.getByRole('button', { name: 'Reserve', exact: true }).click();
-  const conflict = page.locator('form.reserve .error', { hasText: 'held by e2e-frank' });
+  const conflict = page.locator('form.reserve .error', { hasText: `held by ${USER}` });
   await conflict.waitFor();
   await page.locator('form.reserve .hint', { hasText: 'Next in line' }).waitFor();
   await shot('environment-held');
@@ -607,7 +607,7 @@ step('reserve an environment: held, a queued run says why and when, release lets
     { environment_id: 30, paths: ['e2e_smoke/test_quick.py'] });
   await page.goto(`${BASE}/?environment_id=30`);
   const row = page.locator(`tr[data-run-id="${waiting.id}"]`);
-  const reason = row.locator('.queue-reason', { hasText: 'held by e2e-frank until' });
+  const reason = row.locator('.queue-reason', { hasText: `held by ${USER} until` });
   await reason.waitFor();
   const reasonText = await reason.textContent();
   assert(/until (\d{4}-\d\d-\d\d )?\d\d:\d\d$/.test(reasonText), `the hold's end in local time (${reasonText})`);
@@ -615,17 +615,17 @@ step('reserve an environment: held, a queued run says why and when, release lets
   assert(/^starts in ~(19|20|21) min$/.test(estimate), `the start is after the hold (${estimate})`);
   await shot('runs-waiting-for-hold');
   await page.goto(`${BASE}/runs/${waiting.id}`);
-  await page.locator('.facts .status-reason', { hasText: 'held by e2e-frank' }).waitFor();
+  await page.locator('.facts .status-reason', { hasText: `held by ${USER}` }).waitFor();
   await page.locator('.facts .expected-start .starts-in').waitFor();
   await shot('run-waiting-for-hold');
 
   // Next in line, then taken back; the hold extended; then released.
   await page.goto(`${BASE}/environments/30`);
   await active.waitFor();
-  await page.fill('#res-owner', 'e2e-gina');
+  await page.fill('#res-owner', USER);
   await page.getByLabel('Next in line', { exact: false }).check();
   await page.getByRole('button', { name: 'Reserve', exact: true }).click();
-  const next = page.locator('li.reservation.waiting', { hasText: 'e2e-gina' });
+  const next = page.locator('li.reservation.waiting', { hasText: USER });
   await next.waitFor();
   assert((await page.locator('.sharing-now').textContent()).includes('1 reservation waiting'), 'the queue counts it');
   await next.getByRole('button', { name: 'Cancel reservation' }).click();
@@ -698,7 +698,8 @@ step('the page runs under a strict Content-Security-Policy; another site cannot 
   }
   assert(!csp.includes('unsafe-inline'), 'no inline scripts or styles allowed');
   assert(headers['x-content-type-options'] === 'nosniff', 'nosniff on the page');
-  const log = await fetch(`${BASE}/api/runs/${state.runId}/log.txt`);
+  const log = await fetch(`${BASE}/api/runs/${state.runId}/log.txt`,
+    { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
   assert((log.headers.get('content-disposition') || '').startsWith('attachment'), 'the raw log is a download');
 
   // A page of another site (localhost is not 127.0.0.1 to a browser)
