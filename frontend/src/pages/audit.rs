@@ -64,7 +64,7 @@ pub fn AuditPage() -> Html {
             let last = (answer.total + answer.per_page - 1) / answer.per_page;
             html! {
                 <>
-                    <p class="hint">{ format!("{} entries; page {} of {}", answer.total, answer.page, last.max(1)) }</p>
+                    <p class="hint">{ format!("{}; page {} of {}", format::count(answer.total, "entry", "entries"), answer.page, last.max(1)) }</p>
                     <div class="table-wrap">
                         <table class="audit responsive">
                             <thead><tr>
