@@ -3,6 +3,7 @@
 //   E2E_BASE_URL     nginx, e.g. http://127.0.0.1:18000
 //   E2E_SCREENSHOTS  where the screenshots go (target/screenshots)
 //   CHROMIUM         the browser (default /usr/bin/chromium)
+//   E2E_ADMIN_TOKEN  the backend's ADMIN_TOKEN, for the test's own API calls
 // and puts .local/node/node_modules on NODE_PATH for playwright-core.
 'use strict';
 
@@ -16,6 +17,10 @@ const SHOTS = process.env.E2E_SCREENSHOTS || path.join(__dirname, '..', 'target'
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 // A run of the fixtures takes a few seconds; leave room for a slow machine.
 const RUN_TIMEOUT = 90_000;
+const ADMIN_TOKEN = process.env.E2E_ADMIN_TOKEN || '';
+// The browser's user: an admin, so that every page and button shows.
+const USER = 'e2e-alice';
+const PASSWORD = 'e2e-alice-password';
 
 const FLAGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -42,9 +47,11 @@ function assert(condition, message) {
 }
 
 async function api(method, url, body) {
+  const headers = { authorization: `Bearer ${ADMIN_TOKEN}` };
+  if (body) headers['content-type'] = 'application/json';
   const response = await fetch(BASE + url, {
     method,
-    headers: body ? { 'content-type': 'application/json' } : {},
+    headers,
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await response.text();
@@ -85,6 +92,25 @@ const steps = [];
 function step(name, body, { critical = false } = {}) { steps.push({ name, body, critical }); }
 
 const state = {};
+
+async function logIn(user, password) {
+  await page.getByRole('heading', { name: 'Log in' }).waitFor();
+  await page.fill('#login-username', user);
+  await page.fill('#login-password', password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+}
+
+step('a stranger is sent to the login page; a wrong password is refused; the right one lets in', async () => {
+  await api('POST', '/api/users', { username: USER, role: 'admin', password: PASSWORD });
+  await page.goto(BASE + '/');
+  await page.waitForURL(/\/login\?next=/);
+  await shot('login');
+  await logIn(USER, 'not the password');
+  await page.getByText('wrong user name or password').waitFor();
+  await logIn(USER, PASSWORD);
+  await page.waitForURL(`${BASE}/`);
+  await page.locator('.user-menu .user-name', { hasText: USER }).waitFor();
+}, { critical: true });
 
 step('the runs page renders, empty on a fresh database', async () => {
   await page.goto(BASE + '/');
@@ -173,7 +199,7 @@ step('the run shows its log and per-test results', async () => {
 
 step('a failing run lists its failures first, with their message', async () => {
   const run = await api('POST', '/api/runs', {
-    username: 'e2e-bob', environment_id: 4, paths: ['e2e_smoke/test_mixed.py'],
+    environment_id: 4, paths: ['e2e_smoke/test_mixed.py'],
   });
   await page.goto(`${BASE}/runs/${run.id}`);
   await page.locator('.page-head .badge[data-status="failed"]').waitFor({ timeout: RUN_TIMEOUT });
@@ -195,7 +221,7 @@ step('a test that passes and fails by turns, run four times on one environment',
   const statuses = [];
   for (let i = 0; i < 4; i += 1) {
     const run = await api('POST', '/api/runs', {
-      username: 'e2e-dave', environment_id: 12, paths: ['e2e_flaky/test_flaky.py'],
+      environment_id: 12, paths: ['e2e_flaky/test_flaky.py'],
     });
     state.flakyRuns.push(run.id);
     statuses.push((await waitForRunFinished(run.id)).status);
@@ -304,10 +330,10 @@ step('the runs page charts the latest finished runs, with the pass rate and medi
 
 step('a queued and a running run can be cancelled; the running one shows live progress', async () => {
   const running = await api('POST', '/api/runs', {
-    username: 'e2e-carol', environment_id: 7, paths: ['e2e_smoke/test_long.py'],
+    environment_id: 7, paths: ['e2e_smoke/test_long.py'],
   });
   const queued = await api('POST', '/api/runs', {
-    username: 'e2e-carol', environment_id: 7, paths: ['e2e_smoke/test_long.py'],
+    environment_id: 7, paths: ['e2e_smoke/test_long.py'],
   });
   await page.goto(`${BASE}/runs/${queued.id}`);
   await page.locator('.page-head .badge[data-status="queued"]').waitFor();
@@ -438,7 +464,7 @@ step('a run group: any environment of a label, split in two, followed as one', a
   }
   await page.getByRole('link', { name: 'New run', exact: true }).first().click();
   await page.getByRole('heading', { name: 'New run' }).waitFor();
-  await page.fill('#username', 'e2e-grace');
+  assert(await page.inputValue('#username') === USER, 'the user name is the logged-in user\'s');
   await page.selectOption('#environment', 'label:e2e-pool');
   await page.locator('#shards').waitFor();
   await page.fill('#shards', '2');
@@ -486,12 +512,12 @@ step('the board shows every id with its state, holder and queue; a label filter 
   await api('PUT', '/api/environments/22', { labels: ['e2e-eu'] });
   await api('PUT', '/api/environments/23', { labels: ['e2e-us'] });
   await api('POST', '/api/environments/22/reservations',
-    { minutes: 30, when: 'now', owner: 'e2e-erin', reason: 'e2e: a look' });
+    { minutes: 30, when: 'now', reason: 'e2e: a look' });
   await api('POST', '/api/environments/23/maintenance', { reason: 'e2e: new disks' });
   const long = await api('POST', '/api/runs',
-    { username: 'e2e-gus', environment_id: 24, paths: ['e2e_smoke/test_long.py'] });
+    { environment_id: 24, paths: ['e2e_smoke/test_long.py'] });
   const behind = await api('POST', '/api/runs',
-    { username: 'e2e-gus', environment_id: 24, paths: ['e2e_smoke/test_quick.py'] });
+    { environment_id: 24, paths: ['e2e_smoke/test_quick.py'] });
   await api('DELETE', '/api/environments/97');
 
   await page.goto(BASE + '/');
@@ -500,10 +526,10 @@ step('the board shows every id with its state, holder and queue; a label filter 
   await tile(100).waitFor();
   assert(await page.locator('ul.board li').count() === 100, 'a tile per id');
   await tile(22).locator('.badge', { hasText: 'held' }).waitFor();
-  assert((await tile(22).textContent()).includes('e2e-erin'), 'the held tile names its holder');
+  assert((await tile(22).textContent()).includes('admin'), 'the held tile names its holder');
   assert(await tile(23).getAttribute('data-state') === 'offline', 'maintenance without a run: offline');
   assert((await tile(23).textContent()).includes('e2e: new disks'), 'the offline tile says why');
-  await tile(24).locator('.tile-holder', { hasText: 'e2e-gus' }).waitFor({ timeout: 30_000 });
+  await tile(24).locator('.tile-holder', { hasText: 'admin' }).waitFor({ timeout: 30_000 });
   assert(await tile(24).getAttribute('data-state') === 'busy', 'the running run makes it busy');
   await tile(24).locator('.tile-queue', { hasText: '1 queued' }).waitFor();
   assert(/free ~\d\d:\d\d/.test(await tile(24).locator('.tile-queue').textContent()), 'an estimated free time');
@@ -552,7 +578,7 @@ step('reserve an environment: held, a queued run says why and when, release lets
   await page.getByRole('heading', { name: 'Environment 30' }).waitFor();
   await page.locator('.sharing-now[data-state="idle"]').waitFor();
   // A bad length is refused next to its field, before anything is sent.
-  await page.fill('#res-owner', 'e2e-frank');
+  await page.fill('#res-owner', USER);
   await page.fill('#res-minutes', '0');
   await page.getByRole('button', { name: 'Reserve', exact: true }).click();
   const minutesError = page.locator('#res-minutes-error');
@@ -564,24 +590,24 @@ step('reserve an environment: held, a queued run says why and when, release lets
   await page.fill('#res-reason', 'e2e: trying a fix');
   await page.getByRole('button', { name: 'Reserve', exact: true }).click();
   await page.locator('.page-head .badge[data-state="held"]').waitFor();
-  const active = page.locator('li.reservation.active', { hasText: 'e2e-frank' });
+  const active = page.locator('li.reservation.active', { hasText: USER });
   await active.waitFor();
   assert((await active.textContent()).includes('e2e: trying a fix'), 'the reason is shown');
-  assert((await page.locator('.sharing-now').textContent()).includes('Held by e2e-frank'), 'who holds it');
+  assert((await page.locator('.sharing-now').textContent()).includes(`Held by ${USER}`), 'who holds it');
 
   // Now again: the server's 409, said plainly, with the way out.
   await page.getByRole('button', { name: 'Reserve', exact: true }).click();
-  const conflict = page.locator('form.reserve .error', { hasText: 'held by e2e-frank' });
+  const conflict = page.locator('form.reserve .error', { hasText: `held by ${USER}` });
   await conflict.waitFor();
   await page.locator('form.reserve .hint', { hasText: 'Next in line' }).waitFor();
   await shot('environment-held');
 
   // Someone else's run waits, and says why and when it should start.
   const waiting = await api('POST', '/api/runs',
-    { username: 'e2e-bob', environment_id: 30, paths: ['e2e_smoke/test_quick.py'] });
+    { environment_id: 30, paths: ['e2e_smoke/test_quick.py'] });
   await page.goto(`${BASE}/?environment_id=30`);
   const row = page.locator(`tr[data-run-id="${waiting.id}"]`);
-  const reason = row.locator('.queue-reason', { hasText: 'held by e2e-frank until' });
+  const reason = row.locator('.queue-reason', { hasText: `held by ${USER} until` });
   await reason.waitFor();
   const reasonText = await reason.textContent();
   assert(/until (\d{4}-\d\d-\d\d )?\d\d:\d\d$/.test(reasonText), `the hold's end in local time (${reasonText})`);
@@ -589,17 +615,17 @@ step('reserve an environment: held, a queued run says why and when, release lets
   assert(/^starts in ~(19|20|21) min$/.test(estimate), `the start is after the hold (${estimate})`);
   await shot('runs-waiting-for-hold');
   await page.goto(`${BASE}/runs/${waiting.id}`);
-  await page.locator('.facts .status-reason', { hasText: 'held by e2e-frank' }).waitFor();
+  await page.locator('.facts .status-reason', { hasText: `held by ${USER}` }).waitFor();
   await page.locator('.facts .expected-start .starts-in').waitFor();
   await shot('run-waiting-for-hold');
 
   // Next in line, then taken back; the hold extended; then released.
   await page.goto(`${BASE}/environments/30`);
   await active.waitFor();
-  await page.fill('#res-owner', 'e2e-gina');
+  await page.fill('#res-owner', USER);
   await page.getByLabel('Next in line', { exact: false }).check();
   await page.getByRole('button', { name: 'Reserve', exact: true }).click();
-  const next = page.locator('li.reservation.waiting', { hasText: 'e2e-gina' });
+  const next = page.locator('li.reservation.waiting', { hasText: USER });
   await next.waitFor();
   assert((await page.locator('.sharing-now').textContent()).includes('1 reservation waiting'), 'the queue counts it');
   await next.getByRole('button', { name: 'Cancel reservation' }).click();
@@ -636,7 +662,7 @@ step('maintenance from the environment page: offline with its reason, then back'
 step('a run asks for a hold on failure; its failure keeps the environment for its user', async () => {
   await page.goto(`${BASE}/runs/new`);
   await page.getByLabel('Test file e2e_smoke/test_mixed.py').waitFor();
-  await page.fill('#username', 'e2e-hank');
+  assert(await page.inputValue('#username') === USER, 'the user name is the logged-in user\'s');
   await page.selectOption('#environment', '32');
   await page.getByLabel('Test file e2e_smoke/test_mixed.py').check();
   await page.fill('#hold-minutes', '121');
@@ -649,7 +675,7 @@ step('a run asks for a hold on failure; its failure keeps the environment for it
   await page.locator('.page-head .badge[data-status="failed"]').waitFor({ timeout: RUN_TIMEOUT });
   await page.goto(BASE + '/board');
   await tile(32).locator('.badge', { hasText: 'held' }).waitFor();
-  assert((await tile(32).textContent()).includes('e2e-hank'), 'held for the run\'s user');
+  assert((await tile(32).textContent()).includes(USER), 'held for the run\'s user');
   const hold = (await api('GET', '/api/environments/32')).hold;
   await api('DELETE', `/api/reservations/${hold.reservation_id}`);
   state.heldRunId = id;
@@ -669,7 +695,7 @@ step('webhooks: a bad URL is refused; the event of a run shows in the delivery l
   const card = page.locator('article.webhook');
   await card.getByText('No deliveries yet.').waitFor();
   const run = await api('POST', '/api/runs',
-    { username: 'e2e-hank', environment_id: 31, paths: ['e2e_smoke/test_mixed.py'] });
+    { environment_id: 31, paths: ['e2e_smoke/test_mixed.py'] });
   await waitForRunFinished(run.id);
   // Both events it subscribes to: the run finished, and failed.
   for (const event of ['run.finished', 'run.failed']) {
@@ -710,11 +736,13 @@ step('schedules: a bad time zone is refused; one is added with its next fire, di
   await row.getByText('30 4 * * *').waitFor();
   await row.getByRole('button', { name: 'Delete' }).click();
   await page.getByText('No schedules yet.').waitFor();
+});
+
 step('keyword and markers, the marker picker fed from the catalog; they show on the run page', async () => {
   await page.goto(`${BASE}/runs/new`);
   await page.fill('#test-search', 'marked');
   await page.getByLabel('Test file selection/test_marked.py').check();
-  await page.fill('#username', 'e2e-ivy');
+  await page.fill('#username', USER);
   await page.selectOption('#environment', '41');
   await page.fill('#markers', '(smoke');
   await page.getByRole('button', { name: 'Start run' }).click();
@@ -744,7 +772,7 @@ step('keyword and markers, the marker picker fed from the catalog; they show on 
 
 step('artifacts: the screenshot shows inline and under its test; a run can be pinned', async () => {
   const run = await api('POST', '/api/runs', {
-    username: 'e2e-ivy', environment_id: 41, paths: ['artifacts/test_screenshot.py'],
+    environment_id: 41, paths: ['artifacts/test_screenshot.py'],
   });
   await page.goto(`${BASE}/runs/${run.id}`);
   await page.locator('.page-head .badge[data-status="success"]').waitFor({ timeout: RUN_TIMEOUT });
@@ -762,13 +790,15 @@ step('artifacts: the screenshot shows inline and under its test; a run can be pi
   await page.locator('.facts', { hasText: 'Pinned' }).waitFor();
   assert((await api('GET', `/api/runs/${run.id}`)).pinned === true, 'pinned through the API');
   await shot('run-artifacts');
+});
+
 step('a test that fails on one environment only: that environment is suspect, wherever health shows', async () => {
   const reach = 'e2e_health/test_reach.py';
-  const good = await api('POST', '/api/runs', { username: 'e2e-iris', environment_id: 42, paths: [reach] });
+  const good = await api('POST', '/api/runs', { environment_id: 42, paths: [reach] });
   assert((await waitForRunFinished(good.id)).status === 'success', 'it passes on environment 42');
   let failed;
   for (let i = 0; i < 3; i += 1) {
-    failed = await api('POST', '/api/runs', { username: 'e2e-iris', environment_id: 41, paths: [reach] });
+    failed = await api('POST', '/api/runs', { environment_id: 41, paths: [reach] });
     assert((await waitForRunFinished(failed.id)).status === 'failed', 'it fails on environment 41');
   }
   await page.goto(BASE + '/');
@@ -812,7 +842,8 @@ step('the page runs under a strict Content-Security-Policy; another site cannot 
   }
   assert(!csp.includes('unsafe-inline'), 'no inline scripts or styles allowed');
   assert(headers['x-content-type-options'] === 'nosniff', 'nosniff on the page');
-  const log = await fetch(`${BASE}/api/runs/${state.runId}/log.txt`);
+  const log = await fetch(`${BASE}/api/runs/${state.runId}/log.txt`,
+    { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
   assert((log.headers.get('content-disposition') || '').startsWith('attachment'), 'the raw log is a download');
 
   // A page of another site (localhost is not 127.0.0.1 to a browser)
@@ -897,6 +928,80 @@ step('phone width: runs, new run and run details', async () => {
   await page.goto(`${BASE}/environments/30`);
   await page.locator('.sharing-now').waitFor();
   await shot('phone-environment');
+});
+
+step('my tokens: a new token is shown once, works, and is revoked', async () => {
+  await page.setViewportSize({ width: 1280, height: 860 });
+  await page.goto(BASE + '/');
+  await page.locator('.user-menu summary').click();
+  await page.getByRole('link', { name: 'My tokens' }).click();
+  await page.getByRole('heading', { name: 'My API tokens' }).waitFor();
+  await page.fill('#token-name', 'e2e-ci');
+  await page.fill('#token-days', '7');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const secret = (await page.locator('.token-secret').textContent()).trim();
+  assert(secret.startsWith('te_'), `a token secret: ${secret}`);
+  const me = await (await fetch(`${BASE}/api/auth/me`, { headers: { authorization: `Bearer ${secret}` } })).json();
+  assert(me.username === USER, `the token acts as its owner: ${JSON.stringify(me)}`);
+  const row = page.locator('table.tokens tr', { hasText: 'e2e-ci' });
+  await row.waitFor();
+  await shot('tokens');
+  await row.getByRole('button', { name: 'Revoke' }).click();
+  await row.waitFor({ state: 'detached' });
+  const after = await fetch(`${BASE}/api/auth/me`, { headers: { authorization: `Bearer ${secret}` } });
+  assert(after.status === 401, `a revoked token is refused (${after.status})`);
+});
+
+step('users: an admin creates a viewer and changes its role', async () => {
+  await page.goto(BASE + '/users');
+  await page.getByRole('heading', { name: 'Users' }).waitFor();
+  await page.fill('#user-name', 'e2e-viewer');
+  await page.selectOption('#user-role', 'viewer');
+  await page.fill('#user-password', 'e2e-viewer-password');
+  await page.getByRole('button', { name: 'Create user' }).click();
+  const row = page.locator('tr[data-username="e2e-viewer"]');
+  await row.waitFor();
+  await shot('users');
+  const users = await api('GET', '/api/users');
+  assert(users.some((u) => u.username === 'e2e-viewer' && u.role === 'viewer'), 'created as a viewer');
+});
+
+step('the audit log lists changes, filtered by actor and action', async () => {
+  await page.goto(BASE + '/audit');
+  await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+  await page.locator('tr.audit-entry').first().waitFor();
+  await page.fill('#audit-actor', USER);
+  await page.fill('#audit-action', 'user');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.locator('tr.audit-entry[data-action="user.create"]', { hasText: 'e2e-viewer' }).waitFor();
+  const actions = await page.locator('tr.audit-entry').evaluateAll((rows) => rows.map((r) => r.dataset.action));
+  assert(actions.every((a) => a.startsWith('user.')), `only user actions: ${actions}`);
+  await shot('audit');
+});
+
+step('a viewer sees no buttons it may not use', async () => {
+  await page.locator('.user-menu summary').click();
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL(/\/login/);
+  await logIn('e2e-viewer', 'e2e-viewer-password');
+  await page.waitForURL(`${BASE}/`);
+  await page.locator('.user-menu .user-name', { hasText: 'e2e-viewer' }).waitFor();
+  assert(await page.getByRole('link', { name: 'New run', exact: true }).count() === 0, 'no New run link');
+  await page.goto(`${BASE}/runs/${state.runId}`);
+  await page.getByRole('heading', { name: `Run #${state.runId}` }).waitFor();
+  assert(await page.getByRole('button', { name: 'Re-run' }).count() === 0, 'no Re-run button');
+  await shot('viewer-run');
+});
+
+step('logged out, a page sends to the login page and back where it was', async () => {
+  await page.locator('.user-menu summary').click();
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL(/\/login/);
+  await page.goto(`${BASE}/insights?days=7`);
+  await page.waitForURL(/\/login\?next=/);
+  await logIn(USER, PASSWORD);
+  await page.waitForURL(`${BASE}/insights?days=7`);
+  await page.getByRole('heading', { name: 'Insights' }).waitFor();
 });
 
 (async () => {

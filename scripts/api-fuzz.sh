@@ -87,7 +87,12 @@ mkdir -p "$OUT"
 log "building the backend (debug)"
 cargo build -q -p backend --bins
 
+# Every operation is called as an admin, with a token of this run's own.
+ADMIN_TOKEN="fuzz-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+AUTH_HEADER="Authorization: Bearer $ADMIN_TOKEN"
+
 log "starting the service on a free port"
+ADMIN_TOKEN="$ADMIN_TOKEN" ADMIN_PASSWORD="fuzz-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
 DATABASE_URL="$FUZZ_DB_URL" BIND_ADDR=127.0.0.1:0 TESTS_ROOT="$WORK/tests" \
     MAX_PARALLEL_RUNS=2 RUN_TIMEOUT_SECS=60 KILL_GRACE_MS=300 SCHEDULER_TICK_MS=200 \
     RUST_LOG=info INSTANCE_ID="api-fuzz-$$" \
@@ -104,10 +109,10 @@ done
 
 # A finished run with cases, a log and a report, so that the examples
 # (run id 1) reach real data rather than 404s.
-curl -fsS -X POST "$BASE/api/runs" -H 'Content-Type: application/json' \
-    -d '{"username": "fuzz", "environment_id": 1, "paths": ["smoke/test_fast.py", "dummy/test_fail.py"]}' >/dev/null
+curl -fsS -X POST "$BASE/api/runs" -H 'Content-Type: application/json' -H "$AUTH_HEADER" \
+    -d '{"environment_id": 1, "paths": ["smoke/test_fast.py", "dummy/test_fail.py"]}' >/dev/null
 for _ in $(seq 300); do
-    status="$(curl -fsS "$BASE/api/runs/1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')"
+    status="$(curl -fsS -H "$AUTH_HEADER" "$BASE/api/runs/1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')"
     case "$status" in queued | running) sleep 0.1 ;; *) break ;; esac
 done
 log "seed run 1: $status"
@@ -123,6 +128,7 @@ set +e
 # From the scratch directory: schemathesis leaves a .schemathesis cache.
 (cd "$WORK" && "$VENV/bin/st" run "$BASE/api/openapi.json" \
     --phases examples,coverage,fuzzing \
+    --header "$AUTH_HEADER" \
     --checks all \
     --exclude-checks positive_data_acceptance,use_after_free,ensure_resource_availability,ignored_auth \
     --max-examples "$EXAMPLES" \

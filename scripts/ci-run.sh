@@ -3,12 +3,17 @@
 # log to stdout as it comes, and exits 0 only if the run ends in `success`.
 # Needs only bash and python3 (its standard library); copy it anywhere.
 #
-#   EXECUTOR_URL=http://executor:8080 scripts/ci-run.sh -u ci -e 7 smoke/test_fast.py api
+#   EXECUTOR_URL=http://executor:8080 EXECUTOR_TOKEN=te_… \
+#     scripts/ci-run.sh -e 7 smoke/test_fast.py api
+#
+# EXECUTOR_TOKEN is a personal API token (the web UI's "My tokens", or
+# POST /api/tokens) of a member or admin; the run is theirs. Keep it in the
+# CI system's secret store: this script never prints it.
 #
 # Options (each also from an environment variable):
 #   --url URL             the service ($EXECUTOR_URL; http://127.0.0.1:8080)
-#   -u, --user NAME       who runs it ($EXECUTOR_USER, else $GITHUB_ACTOR,
-#                         $GITLAB_USER_LOGIN, $USER; else "ci")
+#   -u, --user NAME       who runs it ($EXECUTOR_USER): must be the token's
+#                         user; left out, the token's user
 #   -e, --environment ID  environment 1..100 ($EXECUTOR_ENVIRONMENT; 1)
 #   --junit FILE          also write the run's JUnit XML report to FILE
 #   --timeout SECS        cancel the run if it has not ended by then
@@ -22,7 +27,7 @@
 # run's final status and reason are printed to stderr. Ctrl-C or a CI job
 # being cancelled (SIGINT/SIGTERM) cancels the run too.
 set -euo pipefail
-case "${1:-}" in -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 command -v python3 >/dev/null 2>&1 || { echo "ci-run: python3 is needed" >&2; exit 4; }
 exec python3 - "$@" <<'PYTHON'
 import json
@@ -52,8 +57,7 @@ def usage(message):
 def parse_args(argv):
     opts = {
         "url": os.environ.get("EXECUTOR_URL") or "http://127.0.0.1:8080",
-        "user": os.environ.get("EXECUTOR_USER") or os.environ.get("GITHUB_ACTOR")
-        or os.environ.get("GITLAB_USER_LOGIN") or os.environ.get("USER") or "ci",
+        "user": os.environ.get("EXECUTOR_USER") or None,
         "environment": os.environ.get("EXECUTOR_ENVIRONMENT") or "1",
         "junit": None,
         "timeout": None,
@@ -102,12 +106,15 @@ def parse_args(argv):
 
 
 OPTS = parse_args(sys.argv[1:])
+TOKEN = (os.environ.get("EXECUTOR_TOKEN") or "").strip()
 
 
 def request(method, path, body=None, headers=None, retry_for=30.0):
     """(status, headers, bytes); retries network errors for `retry_for` s."""
     data = None
     headers = dict(headers or {})
+    if TOKEN:
+        headers["Authorization"] = f"Bearer {TOKEN}"
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
@@ -161,11 +168,12 @@ def on_signal(signum, _frame):
 signal.signal(signal.SIGINT, on_signal)
 signal.signal(signal.SIGTERM, on_signal)
 
-status, _, raw = request("POST", "/api/runs", {
-    "username": OPTS["user"],
-    "environment_id": OPTS["environment"],
-    "paths": OPTS["paths"],
-})
+new_run = {"environment_id": OPTS["environment"], "paths": OPTS["paths"]}
+if OPTS["user"]:
+    new_run["username"] = OPTS["user"]
+status, _, raw = request("POST", "/api/runs", new_run)
+if status == 401:
+    fail(f"the service wants credentials: set EXECUTOR_TOKEN to an API token ({error_text(raw)})")
 if status != 201:
     fail(f"the run was refused ({status}): {error_text(raw)}")
 run = json.loads(raw)

@@ -125,6 +125,9 @@ WEB_PORT="$(free_port)"
 while [ "$WEB_PORT" = "$BACKEND_PORT" ]; do WEB_PORT="$(free_port)"; done
 
 log "backend $BACKEND_BIN on 127.0.0.1:$BACKEND_PORT"
+# The test's own API calls carry this admin token; the browser logs in.
+E2E_ADMIN_TOKEN="e2e-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+ADMIN_TOKEN="$E2E_ADMIN_TOKEN" ADMIN_PASSWORD="e2e-$E2E_ADMIN_TOKEN" \
 DATABASE_URL="$DATABASE_URL" BIND_ADDR="127.0.0.1:$BACKEND_PORT" TESTS_ROOT="$WORK/tests" \
     RUST_LOG="${RUST_LOG:-info}" "$BACKEND_BIN" >"$WORK/backend.log" 2>&1 &
 BACKEND_PID=$!
@@ -152,7 +155,7 @@ curl -fsS -o /dev/null "$BASE/api/health" || die "nginx does not reach the backe
 
 log "running e2e/spa.test.cjs against $BASE"
 set +e
-E2E_BASE_URL="$BASE" E2E_SCREENSHOTS="$SHOTS" CHROMIUM="$CHROMIUM" NODE_PATH="$NODE_MODULES" \
+E2E_ADMIN_TOKEN="$E2E_ADMIN_TOKEN" E2E_BASE_URL="$BASE" E2E_SCREENSHOTS="$SHOTS" CHROMIUM="$CHROMIUM" NODE_PATH="$NODE_MODULES" \
     node e2e/spa.test.cjs
 STATUS=$?
 set -e

@@ -207,6 +207,21 @@ printf '  API: %sapi/health   (backend on %s)\n' "$URL" "$BIND_ADDR"
 if [ -n "$PG_DATA" ]; then
     printf '  runs kept in: %s (scripts/pg.sh --run stop|start|where)\n' "$PG_DATA"
 fi
+# How to log in: the one-time setup code of a first start, or the admin's
+# password (ADMIN_PASSWORD, or the one set with the code before).
+SETUP_CODE="$(sed -n 's/.*one-time setup code \([0-9a-f]*\).*/\1/p' "$RUN_DIR/backend.log" | tail -1)"
+if [ "${AUTH:-on}" = off ]; then
+    printf '  AUTH=off: no login; anyone who reaches it is an admin\n'
+elif [ -n "$SETUP_CODE" ]; then
+    printf '  first start: open the web UI and enter the setup code \033[1m%s\033[0m,\n' "$SETUP_CODE"
+    printf '  then choose the password of user "admin"\n'
+elif [ -n "${ADMIN_PASSWORD:-}" ]; then
+    printf '  log in as "admin" with the password in ADMIN_PASSWORD\n'
+else
+    printf '  log in as "admin" with the password set at the first start\n'
+    printf '  (forgot it? ADMIN_PASSWORD only sets a first one: scripts/pg.sh --run clean, or\n'
+    printf '   another admin resets it on the Users page)\n'
+fi
 printf '  Ctrl-C stops it.   (ready %d s after make run started)\n\n' "$SECONDS"
 
 # Whichever stops first takes the other down.

@@ -6,6 +6,109 @@ use std::time::Duration;
 use crate::db::PoolSettings;
 use crate::exec::webhooks::DeliverySettings;
 use crate::http::browser_safety;
+use shared::Role;
+
+/// A secret setting: never printed, not even by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Who may use the service, and how callers prove who they are.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// `AUTH=on` (the default): accounts, roles, tokens. Off: everyone is
+    /// an admin, for a single user's local setup.
+    pub enabled: bool,
+    /// `ADMIN_TOKEN`: an admin API token with exactly this secret.
+    pub admin_token: Option<Secret>,
+    /// `ADMIN_PASSWORD`: the admin's password, set on first start.
+    pub admin_password: Option<Secret>,
+    /// `AUTH_PROXY_HEADER`: the header a single sign-on proxy names the
+    /// user in (`X-Forwarded-User`), trusted only from `proxy_addrs`.
+    pub proxy_header: Option<String>,
+    /// `AUTH_PROXY_ADDRS`: the addresses (or `addr/prefix` networks) of
+    /// the proxies whose header is believed.
+    pub proxy_addrs: Vec<ipnet_lite::Network>,
+    /// `AUTH_PROXY_DEFAULT_ROLE`: the role of a user the proxy names for
+    /// the first time (`viewer`).
+    pub proxy_default_role: Role,
+    /// `SESSION_HOURS`: how long a login lasts (168).
+    pub session_hours: i64,
+    /// `LOGIN_MAX_FAILURES`: failed logins of one user name within
+    /// `LOGIN_WINDOW_SECS` before its logins are refused with 429 (5).
+    pub login_max_failures_per_user: i64,
+    /// `LOGIN_MAX_FAILURES_PER_ADDRESS`: the same, per client address (30).
+    pub login_max_failures_per_address: i64,
+    /// `LOGIN_WINDOW_SECS` (900).
+    pub login_window_secs: i64,
+}
+
+/// Networks of `AUTH_PROXY_ADDRS`, without another crate: an address and
+/// how many of its leading bits must match.
+pub mod ipnet_lite {
+    use std::net::IpAddr;
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Network {
+        address: IpAddr,
+        prefix: u32,
+    }
+
+    impl Network {
+        pub fn parse(raw: &str) -> Result<Network, String> {
+            let (address, prefix) = match raw.split_once('/') {
+                Some((address, prefix)) => (address, Some(prefix)),
+                None => (raw, None),
+            };
+            let address: IpAddr = address
+                .parse()
+                .map_err(|_| format!("{raw:?} is not an IP address or network"))?;
+            let most = if address.is_ipv4() { 32 } else { 128 };
+            let prefix = match prefix {
+                Some(p) => p
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|p| *p <= most)
+                    .ok_or_else(|| format!("{raw:?}: the prefix must be 0 to {most}"))?,
+                None => most,
+            };
+            Ok(Network { address, prefix })
+        }
+
+        pub fn contains(&self, other: IpAddr) -> bool {
+            let other = match other {
+                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(other, IpAddr::V4),
+                v4 => v4,
+            };
+            match (self.address, other) {
+                (IpAddr::V4(net), IpAddr::V4(addr)) => {
+                    let mask = u32::MAX.checked_shl(32 - self.prefix).unwrap_or(0);
+                    u32::from(net) & mask == u32::from(addr) & mask
+                }
+                (IpAddr::V6(net), IpAddr::V6(addr)) => {
+                    let mask = u128::MAX.checked_shl(128 - self.prefix).unwrap_or(0);
+                    u128::from(net) & mask == u128::from(addr) & mask
+                }
+                _ => false,
+            }
+        }
+    }
+}
 
 /// The largest value of each setting that is a duration or a size.
 const MOST: [(&str, u64); 17] = [
@@ -86,6 +189,10 @@ pub struct Config {
     pub health_auto_maintenance: bool,
     /// `HEALTH_CHECK_SECS`: how often that rule looks.
     pub health_check_interval: Duration,
+    pub auth: AuthSettings,
+    /// `METRICS_BIND_ADDR`: a listener of its own that serves `/metrics`
+    /// without credentials (for a Prometheus on a private network).
+    pub metrics_bind_addr: Option<String>,
 }
 
 /// An on/off setting: `on`, `off` (and the usual spellings), or unset.
@@ -183,6 +290,52 @@ impl Config {
                 var("HEALTH_AUTO_MAINTENANCE"),
             )?,
             health_check_interval: Duration::from_secs(number("HEALTH_CHECK_SECS", 60)?.max(1)),
+            auth: AuthSettings {
+                enabled: match var("AUTH").as_deref().map(str::trim) {
+                    None | Some("on") => true,
+                    Some("off") => false,
+                    Some(other) => return Err(format!("AUTH must be on or off, not {other:?}")),
+                },
+                admin_token: match std::env::var("ADMIN_TOKEN").ok().filter(|v| !v.is_empty()) {
+                    Some(token) if token.len() < 16 => {
+                        return Err("ADMIN_TOKEN must be at least 16 characters".into())
+                    }
+                    token => token.map(Secret::new),
+                },
+                admin_password: std::env::var("ADMIN_PASSWORD")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|password| {
+                        shared::identity::password(&password)
+                            .map(|()| Secret::new(password))
+                            .map_err(|why| format!("ADMIN_PASSWORD {why}"))
+                    })
+                    .transpose()?,
+                proxy_header: var("AUTH_PROXY_HEADER").map(|h| h.trim().to_ascii_lowercase()),
+                proxy_addrs: var("AUTH_PROXY_ADDRS")
+                    .unwrap_or_default()
+                    .split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|a| !a.is_empty())
+                    .map(|a| {
+                        ipnet_lite::Network::parse(a).map_err(|e| format!("AUTH_PROXY_ADDRS: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?,
+                proxy_default_role: match var("AUTH_PROXY_DEFAULT_ROLE") {
+                    Some(raw) => Role::parse(raw.trim()).ok_or_else(|| {
+                        format!(
+                            "AUTH_PROXY_DEFAULT_ROLE must be viewer, member or admin, not {raw:?}"
+                        )
+                    })?,
+                    None => Role::Viewer,
+                },
+                session_hours: number("SESSION_HOURS", 168)?.clamp(1, 24 * 365) as i64,
+                login_max_failures_per_user: number("LOGIN_MAX_FAILURES", 5)?.clamp(1, 10_000)
+                    as i64,
+                login_max_failures_per_address: number("LOGIN_MAX_FAILURES_PER_ADDRESS", 30)?
+                    .clamp(1, 100_000) as i64,
+                login_window_secs: number("LOGIN_WINDOW_SECS", 900)?.clamp(1, 7 * 24 * 3600) as i64,
+            },
+            metrics_bind_addr: var("METRICS_BIND_ADDR"),
         })
     }
 
@@ -258,7 +411,24 @@ pub fn default_instance_id(port: u16, ephemeral: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::ipnet_lite::Network;
     use super::parse_runner_labels;
+
+    #[test]
+    fn proxy_networks_match_their_addresses_only() {
+        let one = Network::parse("10.1.2.3").unwrap();
+        assert!(one.contains("10.1.2.3".parse().unwrap()));
+        assert!(!one.contains("10.1.2.4".parse().unwrap()));
+        let net = Network::parse("192.168.0.0/16").unwrap();
+        assert!(net.contains("192.168.7.1".parse().unwrap()));
+        assert!(net.contains("::ffff:192.168.7.1".parse().unwrap()));
+        assert!(!net.contains("192.169.0.1".parse().unwrap()));
+        assert!(Network::parse("::1")
+            .unwrap()
+            .contains("::1".parse().unwrap()));
+        assert!(Network::parse("10.0.0.0/33").is_err());
+        assert!(Network::parse("proxy").is_err());
+    }
 
     #[test]
     fn runner_labels_are_a_checked_list() {

@@ -10,9 +10,9 @@
 //!   with their own error type; uses [`db`] and [`catalog`].
 //! - [`exec`]: the scheduler, the runner and the listener for other
 //!   instances' events; uses [`db`], [`catalog`] and [`sys`].
-//! - [`db`], [`catalog`], [`sys`], [`telemetry`], [`junit`]: the database,
-//!   the tests root on disk, processes, logs and metrics, the JUnit XML
-//!   format; they use nothing above.
+//! - [`db`], [`catalog`], [`sys`], [`telemetry`], [`junit`], [`secrets`]:
+//!   the database, the tests root on disk, processes, logs and metrics, the
+//!   JUnit XML format, random secrets; they use nothing above.
 
 pub mod catalog;
 pub mod config;
@@ -21,6 +21,7 @@ pub mod exec;
 pub mod hash;
 pub mod http;
 pub mod junit;
+pub mod secrets;
 pub mod service;
 pub mod startup;
 pub mod sys;

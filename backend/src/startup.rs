@@ -58,6 +58,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     actix_web::rt::task::spawn_blocking(move || migrate(&migrate_pool))
         .await
         .map_err(|e| e.to_string())??;
+    prepare_identity(&pool, &config).await?;
 
     // Before anything of a past life is touched: that past life must be
     // dead, not another live process under the same name.
@@ -108,10 +109,17 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         )),
         markers: Arc::default(),
     };
+    let metrics_server = match &config.metrics_bind_addr {
+        Some(addr) => Some(metrics_listener(addr, state.clone())?),
+        None => None,
+    };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .wrap(ErrorHandlers::new().default_handler(http::json_error_body))
+            // Who the caller is and whether its role allows the route, on
+            // the normalised path, after browser safety.
+            .wrap(from_fn(http::auth::guard))
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             // Before any route, extractor or body is looked at.
             .wrap(from_fn(http::browser_safety::browser_safety))
@@ -125,6 +133,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     .shutdown_timeout(5)
     .run();
 
+    let metrics_serving = metrics_server.map(actix_web::rt::spawn);
     let scheduling = actix_web::rt::spawn(Arc::clone(&scheduler).run());
     let listening = actix_web::rt::spawn(crate::exec::listener::listen(
         config.database_url.clone(),
@@ -170,6 +179,9 @@ pub async fn run(mut config: Config) -> Result<(), String> {
     pruning.abort();
     if let Some(rule) = health_rule {
         rule.abort();
+    }
+    if let Some(metrics) = metrics_serving {
+        metrics.abort();
     }
     tracing::info!("stopped");
     served.map_err(|e| e.to_string())
@@ -222,6 +234,57 @@ async fn auto_maintenance(pool: db::PgPool, interval: Duration) {
             Err(e) => tracing::warn!(error = %e, "the environment health rule stopped"),
         }
     }
+}
+
+/// Warns when accounts are off; otherwise makes sure the admin exists,
+/// with `ADMIN_PASSWORD` or a one-time setup code for its first login.
+async fn prepare_identity(pool: &db::PgPool, config: &Config) -> Result<(), String> {
+    if !config.auth.enabled {
+        tracing::warn!(
+            "AUTH=off: no accounts; whoever reaches this service is an admin and can run \
+             any code on this machine. Use it only for a single user's local setup."
+        );
+        return Ok(());
+    }
+    let (pool, auth) = (pool.clone(), config.auth.clone());
+    let code = actix_web::rt::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        crate::service::identity::bootstrap(&mut conn, &auth).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    if let Some(code) = code {
+        // The one secret ever logged: it is what the first visitor types,
+        // and it stops working once the admin has a password.
+        tracing::warn!(
+            "the admin has no password yet: open the web UI and enter the one-time setup \
+             code {code} (or start with ADMIN_PASSWORD set)"
+        );
+    }
+    if config.auth.proxy_header.is_some() && config.auth.proxy_addrs.is_empty() {
+        tracing::warn!(
+            "AUTH_PROXY_HEADER is set but AUTH_PROXY_ADDRS is empty: the header is never trusted"
+        );
+    }
+    Ok(())
+}
+
+/// `METRICS_BIND_ADDR`: `/metrics` alone, without credentials, on a
+/// listener of its own.
+fn metrics_listener(addr: &str, state: AppState) -> Result<actix_web::dev::Server, String> {
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen on {addr} (METRICS_BIND_ADDR): {e}"))?;
+    tracing::info!(%addr, "metrics served without credentials");
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .route("/metrics", web::get().to(http::routes::metrics::scrape))
+    })
+    .listen(listener)
+    .map_err(|e| e.to_string())?
+    .workers(1)
+    .shutdown_timeout(1)
+    .run())
 }
 
 /// How long start-up waits for the instance lock: a process of the same

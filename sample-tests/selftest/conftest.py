@@ -2,6 +2,8 @@
 
 They talk to the service at EXECUTOR_URL, which the executor sets for every
 run (set it by hand to check a service from outside), and skip without it.
+EXECUTOR_TOKEN, an API token of the run's user that the executor gives
+every run (or one of your own), is sent as its credentials.
 
 Run inside the executor, these tests occupy the environment TEST_ENV_ID
 until they finish: any run they create goes to another environment, or
@@ -68,8 +70,9 @@ class Api:
 
     FINAL = FINAL
 
-    def __init__(self, base):
+    def __init__(self, base, token=None):
         self.base = base.rstrip("/")
+        self.token = token
 
     @staticmethod
     def strip_ansi(text):
@@ -78,6 +81,8 @@ class Api:
     def request(self, method, path, *, json_body=None, data=None, content_type=None, timeout=15):
         url = self.base + path
         headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         if json_body is not None:
             data = json.dumps(json_body).encode()
             content_type = content_type or "application/json"
@@ -148,7 +153,7 @@ def api():
     base = os.environ.get("EXECUTOR_URL")
     if not base:
         pytest.skip("EXECUTOR_URL is not set: these tests check a running executor")
-    return Api(base)
+    return Api(base, os.environ.get("EXECUTOR_TOKEN") or None)
 
 
 @pytest.fixture(scope="session")
@@ -179,6 +184,11 @@ def other_environment(api, own_environment):
 
 
 @pytest.fixture(scope="session")
-def username():
-    """A user name of our own, so that filtering by it finds only our runs."""
+def username(api):
+    """The user our runs belong to: the token's, where the service has
+    accounts; else a name of our own, so that filtering by it finds only
+    our runs."""
+    answer = api.get("/api/auth/me")
+    if answer.status == 200 and api.token:
+        return answer.json()["username"]
     return f"selftest-{uuid.uuid4().hex[:12]}"

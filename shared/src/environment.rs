@@ -64,6 +64,12 @@ pub struct Environment {
     /// from recent durations; null when unknown (maintenance without end).
     #[serde(default)]
     pub estimated_free_at: Option<DateTime<Utc>>,
+    /// Only admins and `allowed_users` may start runs here.
+    #[serde(default)]
+    pub protected: bool,
+    /// Who else may start runs on it while it is protected.
+    #[serde(default)]
+    pub allowed_users: Vec<String>,
 }
 
 /// An environment out of rotation.
@@ -363,6 +369,14 @@ pub struct EnvironmentSettings {
     #[serde(default, skip_serializing_if = "Input::is_missing")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     pub labels: Input<Option<Vec<String>>>,
+    /// Only admins and `allowed_users` may start runs on it.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>))]
+    pub protected: Input<Option<bool>>,
+    /// User names, at most 200; null is none.
+    #[serde(default, skip_serializing_if = "Input::is_missing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub allowed_users: Input<Option<Vec<String>>>,
 }
 
 /// Checked settings: `None` for a field left out (or bad, and named in the
@@ -374,6 +388,23 @@ pub struct SettingsChanges {
     pub variables: Option<BTreeMap<String, String>>,
     pub run_timeout_secs: Option<Option<i32>>,
     pub labels: Option<Vec<String>>,
+    pub protected: Option<bool>,
+    pub allowed_users: Option<Vec<String>>,
+}
+
+/// The user names of an allow-list: each an account name, no repeats,
+/// sorted.
+fn allowed_users(raw: &[String]) -> Result<Vec<String>, String> {
+    if raw.len() > 200 {
+        return Err("must name at most 200 users".into());
+    }
+    let mut names = raw
+        .iter()
+        .map(|name| crate::identity::account_name(name).map_err(|why| format!("{name:?} {why}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 impl EnvironmentSettings {
@@ -390,6 +421,8 @@ impl EnvironmentSettings {
             variables: Some(variables).into(),
             run_timeout_secs: run_timeout_secs.into(),
             labels: Input::Missing,
+            protected: Input::Missing,
+            allowed_users: Input::Missing,
         }
     }
 
@@ -423,6 +456,15 @@ impl EnvironmentSettings {
                 .flatten()
                 .map(|labels| labels.clone().unwrap_or_default())
                 .and_then(|labels| fields.check("labels", validate::labels(&labels))),
+            protected: fields
+                .check("protected", self.protected.optional())
+                .flatten()
+                .map(|protected| protected.unwrap_or(false)),
+            allowed_users: fields
+                .check("allowed_users", self.allowed_users.optional())
+                .flatten()
+                .map(|names| names.clone().unwrap_or_default())
+                .and_then(|names| fields.check("allowed_users", allowed_users(&names))),
         }
     }
 }

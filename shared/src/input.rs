@@ -72,6 +72,7 @@ expected! {
     Vec<String> => "a list of strings",
     std::collections::BTreeMap<String, String> => "an object of name to string value",
     Option<i32> => "a whole number or null",
+    Option<bool> => "true, false or null",
     Option<String> => "a string or null",
     Option<std::collections::BTreeMap<String, String>> => "an object of name to string value",
     Option<Vec<String>> => "a list of strings or null",

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod environment;
 pub mod error;
 pub mod health;
+pub mod identity;
 pub mod input;
 pub mod insights;
 pub mod query;
@@ -31,6 +32,10 @@ pub use environment::{
 };
 pub use error::{ApiErrorBody, ErrorCode, ErrorDetail, FieldErrors};
 pub use health::{EnvironmentHealth, EnvironmentSpecificFailure, PassedElsewhere};
+pub use identity::{
+    ApiToken, AuditEntry, AuditPage, AuditQuery, AuthStatus, CreatedToken, Login, Me, NewToken,
+    PasswordChange, Role, Setup, User, UserForm,
+};
 pub use input::Input;
 pub use insights::{
     FailingTest, FlakyTest, HistoryItem, HistoryQuery, Insights, InsightsQuery, SlowTest,

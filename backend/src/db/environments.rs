@@ -15,6 +15,33 @@ pub struct EnvironmentChanges {
     pub variables: Option<BTreeMap<String, String>>,
     pub run_timeout_secs: Option<Option<i32>>,
     pub labels: Option<Vec<String>>,
+    pub protected: Option<bool>,
+    pub allowed_users: Option<Vec<String>>,
+}
+
+impl EnvironmentChanges {
+    /// Which settings change, in words for the audit log (values of
+    /// variables are left out: they may be secrets).
+    pub fn describe(&self) -> String {
+        let mut changed: Vec<String> = Vec::new();
+        let mut name = |set: bool, what: &str| {
+            if set {
+                changed.push(what.to_string());
+            }
+        };
+        name(self.name.is_some(), "name");
+        name(self.description.is_some(), "description");
+        name(self.variables.is_some(), "variables");
+        name(self.run_timeout_secs.is_some(), "run_timeout_secs");
+        name(self.labels.is_some(), "labels");
+        if let Some(protected) = self.protected {
+            changed.push(format!("protected={protected}"));
+        }
+        if let Some(users) = &self.allowed_users {
+            changed.push(format!("allowed_users={}", users.join(",")));
+        }
+        changed.join(" ")
+    }
 }
 
 pub fn find(conn: &mut PgConnection, id: i32) -> QueryResult<Option<EnvironmentRow>> {
@@ -154,26 +181,25 @@ pub fn end_expired_maintenance(conn: &mut PgConnection) -> QueryResult<usize> {
     .execute(conn)
 }
 
-/// Inserts an environment; false if the id is taken.
+/// Inserts an environment with the given settings (those left out take
+/// their defaults); false if the id is taken.
 pub fn insert(
     conn: &mut PgConnection,
     id: i32,
-    name: &str,
-    description: &str,
-    variables: &BTreeMap<String, String>,
-    run_timeout_secs: Option<i32>,
-    labels: &[String],
+    settings: &EnvironmentChanges,
 ) -> QueryResult<bool> {
-    let variables = serde_json::to_value(variables)
+    let variables = serde_json::to_value(settings.variables.clone().unwrap_or_default())
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
     let inserted = diesel::insert_into(environments::table)
         .values((
             environments::id.eq(id),
-            environments::name.eq(name),
-            environments::description.eq(description),
+            environments::name.eq(settings.name.as_deref().unwrap_or_default()),
+            environments::description.eq(settings.description.as_deref().unwrap_or_default()),
             environments::variables.eq(variables),
-            environments::run_timeout_secs.eq(run_timeout_secs),
-            environments::labels.eq(labels),
+            environments::run_timeout_secs.eq(settings.run_timeout_secs.flatten()),
+            environments::labels.eq(settings.labels.clone().unwrap_or_default()),
+            environments::protected.eq(settings.protected.unwrap_or(false)),
+            environments::allowed_users.eq(settings.allowed_users.clone().unwrap_or_default()),
         ))
         .on_conflict_do_nothing()
         .execute(conn)?;
@@ -205,6 +231,9 @@ pub fn update(conn: &mut PgConnection, id: i32, changes: EnvironmentChanges) -> 
                 environments::run_timeout_secs
                     .eq(changes.run_timeout_secs.unwrap_or(current.run_timeout_secs)),
                 environments::labels.eq(changes.labels.unwrap_or(current.labels)),
+                environments::protected.eq(changes.protected.unwrap_or(current.protected)),
+                environments::allowed_users
+                    .eq(changes.allowed_users.unwrap_or(current.allowed_users)),
                 environments::updated_at.eq(diesel::dsl::now),
             ))
             .execute(conn)?;

@@ -4,9 +4,11 @@
 //! `http::blocking`.
 
 pub mod artifacts;
+pub mod audit;
 pub mod environments;
 pub mod estimates;
 pub mod health;
+pub mod identity;
 pub mod insights;
 pub mod instance;
 pub mod leases;

@@ -49,6 +49,8 @@ pub struct RunRow {
     pub selection: Option<serde_json::Value>,
     pub pinned: bool,
     pub details_removed_at: Option<DateTime<Utc>>,
+    /// The API token the run was asked for with, if any.
+    pub token_id: Option<i64>,
 }
 
 /// A run's test selection: pytest expressions for `-k` and `-m`, stored
@@ -150,6 +152,8 @@ pub struct NewRunRow {
     pub scheduled_for: Option<DateTime<Utc>>,
     pub schedule_note: Option<String>,
     pub selection: Option<serde_json::Value>,
+    /// The API token the run was asked for with, if any.
+    pub token_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -164,6 +168,8 @@ pub struct EnvironmentRow {
     pub maintenance_reason: Option<String>,
     pub maintenance_since: Option<DateTime<Utc>>,
     pub maintenance_until: Option<DateTime<Utc>>,
+    pub protected: bool,
+    pub allowed_users: Vec<String>,
 }
 
 /// What an environment is busy with, besides its settings.
@@ -224,6 +230,8 @@ impl EnvironmentRow {
             }),
             reservations_waiting: occupancy.reservations_waiting,
             estimated_free_at: None,
+            protected: self.protected,
+            allowed_users: self.allowed_users,
         }
     }
 }

@@ -66,6 +66,8 @@ diesel::table! {
         maintenance_reason -> Nullable<Text>,
         maintenance_since -> Nullable<Timestamptz>,
         maintenance_until -> Nullable<Timestamptz>,
+        protected -> Bool,
+        allowed_users -> Array<Text>,
     }
 }
 
@@ -190,6 +192,7 @@ diesel::table! {
         selection -> Nullable<Jsonb>,
         pinned -> Bool,
         details_removed_at -> Nullable<Timestamptz>,
+        token_id -> Nullable<Int8>,
     }
 }
 
@@ -289,6 +292,59 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (username) {
+        username -> Text,
+        role -> Text,
+        password_hash -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (secret_hash) {
+        secret_hash -> Text,
+        username -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Int8,
+        username -> Text,
+        name -> Text,
+        role -> Text,
+        secret_hash -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    setup_codes (username) {
+        username -> Text,
+        code_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        detail -> Text,
+        address -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(sessions -> users (username));
+diesel::joinable!(api_tokens -> users (username));
 diesel::joinable!(run_cases -> test_runs (run_id));
 diesel::joinable!(run_log_chunks -> test_runs (run_id));
 diesel::joinable!(run_reports -> test_runs (run_id));
@@ -300,6 +356,11 @@ diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     environment_health_actions,
+    api_tokens,
+    audit_log,
+    sessions,
+    setup_codes,
+    users,
     environment_locks,
     environment_run_stats,
     environment_streaks,

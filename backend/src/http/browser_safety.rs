@@ -53,6 +53,14 @@ struct AllowedHost {
 }
 
 impl Policy {
+    /// Whether `PUBLIC_URL` is an `https` URL: browsers reach the service
+    /// over TLS, so its cookies must say `Secure`.
+    pub fn public_is_https(&self) -> bool {
+        self.public_origin
+            .as_deref()
+            .is_some_and(|origin| origin.starts_with("https://"))
+    }
+
     /// Reads `PUBLIC_URL` (an `http(s)://host[:port][/path]` URL) and
     /// `ALLOWED_HOSTS` (comma-separated `host` or `host:port`).
     pub fn parse(public_url: Option<&str>, allowed_hosts: Option<&str>) -> Result<Policy, String> {

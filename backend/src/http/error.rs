@@ -14,6 +14,9 @@ const RETRY_AFTER_SECS: u64 = 5;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// No credentials, or wrong ones.
+    #[error("{0}")]
+    Unauthorized(String),
     /// Refused whoever asks: e.g. a browser request from another site.
     #[error("{0}")]
     Forbidden(String),
@@ -58,6 +61,7 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Conflict(_) => ErrorCode::Conflict,
@@ -101,8 +105,14 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::TooMany(_) = self {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        match self {
+            ApiError::TooMany(_) => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+            }
+            ApiError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
         }
         response.json(self.body())
     }
@@ -113,6 +123,7 @@ impl From<ServiceError> for ApiError {
         match error {
             ServiceError::BadRequest(why) => ApiError::BadRequest(why),
             ServiceError::NotFound(why) => ApiError::NotFound(why),
+            ServiceError::Unauthorized(why) => ApiError::Unauthorized(why),
             ServiceError::Forbidden(why) => ApiError::Forbidden(why),
             ServiceError::Conflict(why) => ApiError::Conflict(why),
             ServiceError::Invalid { message, fields } => ApiError::Validation { message, fields },

@@ -3,6 +3,7 @@
 //! OpenAPI document. Handlers parse input into shared types, call one use
 //! case of [`crate::service`], and map its answer.
 
+pub mod auth;
 pub mod blocking;
 pub mod browser_safety;
 pub mod conditional;

@@ -9,8 +9,11 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseB
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    environments, health, insights, metrics, reservations, run_groups, runs, schedules, tests,
-    webhooks,
+    environments, health, identity, insights, metrics, reservations, run_groups, runs, schedules,
+    tests, webhooks,
+};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -78,6 +81,20 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         health::health,
         document,
         metrics::scrape,
+        identity::status,
+        identity::login,
+        identity::setup,
+        identity::logout,
+        identity::me,
+        identity::change_password,
+        identity::list_users,
+        identity::create_user,
+        identity::update_user,
+        identity::delete_user,
+        identity::list_tokens,
+        identity::create_token,
+        identity::delete_token,
+        identity::audit,
     ),
     tags(
         (name = "runs", description = "Queue, follow, cancel and re-run test runs"),
@@ -87,10 +104,91 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         (name = "schedules", description = "Runs queued by cron expressions"),
         (name = "insights", description = "How tests behaved over time"),
         (name = "service", description = "Health, this document, metrics"),
+        (name = "identity", description = "Logging in, users, API tokens, the audit log"),
     ),
-    modifiers(&ServerErrors, &EmptyQueryValues)
+    modifiers(&Security, &ServerErrors, &EmptyQueryValues)
 )]
 pub struct ApiDoc;
+
+/// How callers prove who they are: an API token (`Authorization: Bearer`)
+/// or the session cookie of a login; every operation needs one of them
+/// but the few that say otherwise (health, this document, logging in).
+struct Security;
+
+/// Operations anyone may call, without credentials.
+const PUBLIC: [&str; 5] = [
+    "/api/health",
+    "/api/openapi.json",
+    "/api/auth/status",
+    "/api/auth/login",
+    "/api/auth/setup",
+];
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A personal API token (POST /api/tokens), or ADMIN_TOKEN",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::http::auth::SESSION_COOKIE,
+                "The session cookie of POST /api/auth/login",
+            ))),
+        );
+        openapi.security = Some(vec![
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+            SecurityRequirement::new("session", Vec::<String>::new()),
+        ]);
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ApiErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let public = PUBLIC.contains(&path.as_str());
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if public {
+                    // Open to all: an empty requirement.
+                    operation.security = Some(vec![SecurityRequirement::default()]);
+                    continue;
+                }
+                let responses = &mut operation.responses.responses;
+                responses.entry("401".into()).or_insert_with(|| {
+                    error("No credentials, or wrong, expired or revoked ones").into()
+                });
+                responses.entry("403".into()).or_insert_with(|| {
+                    error(
+                        "The caller's role does not allow it (see the README's roles), or \
+                         browser safety refused it",
+                    )
+                    .into()
+                });
+            }
+        }
+    }
+}
 
 /// The answers any operation may give (browser safety's 403) or any that
 /// reaches the database may, added to each rather than repeated in every

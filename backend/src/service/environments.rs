@@ -40,6 +40,8 @@ pub fn check_new(new: &NewEnvironment) -> Result<(i32, EnvironmentChanges), Serv
                 variables: settings.variables,
                 run_timeout_secs: settings.run_timeout_secs,
                 labels: settings.labels,
+                protected: settings.protected,
+                allowed_users: settings.allowed_users,
             },
         )),
         _ => Err(ServiceError::invalid(fields.into_inner())),
@@ -51,15 +53,7 @@ pub fn create(
     id: i32,
     settings: EnvironmentChanges,
 ) -> Result<Environment, ServiceError> {
-    let inserted = db::environments::insert(
-        conn,
-        id,
-        settings.name.as_deref().unwrap_or_default(),
-        settings.description.as_deref().unwrap_or_default(),
-        &settings.variables.unwrap_or_default(),
-        settings.run_timeout_secs.flatten(),
-        &settings.labels.unwrap_or_default(),
-    )?;
+    let inserted = db::environments::insert(conn, id, &settings)?;
     if !inserted {
         return Err(ServiceError::Conflict(format!(
             "environment {id} already exists"
@@ -84,6 +78,8 @@ pub fn check_update(
         variables: settings.variables,
         run_timeout_secs: settings.run_timeout_secs,
         labels: settings.labels,
+        protected: settings.protected,
+        allowed_users: settings.allowed_users,
     })
 }
 

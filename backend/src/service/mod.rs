@@ -6,6 +6,7 @@
 pub mod environments;
 pub mod estimates;
 pub mod health;
+pub mod identity;
 pub mod insights;
 pub mod reservations;
 pub mod run_groups;
@@ -26,6 +27,9 @@ pub enum ServiceError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// No credentials, or wrong ones.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),

@@ -11,13 +11,7 @@ use super::{missing, ServiceError};
 use crate::db;
 use crate::db::models::ReservationRow;
 
-/// Who asks, for the rules that depend on it.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub username: String,
-    /// May end or extend anyone's reservation.
-    pub admin: bool,
-}
+pub use super::identity::Caller;
 
 fn answer(conn: &mut PgConnection, row: ReservationRow) -> Result<Reservation, ServiceError> {
     let now = db::reservations::now(conn)?;
@@ -132,7 +126,7 @@ fn owned(
 ) -> Result<ReservationRow, ServiceError> {
     let row = db::reservations::lock(conn, id)?
         .ok_or_else(|| missing(format_args!("reservation {id}")))?;
-    if row.owner != caller.username && !caller.admin {
+    if !caller.may_act_for(&row.owner) {
         return Err(ServiceError::Forbidden(format!(
             "reservation {id} is {}'s; only they or an admin may change it",
             row.owner

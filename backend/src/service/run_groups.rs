@@ -116,6 +116,7 @@ pub fn create(
     tests_root: &TestsRoot,
     max_queued: i64,
     request: GroupRequest,
+    caller: &super::identity::Caller,
 ) -> Result<RunGroup, ServiceError> {
     super::runs::room_in_the_queues(conn, max_queued)?;
     let known = db::run_groups::recent_durations(conn, &request.units)?;
@@ -154,6 +155,7 @@ pub fn create(
             scheduled_for: None,
             schedule_note: None,
             selection: None,
+            token_id: caller.token_id,
         })
         .collect();
     let id = conn.transaction(|conn| {
@@ -161,6 +163,7 @@ pub fn create(
         super::runs::paths_exist(tests_root, &request.paths)
             .map_err(|why| ServiceError::field("paths", why))?;
         super::runs::lock_target(conn, None, Some(&request.label))?;
+        super::runs::may_run_on(conn, caller, None, Some(&request.label))?;
         let (row, _) = db::run_groups::insert(conn, &group, runs)?;
         Ok::<_, ServiceError>(row.id)
     })?;
@@ -216,14 +219,25 @@ fn assemble(conn: &mut PgConnection, row: RunGroupRow) -> Result<RunGroup, Servi
 
 /// Cancels every shard still queued or running: the queued at once, the
 /// running by asking their holders. Answers the runs asked to stop.
-pub fn cancel(conn: &mut PgConnection, id: i64) -> Result<Vec<i64>, ServiceError> {
-    db::run_groups::find(conn, id)?.ok_or_else(|| missing(format_args!("run group {id}")))?;
+pub fn cancel(
+    conn: &mut PgConnection,
+    id: i64,
+    caller: &super::identity::Caller,
+) -> Result<Vec<i64>, ServiceError> {
+    let group =
+        db::run_groups::find(conn, id)?.ok_or_else(|| missing(format_args!("run group {id}")))?;
+    if !caller.may_act_for(&group.username) {
+        return Err(ServiceError::Forbidden(format!(
+            "run group {id} is {}'s; only its user or an admin may cancel it",
+            group.username
+        )));
+    }
     let mut running = Vec::new();
     for run in db::run_groups::latest_runs(conn, id)? {
         if run.status.is_finished() {
             continue;
         }
-        match super::runs::cancel(conn, run.id) {
+        match super::runs::cancel(conn, run.id, caller) {
             Ok(super::runs::Cancelled::Requested) => running.push(run.id),
             Ok(super::runs::Cancelled::AtOnce) => {}
             // Finished meanwhile: nothing to cancel there.

@@ -8,6 +8,7 @@ use shared::{Artifact, CaseResult, LogChunk, NewRun, Run, RunListQuery, RunStatu
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
+use super::identity::Caller;
 use super::{missing, ServiceError};
 use crate::catalog::TestsRoot;
 use crate::db;
@@ -80,8 +81,15 @@ pub fn create(
     tests_root: &TestsRoot,
     max_queued: i64,
     request: RunRequest,
+    caller: &Caller,
 ) -> Result<Run, ServiceError> {
     room_in_the_queues(conn, max_queued)?;
+    may_run_on(
+        conn,
+        caller,
+        request.target.environment_id(),
+        request.target.label(),
+    )?;
     let paths: Vec<String> = request.paths.iter().map(TestPath::as_arg).collect();
     insert(
         conn,
@@ -102,9 +110,39 @@ pub fn create(
                 markers: request.markers,
             }
             .to_column(),
+            token_id: caller.token_id,
         },
         || paths_exist(tests_root, &request.paths).map_err(|why| ServiceError::field("paths", why)),
     )
+}
+
+/// Refuses a run on a protected environment to whoever is neither an
+/// admin nor on its allow-list; for a pool, if any of its environments is
+/// such a one (the run could land there).
+pub(super) fn may_run_on(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    environment_id: Option<i32>,
+    label: Option<&str>,
+) -> Result<(), ServiceError> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    let environments = match (environment_id, label) {
+        (Some(id), _) => db::environments::find(conn, id)?.into_iter().collect(),
+        (None, Some(label)) => db::environments::with_label(conn, label)?,
+        (None, None) => Vec::new(),
+    };
+    let refused = environments.iter().find(|environment| {
+        environment.protected && !environment.allowed_users.contains(&caller.username)
+    });
+    match refused {
+        Some(environment) => Err(ServiceError::Forbidden(format!(
+            "environment {} is protected: only admins and its allowed users may run tests there",
+            environment.id
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a new run when `max_queued` runs wait already: a flood of runs
@@ -420,9 +458,19 @@ pub enum Cancelled {
     Requested,
 }
 
-pub fn cancel(conn: &mut PgConnection, id: i64) -> Result<Cancelled, ServiceError> {
+pub fn cancel(
+    conn: &mut PgConnection,
+    id: i64,
+    caller: &Caller,
+) -> Result<Cancelled, ServiceError> {
     conn.transaction(|conn| {
         let run = db::runs::lock(conn, id)?.ok_or_else(|| missing(format_args!("run {id}")))?;
+        if !caller.may_act_for(&run.username) {
+            return Err(ServiceError::Forbidden(format!(
+                "run {id} is {}'s; only its user or an admin may cancel it",
+                run.username
+            )));
+        }
         match run.status {
             RunStatus::Queued => {
                 db::runs::cancel_queued(conn, id)?;
@@ -447,9 +495,22 @@ pub fn rerun(
     id: i64,
     failed_only: bool,
     max_queued: i64,
+    caller: &Caller,
 ) -> Result<Run, ServiceError> {
     let original = find(conn, id)?;
+    if !caller.may_act_for(&original.username) {
+        return Err(ServiceError::Forbidden(format!(
+            "run {id} is {}'s; only its user or an admin may run it again",
+            original.username
+        )));
+    }
     room_in_the_queues(conn, max_queued)?;
+    may_run_on(
+        conn,
+        caller,
+        original.environment_id,
+        original.environment_label.as_deref(),
+    )?;
     let paths = if failed_only {
         let failed = db::runs::failed_nodeids(conn, id)?;
         if failed.is_empty() {
@@ -493,6 +554,7 @@ pub fn rerun(
             // The same selection: a failed-only re-run names its tests,
             // which the expressions select again or not, as before.
             selection: original.selection,
+            token_id: caller.token_id,
         },
         // Paths of a run that ran: one whose file is gone since ends as an
         // error naming it.

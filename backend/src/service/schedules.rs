@@ -370,6 +370,7 @@ fn queue_run(
                 scheduled_for: Some(fire_at),
                 schedule_note: note,
                 selection: None,
+                token_id: None,
             },
             || {
                 super::runs::paths_exist(tests_root, &parsed)

@@ -17,6 +17,7 @@ fn ci_run(app: &TestApp, args: &[&str]) -> (Option<i32>, String, String) {
         .args(args)
         .env("EXECUTOR_URL", &app.base)
         .env("EXECUTOR_USER", "ci-bot")
+        .env("EXECUTOR_TOKEN", app.token_of("ci-bot"))
         .output()
         .expect("bash runs the script");
     (

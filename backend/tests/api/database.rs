@@ -261,6 +261,7 @@ fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
             scheduled_for: None,
             schedule_note: None,
             selection: None,
+            token_id: None,
         },
     )
     .unwrap();

@@ -30,7 +30,6 @@ fn invalid_runs_name_every_bad_field() {
         assert!(fields[field].is_string(), "{field} in {fields}");
     }
     let cases = [
-        json!({"environment_id": 1, "paths": ["test_a.py"]}),
         json!({"username": "x".repeat(65), "environment_id": 1, "paths": ["test_a.py"]}),
         json!({"username": "a\u{7}b", "environment_id": 1, "paths": ["test_a.py"]}),
         json!({"username": 5, "environment_id": 1, "paths": ["test_a.py"]}),
@@ -44,6 +43,13 @@ fn invalid_runs_name_every_bad_field() {
     for body in cases {
         assert_error(&app.post("/api/runs", &body), 422, "validation");
     }
+    // Someone else's name: a run is its caller's.
+    let as_another = crate::helpers::answer(
+        agent_request("POST", &app.url("/api/runs"))
+            .send_json(json!({"username": "mallory", "environment_id": 1, "paths": ["test_a.py"]})),
+    );
+    assert_error(&as_another, 422, "validation");
+    assert!(as_another.1["error"]["fields"]["username"].is_string());
     app.delete("/api/environments/50");
     let answer = app.post(
         "/api/runs",

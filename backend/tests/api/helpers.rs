@@ -137,6 +137,8 @@ pub struct TestApp {
     child: Child,
     pub log_path: PathBuf,
     _log_dir: tempfile::TempDir,
+    /// API tokens of the users the suite acts as, made on first use.
+    tokens: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl TestApp {
@@ -191,6 +193,7 @@ impl TestApp {
             child,
             log_path,
             _log_dir: log_dir,
+            tokens: Default::default(),
         }
     }
 
@@ -247,8 +250,89 @@ impl TestApp {
         }
     }
 
+    /// A POST as the automation agent; a body that names its user
+    /// (`username` of a run, `owner` of a reservation) is sent by that
+    /// user, as a member with a token of its own, the way that person's
+    /// script would send it.
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        answer(agent_request("POST", &self.url(path)).send_json(body))
+        let named = body["username"]
+            .as_str()
+            .or_else(|| body["owner"].as_str())
+            .filter(|name| is_account_name(name));
+        match named {
+            Some(name) => self.post_as(name, path, body),
+            None => answer(agent_request("POST", &self.url(path)).send_json(body)),
+        }
+    }
+
+    /// A POST with the token of `user` (a member, created on first use).
+    pub fn post_as(&self, user: &str, path: &str, body: &Value) -> (u16, Value) {
+        let token = self.token_of(user);
+        answer(
+            ureq::post(&self.url(path))
+                .set("Authorization", &format!("Bearer {token}"))
+                .send_json(body),
+        )
+    }
+
+    /// Any request with the token of `user` (a member, created on first use).
+    pub fn request_as(&self, user: &str, method: &str, path: &str) -> (u16, Value) {
+        let token = self.token_of(user);
+        answer(
+            ureq::request(method, &self.url(path))
+                .set("Authorization", &format!("Bearer {token}"))
+                .call(),
+        )
+    }
+
+    /// Logs in; the `Cookie` header that carries the session.
+    pub fn login(&self, user: &str, password: &str) -> String {
+        let response = ureq::post(&self.url("/api/auth/login"))
+            .send_json(json!({"username": user, "password": password}));
+        match response {
+            Ok(response) => session_cookie(&response).expect("a session cookie"),
+            Err(ureq::Error::Status(status, response)) => panic!(
+                "{user} cannot log in: {status} {}",
+                response.into_string().unwrap_or_default()
+            ),
+            Err(e) => panic!("login: {e}"),
+        }
+    }
+
+    /// An API token of `user`, a member, created (with the user) on first
+    /// use.
+    pub fn token_of(&self, user: &str) -> String {
+        // Held while the token is made: threads asking for one user at
+        // once share one token rather than each making their own.
+        let mut tokens = self.tokens.lock().unwrap();
+        if let Some(token) = tokens.get(user) {
+            return token.clone();
+        }
+        let token = self.new_user_token(user, "member");
+        tokens.insert(user.to_string(), token.clone());
+        token
+    }
+
+    /// Creates `user` with `role` (if it does not exist yet), logs in as it
+    /// and makes it an API token of its own.
+    pub fn new_user_token(&self, user: &str, role: &str) -> String {
+        let password = format!("password-of-{user}");
+        let (status, body) = answer(
+            agent_request("POST", &self.url("/api/users"))
+                .send_json(json!({"username": user, "role": role, "password": password})),
+        );
+        assert!(
+            status == 201 || status == 409,
+            "user {user} not created: {status} {body}"
+        );
+        let cookie = self.login(user, &password);
+        let (status, created) = answer(
+            ureq::post(&self.url("/api/tokens"))
+                .set("Cookie", &cookie)
+                .send_json(json!({"name": "suite"})),
+        );
+        assert_eq!(status, 201, "no token for {user}: {created}");
+        created["token"].as_str().expect("a token").to_string()
     }
 
     pub fn post_raw(&self, path: &str, content_type: &str, body: &str) -> (u16, Value) {
@@ -406,12 +490,31 @@ impl Progress {
 /// service is started with (`ADMIN_TOKEN`), for when the API asks for one.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
+/// The `Cookie` header value for the session a login answer set.
+pub fn session_cookie(response: &ureq::Response) -> Option<String> {
+    response
+        .all("set-cookie")
+        .into_iter()
+        .filter_map(|cookie| cookie.split(';').next())
+        .find(|pair| pair.starts_with("te_session=") && pair.len() > "te_session=".len())
+        .map(str::to_string)
+}
+
+/// Whether the service would take `name` for an account.
+fn is_account_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
+}
+
 /// A request as the suite's automation agent: with the admin token.
 pub fn agent_request(method: &str, url: &str) -> ureq::Request {
     ureq::request(method, url).set("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
 }
 
-fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+pub fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     match result {
         Ok(response) | Err(ureq::Error::Status(_, response)) => {
             let status = response.status();

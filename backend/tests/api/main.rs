@@ -12,6 +12,7 @@ mod environments;
 mod errors;
 mod health;
 mod helpers;
+mod identity;
 mod insights;
 mod operations;
 mod outcomes;

@@ -23,7 +23,11 @@ fn tests_dir() -> TestsDir {
 fn a_created_run_is_queued_then_succeeds_with_its_cases_and_log() {
     let tests = tests_dir();
     let app = TestApp::spawn(&tests, &[]);
-    let response = agent_request("POST", &app.url("/api/runs"))
+    let response = ureq::post(&app.url("/api/runs"))
+        .set(
+            "Authorization",
+            &format!("Bearer {}", app.token_of("alice")),
+        )
         .send_json(
             json!({"username": "  alice ", "environment_id": 7, "paths": ["smoke/test_pass.py"]}),
         )

@@ -236,7 +236,8 @@ fn bad_cron_expressions_and_time_zones_are_refused_naming_the_field() {
     let id = schedule["id"].as_i64().unwrap();
     assert_eq!(schedule["enabled"], true);
     assert!(schedule["next_run_at"].is_string());
-    assert_eq!(schedule["username"], "scheduler");
+    // Left out, the user is the caller.
+    assert_eq!(schedule["username"], "admin");
 
     // Disabled: no next fire; enabled again: one.
     let (status, disabled) = app.put(

@@ -26,7 +26,14 @@ fn send(
     headers: &[(&str, &str)],
     body: Option<(&str, Vec<u8>)>,
 ) -> (u16, Value, ureq::Response) {
-    let mut request = ureq::request(method, &app.url(path));
+    // As the suite's agent, unless the test says who it is.
+    let mut request = if headers.iter().any(|(name, _)| {
+        name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("cookie")
+    }) {
+        ureq::request(method, &app.url(path))
+    } else {
+        agent_request(method, &app.url(path))
+    };
     for (name, value) in headers {
         request = request.set(name, value);
     }
@@ -225,12 +232,9 @@ fn syntax_checks_run_a_few_at_a_time_and_the_rest_are_asked_to_retry() {
     assert!(answers.iter().any(|a| a.0 == 201), "some got through");
 }
 
-fn run_json(
-    username: &str,
-    environment_id: i32,
-    paths: &[&str],
-) -> Option<(&'static str, Vec<u8>)> {
-    let body = json!({"username": username, "environment_id": environment_id, "paths": paths});
+/// A run's body; its user is the caller's (the suite's admin agent).
+fn run_json(environment_id: i32, paths: &[&str]) -> Option<(&'static str, Vec<u8>)> {
+    let body = json!({"environment_id": environment_id, "paths": paths});
     Some(("application/json", body.to_string().into_bytes()))
 }
 
@@ -278,13 +282,7 @@ fn cross_site_writes_are_refused_before_anything_is_done() {
         // The same host on another scheme is another origin.
         vec![("Origin", &*own.replacen("http://", "https://", 1))],
     ] {
-        let answer = send(
-            &app,
-            "POST",
-            "/api/runs",
-            &headers,
-            run_json("mallory", 3, &["smoke"]),
-        );
+        let answer = send(&app, "POST", "/api/runs", &headers, run_json(3, &["smoke"]));
         assert_refused(&answer, &format!("{headers:?}"));
     }
     assert_eq!(runs_total(&app), 0, "nothing was queued");
@@ -295,7 +293,7 @@ fn cross_site_writes_are_refused_before_anything_is_done() {
         "POST",
         "/api/runs",
         &[("Origin", &own), ("Sec-Fetch-Site", "same-origin")],
-        run_json("alice", 3, &["smoke"]),
+        run_json(3, &["smoke"]),
     );
     assert_eq!(answer.0, 201, "{}", answer.1);
     let id = answer.1["id"].as_i64().unwrap();
@@ -304,7 +302,7 @@ fn cross_site_writes_are_refused_before_anything_is_done() {
         "POST",
         "/api/runs",
         &[("Sec-Fetch-Site", "none")],
-        run_json("bob", 4, &["smoke"]),
+        run_json(4, &["smoke"]),
     );
     assert_eq!(answer.0, 201, "typed into the address bar: {}", answer.1);
     let script = app.create_run("ci", 5, &["smoke"]);
@@ -349,7 +347,7 @@ fn behind_a_proxy_the_public_url_and_forwarded_scheme_are_the_service_s_own() {
             "POST",
             "/api/runs",
             headers,
-            run_json("proxied", 6, &["test_quick.py"]),
+            run_json(6, &["test_quick.py"]),
         )
         .0
     };
@@ -407,7 +405,7 @@ fn with_allowed_hosts_a_rebound_host_name_gets_nothing() {
             ("Host", "evil.example:8080"),
             ("Origin", "http://evil.example:8080"),
         ],
-        run_json("rebound", 7, &["test_quick.py"]),
+        run_json(7, &["test_quick.py"]),
     );
     assert_refused(&answer, "a rebound write");
     for host in [
@@ -567,6 +565,7 @@ fn service_command(db: &TestDb, tests: &TestsDir, env: &[(&str, &str)]) -> Comma
         .env("TESTS_ROOT", tests.path())
         .env("SCHEDULER_TICK_MS", "200")
         .env("RUST_LOG", "info")
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .env_remove("INSTANCE_ID")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
@@ -618,7 +617,7 @@ fn start(mut command: Command) -> Result<Started, (Option<ExitStatus>, String)> 
 fn wait_finished(base: &str, id: i64) -> Value {
     let deadline = Instant::now() + SECS_30;
     loop {
-        let run: Value = ureq::get(&format!("{base}/api/runs/{id}"))
+        let run: Value = agent_request("GET", &format!("{base}/api/runs/{id}"))
             .call()
             .unwrap()
             .into_json()
@@ -632,7 +631,7 @@ fn wait_finished(base: &str, id: i64) -> Value {
 }
 
 fn log_of(base: &str, id: i64) -> String {
-    ureq::get(&format!("{base}/api/runs/{id}/log.txt"))
+    agent_request("GET", &format!("{base}/api/runs/{id}/log.txt"))
         .call()
         .unwrap()
         .into_string()
@@ -650,8 +649,8 @@ fn tests_run_as_the_service_s_user_cannot_read_its_environment() {
         command.uid(NOBODY).gid(NOBODY);
     }
     let service = start(command).unwrap_or_else(|(_, log)| panic!("did not start:\n{log}"));
-    let run: Value = ureq::post(&format!("{}/api/runs", service.base))
-        .send_json(json!({"username": "eve", "environment_id": 9, "paths": ["test_peek.py"]}))
+    let run: Value = agent_request("POST", &format!("{}/api/runs", service.base))
+        .send_json(json!({"environment_id": 9, "paths": ["test_peek.py"]}))
         .unwrap()
         .into_json()
         .unwrap();

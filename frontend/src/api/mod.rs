@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod environments;
+pub mod identity;
 pub mod insights;
 pub mod reservations;
 pub mod run_groups;
@@ -153,6 +154,9 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, Api
         return Ok(response);
     }
     let status = response.status();
+    if status == 401 && !response.url().contains("/api/auth/") {
+        to_login();
+    }
     // A proxy in front of the service (nginx) answers with HTML, not with
     // the API's error body: make one up from the status.
     Err(match read_json::<ApiErrorBody>(&response).await {
@@ -168,6 +172,21 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, Api
             .to_string(),
         ),
     })
+}
+
+/// Off to the login page, which comes back here once logged in: the
+/// session ended, or there never was one.
+pub fn to_login() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let location = window.location();
+    let path = location.pathname().unwrap_or_default();
+    if path == "/login" {
+        return;
+    }
+    let here = format!("{path}{}", location.search().unwrap_or_default());
+    let _ = location.assign(&format!("/login?next={}", encode(&here)));
 }
 
 /// Sends a request and reads its JSON answer.

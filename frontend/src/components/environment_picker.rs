@@ -181,6 +181,8 @@ mod tests {
             hold: None,
             reservations_waiting: 0,
             estimated_free_at: None,
+            protected: false,
+            allowed_users: Vec::new(),
         };
         let list = [
             environment(1, &["staging", "eu"], EnvironmentState::Idle),

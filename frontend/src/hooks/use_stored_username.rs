@@ -25,8 +25,25 @@ fn stored_username() -> Option<String> {
     js_sys::JSON::parse(&json).ok()?.as_string()
 }
 
-/// The remembered user name (empty the first time) and its state handle.
+/// The user name runs are asked for with: the logged-in user's (a run is
+/// its caller's), else the remembered one (empty the first time).
 #[hook]
 pub fn use_stored_username() -> UseStateHandle<String> {
-    use_state(|| stored_username().unwrap_or_default())
+    let session = super::use_session::use_session();
+    let name = use_state(|| {
+        session
+            .username()
+            .map(str::to_string)
+            .or_else(stored_username)
+            .unwrap_or_default()
+    });
+    {
+        let name = name.clone();
+        use_effect_with(session.username().map(str::to_string), move |logged_in| {
+            if let Some(logged_in) = logged_in {
+                name.set(logged_in.clone());
+            }
+        });
+    }
+    name
 }

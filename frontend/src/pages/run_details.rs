@@ -2,7 +2,9 @@
 //! results and its log. Live until the run is finished.
 
 use shared::artifact::is_inline_image;
-use shared::{Artifact, CaseOutcome, CaseResult, HistoryItem, PassedElsewhere, Run, RunStatus};
+use shared::{
+    Artifact, CaseOutcome, CaseResult, HistoryItem, PassedElsewhere, Role, Run, RunStatus,
+};
 use yew::prelude::*;
 use yew_router::prelude::*;
 
@@ -16,6 +18,7 @@ use crate::components::status_badge::status_badge;
 use crate::format;
 use crate::hooks::use_polling::use_polling;
 use crate::hooks::use_run_log::use_run_log;
+use crate::hooks::use_session::use_session;
 use crate::selection;
 use crate::sort::sort_by;
 use crate::trend::{self, STRIP_RESULTS};
@@ -323,6 +326,7 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
     let navigator = use_navigator();
     let action_error = use_state(|| None::<ApiError>);
     let acting = use_state(|| false);
+    let session = use_session();
 
     let finished = use_state_eq(|| false);
     let run = use_polling(id, (!*finished).then_some(1000), api::runs::get_run);
@@ -441,12 +445,15 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
         .data()
         .and_then(Option::as_ref)
         .is_some_and(|cases| cases.iter().any(|c| c.outcome.is_failure()));
+    // Its user and admins may cancel or re-run it; others see no buttons.
+    let may_act = session.may_act_for(&data.username);
 
     html! {
         <section class="page run-page">
             <div class="page-head">
                 <h1>{ format!("Run #{id}") }</h1>
                 { status_badge(data, false) }
+                if may_act {
                 <div class="actions">
                     if !data.status.is_finished() {
                         <button type="button" class="danger" onclick={act(Action::Cancel)} disabled={*acting}>
@@ -459,12 +466,15 @@ pub fn RunDetailsPage(props: &RunDetailsProps) -> Html {
                             { "Re-run failed" }
                         </button>
                     }
-                    <button type="button" class="pin" onclick={act(Action::Pin(!data.pinned))} disabled={*acting}
-                        aria-pressed={if data.pinned { "true" } else { "false" }}
-                        title="A pinned run keeps its log, results and artifacts whatever the retention">
-                        { if data.pinned { "Unpin" } else { "Pin" } }
-                    </button>
+                    if session.may(Role::Admin) {
+                        <button type="button" class="pin" onclick={act(Action::Pin(!data.pinned))} disabled={*acting}
+                            aria-pressed={if data.pinned { "true" } else { "false" }}
+                            title="A pinned run keeps its log, results and artifacts whatever the retention">
+                            { if data.pinned { "Unpin" } else { "Pin" } }
+                        </button>
+                    }
                 </div>
+                }
             </div>
             if let Some(error) = &*action_error {
                 <p class="error" role="alert">{ error.message().to_string() }</p>

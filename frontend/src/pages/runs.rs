@@ -13,6 +13,7 @@ use crate::components::run_trend::run_trend_chart;
 use crate::components::status_badge::status_badge;
 use crate::format;
 use crate::hooks::use_polling::use_polling;
+use crate::hooks::use_session::use_session;
 use crate::query;
 use crate::trend::{RunTrend, TREND_RUNS};
 
@@ -218,6 +219,7 @@ pub fn RunsPage() -> Html {
     let chart_navigator = navigator.clone();
     let filters = filters_from(location.as_ref());
     let runs = use_polling(filters.clone(), Some(1000), api::runs::list);
+    let may_run = use_session().may(shared::Role::Member);
     // The chart reads the table's answer when it holds the latest runs, and
     // polls them itself, less often, when it does not. (The same call as
     // the table's, so no more wasm; its one answer at the start goes
@@ -298,7 +300,9 @@ pub fn RunsPage() -> Html {
         <section class="page runs-page">
             <div class="page-head">
                 <h1>{ "Runs" }</h1>
-                <Link<Route> to={Route::NewRun} classes="button primary">{ "New run" }</Link<Route>>
+                if may_run {
+                    <Link<Route> to={Route::NewRun} classes="button primary">{ "New run" }</Link<Route>>
+                }
             </div>
             if let Some(trend) = &trend {
                 { run_trend_chart(trend, &chart_navigator) }

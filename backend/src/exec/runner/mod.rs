@@ -196,6 +196,56 @@ impl Drop for RunFiles {
     }
 }
 
+/// An API token of the run's user for its tests (`EXECUTOR_TOKEN`), good
+/// for the run's time-out at most and revoked when the run ends.
+struct RunToken {
+    pool: PgPool,
+    id: i64,
+    secret: String,
+}
+
+impl RunToken {
+    /// `None` with accounts off, or when the user has no account (a
+    /// run of the automation token's `admin` has one).
+    fn issue(
+        ctx: &RunnerContext,
+        username: &str,
+        run_id: i64,
+        timeout: Duration,
+    ) -> Option<RunToken> {
+        if !ctx.config.auth.enabled {
+            return None;
+        }
+        let mut conn = ctx.pool.get().ok()?;
+        let user = crate::db::identity::user(&mut conn, username).ok()??;
+        let secret = format!("te_{}", crate::secrets::new_secret().ok()?);
+        let days = (timeout.as_secs() + 3600).div_ceil(86_400) as i64;
+        let row = crate::db::identity::insert_token(
+            &mut conn,
+            username,
+            &format!("run {run_id}"),
+            &user.role,
+            &crate::secrets::secret_hash(&secret),
+            Some(days),
+        )
+        .map_err(|e| tracing::warn!(run_id, error = %e, "no API token for the run's tests"))
+        .ok()?;
+        Some(RunToken {
+            pool: ctx.pool.clone(),
+            id: row.id,
+            secret,
+        })
+    }
+}
+
+impl Drop for RunToken {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = self.pool.get() {
+            let _ = crate::db::identity::delete_token(&mut conn, self.id);
+        }
+    }
+}
+
 /// Runs pytest to its end (or stop) and says how the run ended, and what
 /// of it is already stored; `None` if the lease was lost before pytest
 /// started (the run is someone else's to finish).
@@ -225,7 +275,7 @@ fn run_pytest(
             return not_started(format!("cannot open the reporter socket: {e}"));
         }
     };
-    let (args, env) = pytest_command(
+    let (args, mut env) = pytest_command(
         ctx,
         claim,
         &files,
@@ -233,13 +283,23 @@ fn run_pytest(
         paths,
         artifacts_dir.path(),
     );
+    // Tests that call this service's own API do so as the run's user.
+    let run_token = RunToken::issue(ctx, &claim.run.username, run_id, timeout);
+    if let Some(token) = &run_token {
+        env.push(("EXECUTOR_TOKEN".into(), token.secret.clone()));
+    }
     let command = process::TestCommand {
         program: &config.python,
         args,
         cwd: ctx.tests_root.path(),
         env,
         // The service's own secrets are not the tests' business.
-        remove_env: &["DATABASE_URL", "PYTEST_ADDOPTS"],
+        remove_env: &[
+            "DATABASE_URL",
+            "PYTEST_ADDOPTS",
+            "ADMIN_TOKEN",
+            "ADMIN_PASSWORD",
+        ],
     };
     // The lease is ours since the claim; make sure it still is before
     // anything starts, if the claim (timed from before its transaction)

@@ -10,6 +10,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
 use crate::http::state::AppState;
 use crate::service::environments::{self, id_from_path};
+use crate::service::identity::{self, Caller};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -81,11 +82,20 @@ pub async fn get(
 )]
 pub async fn create(
     state: web::Data<AppState>,
+    caller: Caller,
     new: JsonBody<NewEnvironment>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, settings) = environments::check_new(&new)?;
     let environment = with_db(&state.pool, move |conn| {
-        environments::create(conn, id, settings)
+        let environment = environments::create(conn, id, settings)?;
+        identity::audit(
+            conn,
+            &caller,
+            "environment.create",
+            format!("environment {id}"),
+            &environment.name,
+        )?;
+        Ok(environment)
     })
     .await?;
     Ok(HttpResponse::Created()
@@ -110,13 +120,23 @@ pub async fn create(
 )]
 pub async fn update(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
     update: JsonBody<UpdateEnvironment>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_from_path(id.into_inner())?;
     let changes = environments::check_update(id, &update)?;
+    let detail = changes.describe();
     let environment = with_db(&state.pool, move |conn| {
-        environments::update(conn, id, changes)
+        let environment = environments::update(conn, id, changes)?;
+        identity::audit(
+            conn,
+            &caller,
+            "environment.update",
+            format!("environment {id}"),
+            detail,
+        )?;
+        Ok(environment)
     })
     .await?;
     Ok(HttpResponse::Ok().json(environment))
@@ -137,9 +157,20 @@ pub async fn update(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id_from_path(id.into_inner())?;
-    with_db(&state.pool, move |conn| environments::delete(conn, id)).await?;
+    with_db(&state.pool, move |conn| {
+        environments::delete(conn, id)?;
+        identity::audit(
+            conn,
+            &caller,
+            "environment.delete",
+            format!("environment {id}"),
+            "",
+        )
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,6 +2,7 @@
 
 pub mod environments;
 pub mod health;
+pub mod identity;
 pub mod insights;
 pub mod metrics;
 pub mod reservations;
@@ -24,6 +25,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .configure(webhooks::config)
         .configure(schedules::config)
         .configure(tests::config)
+        .configure(identity::config)
         .configure(health::config)
         .configure(metrics::config);
 }

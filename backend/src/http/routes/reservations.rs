@@ -12,6 +12,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
 use crate::http::state::AppState;
 use crate::service::environments::id_from_path;
+use crate::service::identity;
 use crate::service::reservations::{self, Caller};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -33,11 +34,22 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/api/reservations/{id}/extend").route(web::post().to(extend)));
 }
 
-/// Who asks: the owner named in the body, else everyone's stand-in.
-fn caller(owner: Option<String>) -> Caller {
-    Caller {
-        username: owner.unwrap_or_else(|| "anonymous".into()),
-        admin: true,
+/// A reservation is the caller's own: an `owner` in the body may only
+/// repeat the caller's name (with accounts off, it names the owner).
+fn owner_of(state: &AppState, caller: Caller, given: Option<String>) -> Result<Caller, ApiError> {
+    match given.map(|name| name.trim().to_string()) {
+        Some(name) if !state.config.auth.enabled && !name.is_empty() => Ok(Caller {
+            username: name,
+            ..caller
+        }),
+        Some(name) if state.config.auth.enabled && name != caller.username => Err(ApiError::field(
+            "owner",
+            format!(
+                "must be your own user name ({}), or be left out",
+                caller.username
+            ),
+        )),
+        _ => Ok(caller),
     }
 }
 
@@ -61,15 +73,24 @@ fn caller(owner: Option<String>) -> Caller {
 )]
 pub async fn reserve(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
     new: JsonBody<NewReservation>,
 ) -> Result<HttpResponse, ApiError> {
     let environment_id = id_from_path(id.into_inner())?;
     let new = new.into_inner();
     let owner = new.owner.given().cloned().flatten();
-    let caller = caller(owner);
+    let caller = owner_of(&state, caller, owner)?;
     let reservation = with_db(&state.pool, move |conn| {
-        reservations::reserve(conn, environment_id, &caller, &new)
+        let reservation = reservations::reserve(conn, environment_id, &caller, &new)?;
+        identity::audit(
+            conn,
+            &caller,
+            "reservation.create",
+            format!("environment {environment_id}"),
+            format!("reservation {}", reservation.id),
+        )?;
+        Ok(reservation)
     })
     .await?;
     state.scheduler.wake();
@@ -143,6 +164,7 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpR
 )]
 pub async fn extend(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
     body: JsonBody<ExtendReservation>,
 ) -> Result<HttpResponse, ApiError> {
@@ -150,9 +172,16 @@ pub async fn extend(
     let minutes = body
         .check()
         .map_err(|why| ApiError::field("minutes", why))?;
-    let caller = caller(None);
     let reservation = with_db(&state.pool, move |conn| {
-        reservations::extend(conn, id, minutes, &caller)
+        let reservation = reservations::extend(conn, id, minutes, &caller)?;
+        identity::audit(
+            conn,
+            &caller,
+            "reservation.extend",
+            format!("reservation {id}"),
+            format!("{minutes} minutes"),
+        )?;
+        Ok(reservation)
     })
     .await?;
     Ok(HttpResponse::Ok().json(reservation))
@@ -174,12 +203,19 @@ pub async fn extend(
 )]
 pub async fn release(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let caller = caller(None);
     with_db(&state.pool, move |conn| {
-        reservations::release(conn, id, &caller)
+        reservations::release(conn, id, &caller)?;
+        identity::audit(
+            conn,
+            &caller,
+            "reservation.delete",
+            format!("reservation {id}"),
+            "",
+        )
     })
     .await?;
     state.scheduler.wake();
@@ -204,13 +240,22 @@ pub async fn release(
 )]
 pub async fn start_maintenance(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
     body: JsonBody<NewMaintenance>,
 ) -> Result<HttpResponse, ApiError> {
     let environment_id = id_from_path(id.into_inner())?;
     let body = body.into_inner();
     let environment = with_db(&state.pool, move |conn| {
-        reservations::start_maintenance(conn, environment_id, &body)
+        let environment = reservations::start_maintenance(conn, environment_id, &body)?;
+        identity::audit(
+            conn,
+            &caller,
+            "environment.maintenance",
+            format!("environment {environment_id}"),
+            "started",
+        )?;
+        Ok(environment)
     })
     .await?;
     Ok(HttpResponse::Ok().json(environment))
@@ -230,11 +275,20 @@ pub async fn start_maintenance(
 )]
 pub async fn end_maintenance(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let environment_id = id_from_path(id.into_inner())?;
     let environment = with_db(&state.pool, move |conn| {
-        reservations::end_maintenance(conn, environment_id)
+        let environment = reservations::end_maintenance(conn, environment_id)?;
+        identity::audit(
+            conn,
+            &caller,
+            "environment.maintenance",
+            format!("environment {environment_id}"),
+            "ended",
+        )?;
+        Ok(environment)
     })
     .await?;
     state.scheduler.wake();

@@ -9,6 +9,7 @@ use crate::http::conditional::{conditional_cached, CacheKey};
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
 use crate::http::state::AppState;
+use crate::service::identity::{self, Caller};
 use crate::service::run_groups;
 
 /// The newest groups the list shows.
@@ -40,14 +41,25 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 )]
 pub async fn create(
     state: web::Data<AppState>,
+    caller: Caller,
     new: JsonBody<NewRunGroup>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut new = new.into_inner();
+    identity::claim_username(&caller, state.config.auth.enabled, &mut new.username)?;
     let root = state.tests_root.clone();
     let request = off_thread(move || run_groups::check(&root, &new)).await?;
     let root = state.tests_root.clone();
     let max_queued = state.config.max_queued_runs;
     let group = with_db(&state.pool, move |conn| {
-        run_groups::create(conn, &root, max_queued, request)
+        let group = run_groups::create(conn, &root, max_queued, request, &caller)?;
+        identity::audit(
+            conn,
+            &caller,
+            "run.create",
+            format!("run group {}", group.id),
+            format!("{} shards", group.runs.len()),
+        )?;
+        Ok(group)
     })
     .await?;
     tracing::info!(run_group_id = group.id, shards = group.runs.len(),
@@ -114,10 +126,16 @@ pub async fn get(
 )]
 pub async fn cancel(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let running = with_db(&state.pool, move |conn| run_groups::cancel(conn, id)).await?;
+    let running = with_db(&state.pool, move |conn| {
+        let running = run_groups::cancel(conn, id, &caller)?;
+        identity::audit(conn, &caller, "run.cancel", format!("run group {id}"), "")?;
+        Ok(running)
+    })
+    .await?;
     for run_id in running {
         state.scheduler.cancel_local(run_id);
     }

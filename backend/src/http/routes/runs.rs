@@ -13,6 +13,7 @@ use crate::http::conditional::{conditional, conditional_cached, conditional_text
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
 use crate::http::state::AppState;
+use crate::service::identity::{self, Caller};
 use crate::service::runs::{self, Cancelled};
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -72,15 +73,19 @@ fn created(run: Run) -> HttpResponse {
         (status = 201, description = "The run, queued", body = Run,
             headers(("Location" = String, description = "`/api/runs/{id}`"))),
         (status = 400, description = "Malformed JSON, not JSON, not an object", body = ApiErrorBody),
+        (status = 403, description = "A viewer; or a protected environment the caller may not use", body = ApiErrorBody),
         (status = 413, description = "The body is over 1 MiB", body = ApiErrorBody),
-        (status = 422, description = "Invalid values; `fields` names each", body = ApiErrorBody),
+        (status = 422, description = "Invalid values (a username other than the caller's); `fields` names each", body = ApiErrorBody),
         (status = 429, description = "MAX_QUEUED_RUNS runs are queued already", body = ApiErrorBody),
     )
 )]
 pub async fn create(
     state: web::Data<AppState>,
+    caller: Caller,
     new: JsonBody<NewRun>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut new = new.into_inner();
+    identity::claim_username(&caller, state.config.auth.enabled, &mut new.username)?;
     // The catalog check reads the disk, so it runs off the async threads,
     // before a connection is taken.
     let root = state.tests_root.clone();
@@ -88,7 +93,15 @@ pub async fn create(
     let root = state.tests_root.clone();
     let max_queued = state.config.max_queued_runs;
     let run = with_db(&state.pool, move |conn| {
-        runs::create(conn, &root, max_queued, request)
+        let run = runs::create(conn, &root, max_queued, request, &caller)?;
+        identity::audit(
+            conn,
+            &caller,
+            "run.create",
+            format!("run {}", run.id),
+            run.paths.join(" "),
+        )?;
+        Ok(run)
     })
     .await?;
     tracing::info!(run_id = run.id, environment_id = run.environment_id, username = %run.username, "run queued");
@@ -287,18 +300,25 @@ pub async fn junit_xml(
     responses(
         (status = 200, description = "The run: `cancelled` at once if it was queued; a running one once its process tree is gone", body = Run),
         (status = 400, description = "The id is not a number", body = ApiErrorBody),
+        (status = 403, description = "Another user's run, and the caller is not an admin", body = ApiErrorBody),
         (status = 404, description = "No such run", body = ApiErrorBody),
         (status = 409, description = "The run is already finished", body = ApiErrorBody),
     )
 )]
 pub async fn cancel(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     // Listening before asking, so that a run ending in between is not missed.
     let mut finished = state.scheduler.finished_runs();
-    let outcome = with_db(&state.pool, move |conn| runs::cancel(conn, id)).await?;
+    let outcome = with_db(&state.pool, move |conn| {
+        let outcome = runs::cancel(conn, id, &caller)?;
+        identity::audit(conn, &caller, "run.cancel", format!("run {id}"), "")?;
+        Ok(outcome)
+    })
+    .await?;
     match outcome {
         Cancelled::AtOnce => {
             tracing::info!(run_id = id, "queued run cancelled");
@@ -337,6 +357,7 @@ pub async fn cancel(
         (status = 201, description = "The new run, queued", body = Run,
             headers(("Location" = String, description = "`/api/runs/{id}`"))),
         (status = 400, description = "The id or failed_only is not valid", body = ApiErrorBody),
+        (status = 403, description = "Another user's run, and the caller is not an admin", body = ApiErrorBody),
         (status = 404, description = "No such run", body = ApiErrorBody),
         (status = 422, description = "failed_only, and the run has no failed tests", body = ApiErrorBody),
         (status = 429, description = "MAX_QUEUED_RUNS runs are queued already", body = ApiErrorBody),
@@ -344,6 +365,7 @@ pub async fn cancel(
 )]
 pub async fn rerun(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
     query: web::Query<RerunQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -351,7 +373,16 @@ pub async fn rerun(
     let failed_only = query.failed_only.unwrap_or(false);
     let max_queued = state.config.max_queued_runs;
     let run = with_db(&state.pool, move |conn| {
-        runs::rerun(conn, id, failed_only, max_queued)
+        let run = runs::rerun(conn, id, failed_only, max_queued, &caller)?;
+        let detail = if failed_only { "failed only" } else { "" };
+        identity::audit(
+            conn,
+            &caller,
+            "run.rerun",
+            format!("run {id}"),
+            format!("as run {} {detail}", run.id).trim_end(),
+        )?;
+        Ok(run)
     })
     .await?;
     tracing::info!(
@@ -376,8 +407,12 @@ pub async fn rerun(
         (status = 404, description = "No such run", body = ApiErrorBody),
     )
 )]
-pub async fn pin(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    set_pinned(state, id.into_inner(), true).await
+pub async fn pin(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    set_pinned(state, caller, id.into_inner(), true).await
 }
 
 /// Unpin a run: retention treats it as any other again.
@@ -394,17 +429,25 @@ pub async fn pin(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpR
 )]
 pub async fn unpin(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    set_pinned(state, id.into_inner(), false).await
+    set_pinned(state, caller, id.into_inner(), false).await
 }
 
 async fn set_pinned(
     state: web::Data<AppState>,
+    caller: Caller,
     id: i64,
     pinned: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let run = with_db(&state.pool, move |conn| runs::pin(conn, id, pinned)).await?;
+    let run = with_db(&state.pool, move |conn| {
+        let run = runs::pin(conn, id, pinned)?;
+        let action = if pinned { "run.pin" } else { "run.unpin" };
+        identity::audit(conn, &caller, action, format!("run {id}"), "")?;
+        Ok(run)
+    })
+    .await?;
     tracing::info!(run_id = id, pinned, "run pin changed");
     Ok(HttpResponse::Ok().json(run))
 }

@@ -8,6 +8,7 @@ use crate::http::blocking::with_db;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
 use crate::http::state::AppState;
+use crate::service::identity::{self, Caller};
 use crate::service::schedules;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -41,12 +42,17 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 )]
 pub async fn create(
     state: web::Data<AppState>,
+    caller: Caller,
     new: JsonBody<NewSchedule>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = new.into_inner();
+    let mut new = new.into_inner();
+    identity::claim_schedule_username(&caller, state.config.auth.enabled, &mut new.username)?;
     let root = state.tests_root.clone();
     let schedule = with_db(&state.pool, move |conn| {
-        schedules::create(conn, &root, &new)
+        let schedule = schedules::create(conn, &root, &new)?;
+        let target = format!("schedule {}", schedule.id);
+        identity::audit(conn, &caller, "schedule.create", target, &schedule.cron)?;
+        Ok(schedule)
     })
     .await?;
     Ok(HttpResponse::Created()
@@ -102,13 +108,25 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpR
 )]
 pub async fn update(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
     new: JsonBody<NewSchedule>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, new) = (id.into_inner(), new.into_inner());
+    let (id, mut new) = (id.into_inner(), new.into_inner());
+    if !new.username.is_missing() {
+        identity::claim_schedule_username(&caller, state.config.auth.enabled, &mut new.username)?;
+    }
     let root = state.tests_root.clone();
     let schedule = with_db(&state.pool, move |conn| {
-        schedules::update(conn, &root, id, &new)
+        let schedule = schedules::update(conn, &root, id, &new)?;
+        identity::audit(
+            conn,
+            &caller,
+            "schedule.update",
+            format!("schedule {id}"),
+            "",
+        )?;
+        Ok(schedule)
     })
     .await?;
     Ok(HttpResponse::Ok().json(schedule))
@@ -128,9 +146,20 @@ pub async fn update(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    with_db(&state.pool, move |conn| schedules::delete(conn, id)).await?;
+    with_db(&state.pool, move |conn| {
+        schedules::delete(conn, id)?;
+        identity::audit(
+            conn,
+            &caller,
+            "schedule.delete",
+            format!("schedule {id}"),
+            "",
+        )
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -15,6 +15,7 @@ use crate::catalog::upload::Upload;
 use crate::http::blocking::{off_thread, with_db};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
+use crate::service::identity::{self, Caller};
 use crate::service::tests;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -244,12 +245,18 @@ pub async fn source(
 )]
 pub async fn upload(
     state: web::Data<AppState>,
+    caller: Caller,
     form: UploadForm,
 ) -> Result<HttpResponse, ApiError> {
     let UploadForm(upload) = form;
     let root = state.tests_root.clone();
     let python = state.config.python.clone();
     let stored = off_thread(move || tests::upload(&root, &python, upload)).await?;
+    let (path, size) = (stored.path.clone(), stored.size);
+    with_db(&state.pool, move |conn| {
+        identity::audit(conn, &caller, "test.upload", path, format!("{size} bytes"))
+    })
+    .await?;
     tracing::info!(path = %stored.path, size = stored.size, "test file uploaded");
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/tests/{}", stored.path)))
@@ -270,10 +277,15 @@ pub async fn upload(
 )]
 pub async fn delete(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let path = path.into_inner();
     let root = state.tests_root.clone();
-    with_db(&state.pool, move |conn| tests::delete(conn, &root, &path)).await?;
+    with_db(&state.pool, move |conn| {
+        tests::delete(conn, &root, &path)?;
+        identity::audit(conn, &caller, "test.delete", path, "")
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -8,6 +8,7 @@ use crate::http::blocking::with_db;
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
 use crate::http::state::AppState;
+use crate::service::identity::{self, Caller};
 use crate::service::webhooks;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -40,10 +41,24 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 )]
 pub async fn create(
     state: web::Data<AppState>,
+    caller: Caller,
     new: JsonBody<NewWebhook>,
 ) -> Result<HttpResponse, ApiError> {
     let new = new.into_inner();
-    let webhook = with_db(&state.pool, move |conn| webhooks::create(conn, &new)).await?;
+    let webhook = with_db(&state.pool, move |conn| {
+        let webhook = webhooks::create(conn, &new)?;
+        // The URL may carry a secret of its own (Slack's do): not logged.
+        let target = format!("webhook {}", webhook.id);
+        identity::audit(
+            conn,
+            &caller,
+            "webhook.create",
+            target,
+            webhook.events.join(" "),
+        )?;
+        Ok(webhook)
+    })
+    .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/webhooks/{}", webhook.id)))
         .json(webhook))
@@ -93,10 +108,15 @@ pub async fn get(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpR
 )]
 pub async fn delete(
     state: web::Data<AppState>,
+    caller: Caller,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    with_db(&state.pool, move |conn| webhooks::delete(conn, id)).await?;
+    with_db(&state.pool, move |conn| {
+        webhooks::delete(conn, id)?;
+        identity::audit(conn, &caller, "webhook.delete", format!("webhook {id}"), "")
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

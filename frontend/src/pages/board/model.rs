@@ -232,6 +232,8 @@ mod tests {
             hold: None,
             reservations_waiting: 0,
             estimated_free_at: Some(at(12, 0, 7)),
+            protected: false,
+            allowed_users: Vec::new(),
         }
     }
 

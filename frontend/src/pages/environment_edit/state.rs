@@ -373,6 +373,8 @@ mod tests {
             hold: None,
             reservations_waiting: 0,
             estimated_free_at: None,
+            protected: false,
+            allowed_users: Vec::new(),
         }
     }
 
