@@ -92,6 +92,8 @@ ADMIN_TOKEN="fuzz-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 AUTH_HEADER="Authorization: Bearer $ADMIN_TOKEN"
 
 log "starting the service on a free port"
+# Made before the service starts: the loop below may read it first.
+: >"$WORK/stdout"
 ADMIN_TOKEN="$ADMIN_TOKEN" ADMIN_PASSWORD="fuzz-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
 DATABASE_URL="$FUZZ_DB_URL" BIND_ADDR=127.0.0.1:0 TESTS_ROOT="$WORK/tests" \
     MAX_PARALLEL_RUNS=2 RUN_TIMEOUT_SECS=60 KILL_GRACE_MS=300 SCHEDULER_TICK_MS=200 \
