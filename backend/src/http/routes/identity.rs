@@ -131,6 +131,7 @@ pub async fn login(
     security(()),
     request_body(content = Setup, content_type = "application/json"),
     responses(
+        (status = 400, description = "Not a JSON object of the fields", body = ApiErrorBody),
         (status = 200, description = "The admin's password is set; logged in", body = Me),
         (status = 401, description = "Wrong or used setup code", body = ApiErrorBody),
         (status = 409, description = "The admin has a password already", body = ApiErrorBody),
@@ -192,6 +193,7 @@ pub async fn me(caller: Caller) -> HttpResponse {
     tag = "identity",
     request_body(content = PasswordChange, content_type = "application/json"),
     responses(
+        (status = 400, description = "Not a JSON object of the fields", body = ApiErrorBody),
         (status = 204, description = "Changed"),
         (status = 422, description = "The current password is wrong, or the new one too short", body = ApiErrorBody),
     )
@@ -243,6 +245,7 @@ pub async fn list_users(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
     tag = "identity",
     request_body(content = UserForm, content_type = "application/json"),
     responses(
+        (status = 400, description = "Not a JSON object of the fields", body = ApiErrorBody),
         (status = 201, description = "The user", body = User),
         (status = 409, description = "The name is taken", body = ApiErrorBody),
         (status = 422, description = "Invalid values; `fields` names each", body = ApiErrorBody),
@@ -278,6 +281,7 @@ pub async fn create_user(
     params(("username" = String, Path, description = "User name")),
     request_body(content = UserForm, content_type = "application/json"),
     responses(
+        (status = 400, description = "Not a JSON object of the fields", body = ApiErrorBody),
         (status = 200, description = "The user", body = User),
         (status = 404, description = "No such user", body = ApiErrorBody),
         (status = 409, description = "It would leave no admin", body = ApiErrorBody),
@@ -355,6 +359,7 @@ pub async fn list_tokens(
     tag = "identity",
     request_body(content = NewToken, content_type = "application/json"),
     responses(
+        (status = 400, description = "Not a JSON object of the fields", body = ApiErrorBody),
         (status = 201, description = "The token, with its secret (shown once)", body = CreatedToken),
         (status = 422, description = "Invalid values (a role above the caller's); `fields` names each", body = ApiErrorBody),
     )
@@ -381,6 +386,7 @@ pub async fn create_token(
     tag = "identity",
     params(("id" = i64, Path, description = "Token id")),
     responses(
+        (status = 400, description = "The id is not a number", body = ApiErrorBody),
         (status = 204, description = "Revoked"),
         (status = 404, description = "No such token of the caller's", body = ApiErrorBody),
     )
