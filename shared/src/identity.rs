@@ -213,18 +213,7 @@ pub struct AuditQuery {
 impl AuditQuery {
     /// The page and its size, defaults applied and ranges checked.
     pub fn page_and_size(&self) -> Result<(i64, i64), String> {
-        let page = self.page.unwrap_or(1);
-        let per_page = self.per_page.unwrap_or(crate::DEFAULT_PER_PAGE);
-        if !(1..=1_000_000).contains(&page) {
-            return Err(format!("page must be from 1 to 1000000, not {page}"));
-        }
-        if !(1..=crate::MAX_PER_PAGE).contains(&per_page) {
-            return Err(format!(
-                "per_page must be from 1 to {}, not {per_page}",
-                crate::MAX_PER_PAGE
-            ));
-        }
-        Ok((page, per_page))
+        crate::run::page_and_size(self.page, self.per_page)
     }
 }
 

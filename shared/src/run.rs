@@ -432,19 +432,25 @@ pub struct RunListQuery {
 impl RunListQuery {
     /// The page and its size, defaults applied and ranges checked.
     pub fn page_and_size(&self) -> Result<(i64, i64), String> {
-        let page = self.page.unwrap_or(1);
-        let per_page = self.per_page.unwrap_or(crate::DEFAULT_PER_PAGE);
-        if !(1..=MAX_PAGE).contains(&page) {
-            return Err(format!("page must be from 1 to {MAX_PAGE}, not {page}"));
-        }
-        if !(1..=crate::MAX_PER_PAGE).contains(&per_page) {
-            return Err(format!(
-                "per_page must be from 1 to {}, not {per_page}",
-                crate::MAX_PER_PAGE
-            ));
-        }
-        Ok((page, per_page))
+        page_and_size(self.page, self.per_page)
     }
+}
+
+/// A listing's page and its size, defaults applied and ranges checked:
+/// the one rule of every paged query.
+pub fn page_and_size(page: Option<i64>, per_page: Option<i64>) -> Result<(i64, i64), String> {
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(crate::DEFAULT_PER_PAGE);
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(format!("page must be from 1 to {MAX_PAGE}, not {page}"));
+    }
+    if !(1..=crate::MAX_PER_PAGE).contains(&per_page) {
+        return Err(format!(
+            "per_page must be from 1 to {}, not {per_page}",
+            crate::MAX_PER_PAGE
+        ));
+    }
+    Ok((page, per_page))
 }
 
 /// The last page number the run list accepts.
