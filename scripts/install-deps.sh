@@ -237,13 +237,17 @@ wait_for_other() {
 # Unoptimised (opt-level 0, no LTO) both together cost 7 CPU-minutes, and a
 # build of the SPA takes the same time with them (they only orchestrate
 # cargo and wasm-opt, and wasm-bindgen spends under a second on our wasm).
-# trunk also goes without its default features (TLS for `trunk serve
-# --tls` and downloads, its update check on crates.io), which an offline
-# `trunk build` never uses.
+# Both go without their default features (TLS for `trunk serve --tls`,
+# downloads and trunk's update check on crates.io; wasm-bindgen's test
+# runner only talks to a local ChromeDriver), which an offline build never
+# uses: no TLS stack to compile twice. They are built one after the other
+# in one target directory, so that what they have in common is compiled
+# once.
 cargo_install() {
     CARGO_PROFILE_RELEASE_OPT_LEVEL=0 \
         CARGO_PROFILE_RELEASE_LTO=false \
         CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+        CARGO_TARGET_DIR="$ROOT/target/tools" \
         cargo install "$@"
 }
 
@@ -264,7 +268,7 @@ install_wasm_bindgen() {
     [ "$(wasm_bindgen_version)" = "$want" ] && return 0
     log "cargo install wasm-bindgen-cli $want: trunk needs the exact wasm-bindgen of Cargo.lock (compiled from crates.io: a couple of minutes)"
     # Not --locked: one of its pinned dependencies is no longer served.
-    cargo_install --quiet wasm-bindgen-cli --version "$want"
+    cargo_install --quiet wasm-bindgen-cli --version "$want" --no-default-features
 }
 
 install_spa_tools() {
