@@ -275,12 +275,14 @@ pub fn next_due_in(conn: &mut PgConnection) -> QueryResult<Option<f64>> {
         #[diesel(sql_type = Nullable<Double>)]
         secs: Option<f64>,
     }
+    // Not `greatest(0, …)` in SQL: it skips a NULL and would say "due now"
+    // of an empty outbox, and the sender would poll it 50 times a second.
     diesel::sql_query(
-        "SELECT greatest(0, extract(epoch FROM min(next_attempt_at) - now()))::float8 AS secs \
+        "SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 AS secs \
          FROM webhook_deliveries WHERE delivered_at IS NULL AND failed_at IS NULL",
     )
     .get_result::<Due>(conn)
-    .map(|d| d.secs)
+    .map(|d| d.secs.map(|secs| secs.max(0.0)))
 }
 
 /// Writes a `reservation.expiring` delivery for each active reservation

@@ -420,3 +420,38 @@ fn a_delivery_retried_past_its_time_is_given_up_and_says_so() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(receiver.hits().is_empty());
 }
+
+#[test]
+fn the_sender_sleeps_while_nothing_waits_to_be_delivered() {
+    use diesel::RunQueryDsl;
+    let db = TestDb::create();
+    let mut conn = db.conn();
+    backend::db::run_migrations(&mut conn).unwrap();
+    let due_in =
+        |conn: &mut diesel::PgConnection| backend::db::webhooks::next_due_in(conn).unwrap();
+    assert_eq!(due_in(&mut conn), None, "an empty outbox is never due");
+    diesel::sql_query(
+        "INSERT INTO webhooks (id, url, events) VALUES (1, 'http://127.0.0.1:9/', '{run.finished}')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO webhook_deliveries (webhook_id, event, subject_id, next_attempt_at) \
+         VALUES (1, 'run.finished', 1, now() + interval '30 seconds')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let later = due_in(&mut conn).expect("a waiting delivery is due some time");
+    assert!((25.0..=30.0).contains(&later), "due in about 30 s: {later}");
+    diesel::sql_query(
+        "INSERT INTO webhook_deliveries (webhook_id, event, subject_id, next_attempt_at) \
+         VALUES (1, 'run.finished', 2, now() - interval '5 seconds')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    assert_eq!(due_in(&mut conn), Some(0.0), "one overdue is due now");
+    diesel::sql_query("UPDATE webhook_deliveries SET delivered_at = now()")
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(due_in(&mut conn), None, "delivered ones wait for nothing");
+}
