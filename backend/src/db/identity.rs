@@ -176,15 +176,13 @@ pub fn insert_token(
     secret_hash: &str,
     expires_in_days: Option<i64>,
 ) -> QueryResult<TokenRow> {
-    let expires_at: Option<DateTime<Utc>> = match expires_in_days {
-        Some(days) => Some(
-            diesel::select(diesel::dsl::sql::<diesel::sql_types::Timestamptz>(
-                &format!("now() + interval '{} days'", days.clamp(0, 100_000)),
-            ))
-            .get_result(conn)?,
-        ),
-        None => None,
-    };
+    // The end on the database's clock, in the insert itself.
+    let expires_at = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(
+        &match expires_in_days {
+            Some(days) => format!("now() + interval '{} days'", days.clamp(0, 100_000)),
+            None => "NULL".to_string(),
+        },
+    );
     diesel::insert_into(api_tokens::table)
         .values((
             api_tokens::username.eq(username),

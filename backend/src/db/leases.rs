@@ -82,6 +82,16 @@ pub enum Claimed {
     Nothing,
 }
 
+/// Whether a lease holds the environment, and whether any reservation
+/// holds it or waits for it.
+#[derive(QueryableByName)]
+struct Occupancy {
+    #[diesel(sql_type = Bool)]
+    busy: bool,
+    #[diesel(sql_type = Bool)]
+    reserved: bool,
+}
+
 #[derive(QueryableByName)]
 struct Rotation {
     #[diesel(sql_type = Bool)]
@@ -129,17 +139,27 @@ pub fn claim(
         if rotation.in_maintenance || !served {
             return Ok(Claimed::Nothing);
         }
-        let busy: bool = diesel::select(diesel::dsl::exists(
-            environment_locks::table.find(environment_id),
-        ))
+        // Read after the row lock is ours (a statement of its own, so a
+        // fresh snapshot): a reservation made while we waited is seen.
+        let Occupancy { busy, reserved } = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM environment_locks WHERE environment_id = $1) AS busy, \
+                    EXISTS (SELECT 1 FROM reservations \
+                            WHERE environment_id = $1 AND state IN ('active', 'waiting')) AS reserved",
+        )
+        .bind::<Integer, _>(environment_id)
         .get_result(conn)?;
         if busy {
             return Ok(Claimed::Nothing);
         }
         // A finish that just released the lease also wrote its hold, in the
         // same transaction: once the lease is seen gone, the hold is seen.
-        super::reservations::end_expired(conn, Some(environment_id))?;
-        let owner = super::reservations::active(conn, environment_id)?.map(|hold| hold.owner);
+        // Without any reservation, there is none to end, follow or wait for.
+        let owner = if reserved {
+            super::reservations::end_expired(conn, Some(environment_id))?;
+            super::reservations::active(conn, environment_id)?.map(|hold| hold.owner)
+        } else {
+            None
+        };
         let mut own_run = test_runs::table
             .filter(test_runs::environment_id.eq(environment_id))
             .filter(test_runs::status.eq(RunStatus::Queued))
@@ -159,7 +179,8 @@ pub fn claim(
         };
         let next_reservation = match owner {
             Some(_) => None,
-            None => super::reservations::first_waiting(conn, environment_id)?,
+            None if reserved => super::reservations::first_waiting(conn, environment_id)?,
+            None => None,
         };
         match (next_run, next_reservation) {
             (run, Some(reservation)) if run.is_none_or(|id| reservation.queue_order < id) => {
