@@ -446,3 +446,67 @@ fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
         .unwrap();
     assert_eq!(run.status, RunStatus::Error);
 }
+
+/// The run list's total comes from counters the database keeps: they count
+/// the runs there were before they existed, and stay exact through bulk
+/// inserts, deletes and a truncate.
+#[test]
+fn the_run_count_stays_exact_through_inserts_deletes_and_an_upgrade() {
+    use diesel_migrations::MigrationHarness;
+    let db = TestDb::create();
+    let mut conn = db.conn();
+    backend::db::run_migrations(&mut conn).unwrap();
+    let insert = |conn: &mut PgConnection, n: i32| {
+        diesel::sql_query(format!(
+            "INSERT INTO test_runs (username, environment_id, paths, status) \
+             SELECT 'fay', g % 100 + 1, '[\"test_quick.py\"]'::jsonb, 'success' \
+             FROM generate_series(1, {n}) AS g"
+        ))
+        .execute(conn)
+        .unwrap();
+    };
+    let counted = |conn: &mut PgConnection| {
+        #[derive(QueryableByName)]
+        struct Counts {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            kept: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            real: i64,
+        }
+        let c: Counts = diesel::sql_query(
+            "SELECT (SELECT coalesce(sum(runs), 0) FROM run_counts)::bigint AS kept, \
+                    (SELECT count(*) FROM test_runs)::bigint AS real",
+        )
+        .get_result(conn)
+        .unwrap();
+        assert_eq!(c.kept, c.real, "the kept count is the real one");
+        c.kept
+    };
+    // Runs from before the counters: the upgrade counts them.
+    conn.revert_last_migration(backend::db::MIGRATIONS).unwrap();
+    insert(&mut conn, 250);
+    backend::db::run_migrations(&mut conn).unwrap();
+    assert_eq!(counted(&mut conn), 250);
+    insert(&mut conn, 1000);
+    let mut other = db.conn();
+    insert(&mut other, 3);
+    assert_eq!(counted(&mut conn), 1253);
+    diesel::sql_query("DELETE FROM test_runs WHERE id % 10 = 0")
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(counted(&mut conn), 1253 - 125);
+    diesel::sql_query("BEGIN").execute(&mut conn).unwrap();
+    insert(&mut conn, 7);
+    diesel::sql_query("ROLLBACK").execute(&mut conn).unwrap();
+    assert_eq!(
+        counted(&mut conn),
+        1128,
+        "a rolled back insert counts nothing"
+    );
+    diesel::sql_query("TRUNCATE test_runs CASCADE")
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(counted(&mut conn), 0);
+    insert(&mut conn, 2);
+    assert_eq!(counted(&mut conn), 2);
+}
