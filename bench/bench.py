@@ -50,6 +50,8 @@ import urllib.parse
 # The benchmark speaks to each backend as an admin, with a token of this
 # run's own (ADMIN_TOKEN): the API needs credentials.
 BENCH_TOKEN = os.environ.get("ADMIN_TOKEN") or "bench-" + os.urandom(16).hex()
+# The admin's password where a phase logs in through the web UI.
+BENCH_PASSWORD = "bench-" + os.urandom(12).hex()
 
 FINAL = {"success", "failed", "error", "cancelled"}
 ONE_TEST = "smoke/test_one.py"
@@ -1337,7 +1339,7 @@ def phase_instances(args, pg, res):
         for run_id in warm:
             wait_finished(clients[0], run_id, timeout=60, interval=0.05)
         t0 = time.time_ns()
-        ids = [clients[i % count].post_run(i % 100 + 1, username=f"user{i % 7}") for i in range(n)]
+        ids = [clients[i % count].post_run(i % 100 + 1) for i in range(n)]
         log(f"instances: {n} runs posted in {(time.time_ns() - t0) / 1e9:.1f} s to {count} instances")
 
         def drained():
@@ -1449,7 +1451,9 @@ def phase_browser(args, pg, res):
         raise RuntimeError("playwright-core is not in .local/node (scripts/install-deps.sh test)")
     verdicts_file = os.path.join(args.tests_root, "browser", "verdicts.txt")
     open(verdicts_file, "w").close()
-    be = Backend(args, "browser", pg.create("browser"), mode="wrap")
+    # The page asks for a login: the headless browser logs in as admin.
+    be = Backend(args, "browser", pg.create("browser"), mode="wrap",
+                 extra_env={"ADMIN_PASSWORD": BENCH_PASSWORD})
     nginx = None
     try:
         import socket
@@ -1480,7 +1484,7 @@ def phase_browser(args, pg, res):
             ["node", os.path.join(args.root, "bench", "browser.cjs"), base, str(args.browser_runs),
              VERDICTS],
             capture_output=True, text=True, timeout=args.browser_runs * 180 + 120,
-            env=dict(os.environ, NODE_PATH=node_modules,
+            env=dict(os.environ, NODE_PATH=node_modules, BENCH_ADMIN_PASSWORD=BENCH_PASSWORD,
                      BENCH_BROWSER_CASES=str(args.browser_cases)))
         for line in out.stderr.strip().splitlines()[-args.browser_runs - 5:]:
             log(line)

@@ -63,18 +63,28 @@ function watch() {
 
 async function main() {
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-  const token = (process.env.ADMIN_TOKEN || '').trim();
-  const context = await browser.newContext(
-    token ? { extraHTTPHeaders: { Authorization: `Bearer ${token}` } } : {});
+  const password = (process.env.BENCH_ADMIN_PASSWORD || '').trim();
+  const context = await browser.newContext();
   const page = await context.newPage();
   const out = [];
   try {
+    // A person logs in once, as the SPA asks; the session cookie does the rest.
+    await page.goto(`${BASE}/runs/new`);
+    const login = page.locator('#login-username');
+    await login.or(page.getByRole('heading', { name: 'New run' })).first().waitFor();
+    if (password && await login.isVisible()) {
+      await page.fill('#login-username', 'admin');
+      await page.fill('#login-password', password);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.waitForURL((url) => url.pathname !== '/login');
+    }
     for (let i = 0; i < RUNS; i += 1) {
       // Environments 1, 2, …: each run starts on an idle one.
       const environment = String((i % 100) + 1);
       await page.goto(`${BASE}/runs/new`);
       await page.getByRole('heading', { name: 'New run' }).waitFor();
-      await page.fill('#username', 'bench-browser');
+      // With accounts, a run is its caller's: the form's name must be ours.
+      await page.fill('#username', password ? 'admin' : 'bench-browser');
       await page.selectOption('#environment', environment);
       await page.fill('#test-search', TEST_FILE.split('/').pop().replace(/\.py$/, ''));
       await page.getByLabel(`Test file ${TEST_FILE}`).check();
