@@ -177,10 +177,10 @@ pub fn claim(
             (Some(own), Some(pool)) => Some(own.min(pool)),
             (run, None) | (None, run) => run,
         };
-        let next_reservation = match owner {
-            Some(_) => None,
-            None if reserved => super::reservations::first_waiting(conn, environment_id)?,
-            None => None,
+        let next_reservation = if reserved && owner.is_none() {
+            super::reservations::first_waiting(conn, environment_id)?
+        } else {
+            None
         };
         match (next_run, next_reservation) {
             (run, Some(reservation)) if run.is_none_or(|id| reservation.queue_order < id) => {
