@@ -105,7 +105,7 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         scheduler: Arc::clone(&scheduler),
         responses: Arc::default(),
         heavy_reads: Arc::new(tokio::sync::Semaphore::new(
-            (config.db_pool_size as usize / 2).max(1),
+            crate::http::state::heavy_read_permits(config.db_pool_size) as usize,
         )),
         markers: Arc::default(),
     };

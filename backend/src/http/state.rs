@@ -16,10 +16,16 @@ pub struct AppState {
     pub tests_root: TestsRoot,
     pub scheduler: Arc<Scheduler>,
     pub responses: Arc<ResponseCache>,
-    /// Turns for the expensive reads (insights, histories): however many
-    /// ask at once, only this many run, so that they cannot take every
-    /// connection and the machine's time.
+    /// Turns for the expensive reads (insights, histories), one per
+    /// connection they use: however many ask at once, only this many run,
+    /// so that they cannot take every connection and the machine's time.
     pub heavy_reads: Arc<tokio::sync::Semaphore>,
     /// The markers pytest knows for the tests root, while it is unchanged.
     pub markers: Arc<MarkerCache>,
+}
+
+/// How many connections the expensive reads may hold at once: half the
+/// pool, so that the polled endpoints always find one.
+pub fn heavy_read_permits(pool_size: u32) -> u32 {
+    (pool_size / 2).max(1)
 }

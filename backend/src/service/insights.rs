@@ -2,7 +2,7 @@
 //! flaky, failing and slowest tests of a window.
 
 use diesel::prelude::*;
-use shared::{HistoryItem, HistoryQuery, Insights, InsightsQuery};
+use shared::{FailingTest, FlakyTest, HistoryItem, HistoryQuery, SlowTest};
 
 use super::ServiceError;
 use crate::db;
@@ -28,17 +28,26 @@ pub fn history_of(query: &HistoryQuery) -> Result<HistoryOf, ServiceError> {
     }
 }
 
-/// The insights of a window, with the failures of flaky tests on suspect
-/// environments (see `health`) told apart.
-pub fn insights(conn: &mut PgConnection, query: &InsightsQuery) -> Result<Insights, ServiceError> {
-    let days = query.days().map_err(ServiceError::BadRequest)?;
+/// The flaky tests of a window, with their failures on suspect
+/// environments (see `health`) told apart. Environment health comes first,
+/// so this is the longer half of the insights.
+pub fn flaky(conn: &mut PgConnection, days: i32) -> Result<Vec<FlakyTest>, ServiceError> {
     let suspects = super::health::suspects(conn, days)?;
-    let mut insights = db::insights::insights(conn, days, &suspects.environments)?;
-    for test in &mut insights.flaky {
+    let mut flaky = db::insights::flaky(conn, days, &suspects.environments)?;
+    for test in &mut flaky {
         if let Some((failures, environment_ids)) = suspects.failures.get(&test.nodeid) {
             test.failures_on_suspect_environments = *failures;
             test.suspect_environment_ids = environment_ids.clone();
         }
     }
-    Ok(insights)
+    Ok(flaky)
+}
+
+/// The failing and the slowest tests of a window: the other half, which
+/// needs nothing of the first.
+pub fn failing_and_slowest(
+    conn: &mut PgConnection,
+    days: i32,
+) -> Result<(Vec<FailingTest>, Vec<SlowTest>), ServiceError> {
+    Ok(db::insights::failing_and_slowest(conn, days)?)
 }

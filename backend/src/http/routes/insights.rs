@@ -11,16 +11,21 @@ use tokio::sync::SemaphorePermit;
 
 use crate::http::blocking::with_db;
 use crate::http::error::ApiError;
-use crate::http::state::AppState;
+use crate::http::state::{heavy_read_permits, AppState};
 use crate::service::{health, insights};
 
 /// How long an expensive read waits for its turn before it is refused.
 const TURN_PATIENCE: Duration = Duration::from_secs(10);
 
-/// A turn for an expensive read, waited for without holding a connection;
-/// 429 if none comes in time.
-async fn heavy_read_turn(state: &AppState) -> Result<SemaphorePermit<'_>, ApiError> {
-    match tokio::time::timeout(TURN_PATIENCE, state.heavy_reads.acquire()).await {
+/// A turn for an expensive read on `connections` connections (at most as
+/// many as all the turns), waited for without holding one; 429 if none
+/// comes in time.
+async fn heavy_read_turn(
+    state: &AppState,
+    connections: u32,
+) -> Result<SemaphorePermit<'_>, ApiError> {
+    let permits = connections.min(heavy_read_permits(state.config.db_pool_size));
+    match tokio::time::timeout(TURN_PATIENCE, state.heavy_reads.acquire_many(permits)).await {
         Ok(Ok(permit)) => Ok(permit),
         _ => Err(ApiError::TooMany(
             "too many history and insight requests at once; try again in a moment".into(),
@@ -59,7 +64,7 @@ async fn history(
     let query = query.into_inner();
     // Checked before a connection is taken.
     insights::history_of(&query)?;
-    let _turn = heavy_read_turn(&state).await?;
+    let _turn = heavy_read_turn(&state, 1).await?;
     let items = with_db(&state.pool, move |conn| insights::history(conn, &query)).await?;
     Ok(HttpResponse::Ok().json(items))
 }
@@ -79,11 +84,22 @@ async fn insights(
     state: web::Data<AppState>,
     query: web::Query<InsightsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    query.days().map_err(ApiError::BadRequest)?;
-    let _turn = heavy_read_turn(&state).await?;
-    let insights = with_db(&state.pool, move |conn| insights::insights(conn, &query)).await?;
-    Ok(HttpResponse::Ok().json(insights))
+    let days = query.days().map_err(ApiError::BadRequest)?;
+    let _turn = heavy_read_turn(&state, 2).await?;
+    // Two halves that need nothing of each other, each on a connection of
+    // its own, side by side: the answer takes as long as the longer one.
+    let (flaky, (failing, slowest)) = futures_util::future::try_join(
+        with_db(&state.pool, move |conn| insights::flaky(conn, days)),
+        with_db(&state.pool, move |conn| {
+            insights::failing_and_slowest(conn, days)
+        }),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(Insights {
+        flaky,
+        failing,
+        slowest,
+    }))
 }
 
 /// Each environment's health over the last days, least healthy first.
@@ -103,7 +119,7 @@ async fn environment_health(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     query.days().map_err(ApiError::BadRequest)?;
-    let _turn = heavy_read_turn(&state).await?;
+    let _turn = heavy_read_turn(&state, 1).await?;
     let health = with_db(&state.pool, move |conn| health::environments(conn, &query)).await?;
     Ok(HttpResponse::Ok().json(health))
 }
@@ -129,7 +145,7 @@ async fn passed_elsewhere(
     let id = id.into_inner();
     let query = query.into_inner();
     query.days().map_err(ApiError::BadRequest)?;
-    let _turn = heavy_read_turn(&state).await?;
+    let _turn = heavy_read_turn(&state, 1).await?;
     let answer = with_db(&state.pool, move |conn| {
         health::passed_elsewhere(conn, id, &query)
     })

@@ -1,0 +1,1 @@
+DROP INDEX test_flips_by_nodeid_and_time;
