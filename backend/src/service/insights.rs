@@ -29,8 +29,8 @@ pub fn history_of(query: &HistoryQuery) -> Result<HistoryOf, ServiceError> {
 }
 
 /// The flaky tests of a window, with their failures on suspect
-/// environments (see `health`) told apart. Environment health comes first,
-/// so this is the longer half of the insights.
+/// environments (see `health`) told apart: one half of the insights,
+/// environment health first.
 pub fn flaky(conn: &mut PgConnection, days: i32) -> Result<Vec<FlakyTest>, ServiceError> {
     let suspects = super::health::suspects(conn, days)?;
     let mut flaky = db::insights::flaky(conn, days, &suspects.environments)?;
