@@ -1,15 +1,24 @@
 //! Reading a run's log by byte offset.
 
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
 use shared::LogChunk;
 
 use super::models::RunRow;
 use super::schema::run_log_chunks;
 
+#[derive(QueryableByName)]
+struct Chunk {
+    #[diesel(sql_type = BigInt)]
+    start_offset: i64,
+    #[diesel(sql_type = Text)]
+    content: String,
+}
+
 /// The most log one answer carries; clients follow `next_offset`.
 pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
-/// No stored chunk is longer than this, so a chunk covering an offset
-/// starts at most this far before it.
+/// No stored chunk is longer than this, so that an answer, which carries
+/// whole chunks from the one holding its offset, stays near its limit.
 pub const MAX_CHUNK_BYTES: i64 = 256 * 1024;
 
 /// The log of `run` from `offset` on, at most [`MAX_ANSWER_BYTES`] (more
@@ -19,17 +28,29 @@ pub fn read_from(conn: &mut PgConnection, run: &RunRow, offset: i64) -> QueryRes
     let run_id = run.id;
     let finished = run.status.is_finished();
     let offset = offset.max(0);
-    let chunks: Vec<(i64, String)> = run_log_chunks::table
-        .filter(run_log_chunks::run_id.eq(run_id))
-        .filter(run_log_chunks::start_offset.gt(offset - MAX_CHUNK_BYTES))
-        // Any offset is allowed, up to i64::MAX: past the end is just empty.
-        .filter(run_log_chunks::start_offset.lt(offset.saturating_add(MAX_ANSWER_BYTES as i64)))
-        .order(run_log_chunks::start_offset)
-        .select((run_log_chunks::start_offset, run_log_chunks::content))
-        .load(conn)?;
+    // From the chunk that holds `offset` (the last one starting at or
+    // before it, one step down the primary key) on: a poll of a long log
+    // reads what it has not seen, not every small chunk before it.
+    let chunks: Vec<Chunk> = diesel::sql_query(
+        "SELECT start_offset, content FROM run_log_chunks \
+         WHERE run_id = $1 \
+           AND start_offset >= (SELECT max(start_offset) FROM run_log_chunks \
+                                WHERE run_id = $1 AND start_offset <= $2) \
+           AND start_offset < $3 \
+         ORDER BY start_offset",
+    )
+    .bind::<BigInt, _>(run_id)
+    .bind::<BigInt, _>(offset)
+    // Any offset is allowed, up to i64::MAX: past the end is just empty.
+    .bind::<BigInt, _>(offset.saturating_add(MAX_ANSWER_BYTES as i64))
+    .load(conn)?;
     let mut content = String::new();
     let mut next_offset = offset;
-    for (start, text) in chunks {
+    for Chunk {
+        start_offset: start,
+        content: text,
+    } in chunks
+    {
         let end = start + text.len() as i64;
         if end <= next_offset {
             continue;
