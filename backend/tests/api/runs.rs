@@ -307,3 +307,44 @@ fn the_list_is_newest_first_filtered_and_paged() {
         assert_error(&app.get(&format!("/api/runs?{bad}")), 400, "bad_request");
     }
 }
+
+/// Prints a line with characters of two and three bytes every 200 ms, so
+/// that the log is stored as several chunks.
+const TALKS_IN_UTF8: &str = "import time\n\n\
+def test_talks():\n    \
+    for i in range(6):\n        \
+        print(f'line {i}: grüße ✓', flush=True)\n        \
+        time.sleep(0.2)\n";
+
+#[test]
+fn the_log_from_any_offset_is_the_rest_of_the_log_from_the_next_whole_character() {
+    let tests = TestsDir::with(&[("test_talks.py", TALKS_IN_UTF8)]);
+    let app = TestApp::spawn(&tests, &[]);
+    let id = app.create_run("dora", 7, &["test_talks.py"]);
+    app.wait_finished(id, SECS_30);
+    let whole = app.log_text(id);
+    assert!(whole.contains("line 5: grüße ✓"), "{whole}");
+    let end = whole.len() as i64;
+    // Chunk starts and ends, the middle of a chunk and of a character, the
+    // end and past it: every offset of the last lines (where the test
+    // printed), every seventh before them.
+    let offsets = (0..=end + 2).filter(|offset| offset % 7 == 0 || *offset > end - 400);
+    for offset in offsets {
+        let (status, answer) = app.get(&format!("/api/runs/{id}/log?offset={offset}"));
+        assert_eq!(status, 200, "{answer}");
+        let from = (offset.min(end) as usize..=whole.len())
+            .find(|&i| whole.is_char_boundary(i))
+            .unwrap_or(whole.len());
+        assert_eq!(
+            answer["content"].as_str(),
+            Some(&whole[from..]),
+            "offset {offset}"
+        );
+        assert_eq!(
+            answer["next_offset"].as_i64(),
+            Some(offset.max(end)),
+            "offset {offset}"
+        );
+        assert_eq!(answer["complete"], true, "offset {offset}");
+    }
+}
