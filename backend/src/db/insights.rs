@@ -254,7 +254,6 @@ pub fn failing_and_slowest(
 }
 
 /// One test's results over the window.
-#[derive(Default)]
 struct TestStats {
     failures: i64,
     durations_ms: Vec<i32>,

@@ -351,3 +351,25 @@ fn insights_over_a_seeded_history_match_every_case_counted_by_hand() {
         .unwrap();
     check("rebuilt from the case rows");
 }
+
+#[test]
+fn a_pool_with_room_for_one_expensive_read_answers_the_same_insights_one_half_after_the_other() {
+    let tests = TestsDir::with(&[("suite/test_series.py", SERIES)]);
+    let app = TestApp::spawn(&tests, &[("DB_POOL_SIZE", "2")]);
+    for _ in 0..3 {
+        let id = app.create_run("wes", 41, &["suite/test_series.py"]);
+        app.wait_finished(id, SECS_30);
+    }
+    let (status, insights) = app.get("/api/insights?days=7");
+    assert_eq!(status, 200, "{insights}");
+    let flaky = named(&insights["flaky"], "suite/test_series.py::test_alternates")
+        .expect("the alternating test is flaky");
+    assert_eq!(flaky["flips"], 2, "P F P flips twice");
+    let failing = named(
+        &insights["failing"],
+        "suite/test_series.py::test_always_fails",
+    )
+    .expect("the broken test is failing");
+    assert_eq!(failing["failures"], 3);
+    assert_eq!(insights["slowest"].as_array().map(Vec::len), Some(3));
+}

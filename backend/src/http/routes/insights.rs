@@ -17,16 +17,16 @@ use crate::service::{health, insights};
 /// How long an expensive read waits for its turn before it is refused.
 const TURN_PATIENCE: Duration = Duration::from_secs(10);
 
-/// A turn for an expensive read on `connections` connections (at most as
-/// many as all the turns), waited for without holding one; 429 if none
-/// comes in time.
+/// A turn for an expensive read on up to `connections` connections,
+/// waited for without holding one, with how many it may use (fewer when
+/// all the turns together are fewer); 429 if none comes in time.
 async fn heavy_read_turn(
     state: &AppState,
     connections: u32,
-) -> Result<SemaphorePermit<'_>, ApiError> {
+) -> Result<(SemaphorePermit<'_>, u32), ApiError> {
     let permits = connections.min(heavy_read_permits(state.config.db_pool_size));
     match tokio::time::timeout(TURN_PATIENCE, state.heavy_reads.acquire_many(permits)).await {
-        Ok(Ok(permit)) => Ok(permit),
+        Ok(Ok(permit)) => Ok((permit, permits)),
         _ => Err(ApiError::TooMany(
             "too many history and insight requests at once; try again in a moment".into(),
         )),
@@ -85,16 +85,30 @@ async fn insights(
     query: web::Query<InsightsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let days = query.days().map_err(ApiError::BadRequest)?;
-    let _turn = heavy_read_turn(&state, 2).await?;
-    // Two halves that need nothing of each other, each on a connection of
-    // its own, side by side: the answer takes as long as the longer one.
-    let (flaky, (failing, slowest)) = futures_util::future::try_join(
-        with_db(&state.pool, move |conn| insights::flaky(conn, days)),
+    let (_turn, connections) = heavy_read_turn(&state, 2).await?;
+    let (flaky, (failing, slowest)) = if connections < 2 {
+        // A pool too small for two turns: one half after the other.
         with_db(&state.pool, move |conn| {
-            insights::failing_and_slowest(conn, days)
-        }),
-    )
-    .await?;
+            Ok((
+                insights::flaky(conn, days)?,
+                insights::failing_and_slowest(conn, days)?,
+            ))
+        })
+        .await?
+    } else {
+        // Two halves that need nothing of each other, each on a
+        // connection of its own, side by side: the answer takes as long
+        // as the longer one. Both are awaited, even when one fails, so
+        // that the turn is held until both connections are back.
+        let (flaky, ranked) = futures_util::future::join(
+            with_db(&state.pool, move |conn| insights::flaky(conn, days)),
+            with_db(&state.pool, move |conn| {
+                insights::failing_and_slowest(conn, days)
+            }),
+        )
+        .await;
+        (flaky?, ranked?)
+    };
     Ok(HttpResponse::Ok().json(Insights {
         flaky,
         failing,
