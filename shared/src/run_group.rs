@@ -189,8 +189,10 @@ impl RunGroup {
 /// Splits units of work (test files, or node ids) with their expected
 /// durations into at most `shards` lists of about equal total duration:
 /// the longest unit goes first, each to the shard with the least so far.
-/// Deterministic: ties go by name, then to the lowest shard. Each shard
-/// keeps its units in the order given; empty shards are left out.
+/// Deterministic: ties go by name, then to the shard with the fewest
+/// units, then the lowest. Units that took no time at all (or that nobody
+/// knows) still spread one per shard. Each shard keeps its units in the
+/// order given; empty shards are left out.
 pub fn split_by_duration(units: &[(String, u64)], shards: usize) -> Vec<Vec<String>> {
     let shards = shards.clamp(1, units.len().max(1));
     let mut order: Vec<usize> = (0..units.len()).collect();
@@ -201,12 +203,14 @@ pub fn split_by_duration(units: &[(String, u64)], shards: usize) -> Vec<Vec<Stri
             .then_with(|| units[a].0.cmp(&units[b].0))
     });
     let mut totals = vec![0_u64; shards];
+    let mut counts = vec![0_usize; shards];
     let mut assigned = vec![0_usize; units.len()];
     for index in order {
         let lightest = (0..shards)
-            .min_by_key(|&shard| (totals[shard], shard))
+            .min_by_key(|&shard| (totals[shard], counts[shard], shard))
             .unwrap_or(0);
         totals[lightest] = totals[lightest].saturating_add(units[index].1);
+        counts[lightest] += 1;
         assigned[index] = lightest;
     }
     let mut split = vec![Vec::new(); shards];
@@ -261,6 +265,29 @@ mod tests {
         let all = units(&[("a.py", 5), ("b.py", 5)]);
         assert_eq!(split_by_duration(&all, 10).len(), 2);
         assert_eq!(split_by_duration(&[], 3), Vec::<Vec<String>>::new());
+    }
+
+    #[test]
+    fn units_that_took_no_time_still_get_a_shard_each() {
+        let all = units(&[("a.py", 0), ("b.py", 0), ("c.py", 0)]);
+        assert_eq!(
+            split_by_duration(&all, 5),
+            vec![
+                vec!["a.py".to_string()],
+                vec!["b.py".into()],
+                vec!["c.py".into()]
+            ]
+        );
+        // They go to the lightest shard; among equally light ones, the emptiest.
+        let mixed = units(&[("slow.py", 9), ("x.py", 0), ("y.py", 0), ("z.py", 0)]);
+        let split = split_by_duration(&mixed, 2);
+        assert_eq!(
+            split,
+            vec![
+                vec!["slow.py".to_string()],
+                vec!["x.py".into(), "y.py".into(), "z.py".into()]
+            ]
+        );
     }
 
     #[test]
