@@ -104,6 +104,10 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         tests_root,
         scheduler: Arc::clone(&scheduler),
         responses: Arc::default(),
+        versions: crate::http::versions::StateVersions::new(
+            &config.database_url,
+            config.http_pool().checkout,
+        ),
         heavy_reads: Arc::new(tokio::sync::Semaphore::new(
             crate::http::state::heavy_read_permits(config.db_pool_size) as usize,
         )),

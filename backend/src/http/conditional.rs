@@ -2,7 +2,8 @@
 //! answer carries an ETag made of the database's state version (see
 //! `db::state`) and the resource (its path and its parsed query), and a
 //! request whose `If-None-Match` names the current one gets `304 Not
-//! Modified` after one tiny query instead of the endpoint's own queries.
+//! Modified` after one tiny pipelined query (see `super::versions`)
+//! instead of the endpoint's own queries.
 //!
 //! The resource is the request's path and the query *as parsed*
 //! (`CacheKey`), never the raw query string: unknown or repeated
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use super::blocking::with_db;
 use super::error::ApiError;
 use super::state::AppState;
-use crate::db::{self, PgConn};
+use crate::db::PgConn;
 use crate::service::ServiceError;
 
 /// What decides a body besides the database: the path and the parsed
@@ -68,11 +69,11 @@ fn to_json(body: &impl Serialize) -> Result<Bytes, ServiceError> {
         .map_err(ServiceError::internal)
 }
 
-/// Reads the state version and, unless the client's `If-None-Match` has
-/// it, runs `query`, on one pooled connection. The version is read before
-/// the query, so the body is at least as new as its ETag says: a change
-/// committed in between gives a newer body under an older tag, which only
-/// costs the client one more full answer.
+/// Reads the state version (see [`super::versions`]) and, unless the
+/// client's `If-None-Match` has it, runs `query` on a pooled connection.
+/// The version is read before the query, so the body is at least as new
+/// as its ETag says: a change committed in between gives a newer body
+/// under an older tag, which only costs the client one more full answer.
 pub async fn conditional<T, F>(
     state: &AppState,
     req: &HttpRequest,
@@ -84,19 +85,15 @@ where
     T: Serialize + Send + 'static,
 {
     let held = if_none_match(req);
-    let looking = held.clone();
-    let (tag, body) = with_db(&state.pool, move |conn| {
-        let version = db::state::version(conn)?;
-        // `*` is not honoured: it would answer 304 for a run that does
-        // not exist; the full query says 404 instead.
-        let tag = etag(version, key);
-        if looking.contains(&tag) {
-            return Ok((tag, None));
-        }
-        Ok((tag, Some(to_json(&query(conn)?)?)))
-    })
-    .await?;
-    Ok(respond(&tag, &held, body))
+    let version = state.versions.current(&state.pool).await?;
+    // `*` is not honoured: it would answer 304 for a run that does not
+    // exist; the full query says 404 instead.
+    let tag = etag(version, key);
+    if held.contains(&tag) {
+        return Ok(respond(&tag, &held, None));
+    }
+    let body = with_db(&state.pool, move |conn| to_json(&query(conn)?)).await?;
+    Ok(respond(&tag, &held, Some(body)))
 }
 
 /// Like [`conditional`] with raw text bodies (logs, reports), which are
@@ -112,21 +109,13 @@ where
     F: FnOnce(&mut PgConn) -> Result<String, ServiceError> + Send + 'static,
 {
     let held = if_none_match(req);
-    let looking = held.clone();
-    let (tag, body) = with_db(&state.pool, move |conn| {
-        let version = db::state::version(conn)?;
-        let tag = etag(version, key);
-        if looking.contains(&tag) {
-            return Ok((tag, None));
-        }
-        Ok((tag, Some(query(conn)?)))
-    })
-    .await?;
-    let mut response = match body {
-        Some(text) if !held.contains(&tag) => {
-            HttpResponse::Ok().content_type(content_type).body(text)
-        }
-        _ => HttpResponse::NotModified().finish(),
+    let version = state.versions.current(&state.pool).await?;
+    let tag = etag(version, key);
+    let mut response = if held.contains(&tag) {
+        HttpResponse::NotModified().finish()
+    } else {
+        let text = with_db(&state.pool, query).await?;
+        HttpResponse::Ok().content_type(content_type).body(text)
     };
     let headers = response.headers_mut();
     if let Ok(etag) = HeaderValue::from_str(&tag) {
@@ -152,7 +141,7 @@ where
     T: Serialize + Send + 'static,
 {
     let held = if_none_match(req);
-    let version = with_db(&state.pool, |conn| Ok(db::state::version(conn)?)).await?;
+    let version = state.versions.current(&state.pool).await?;
     let current = etag(version, key);
     if held.contains(&current) {
         return Ok(respond(&current, &held, None));

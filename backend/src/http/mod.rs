@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod request_log;
 pub mod routes;
 pub mod state;
+pub mod versions;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;

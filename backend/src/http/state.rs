@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::conditional::ResponseCache;
+use super::versions::StateVersions;
 use crate::catalog::markers::MarkerCache;
 use crate::catalog::TestsRoot;
 use crate::config::Config;
@@ -16,6 +17,8 @@ pub struct AppState {
     pub tests_root: TestsRoot,
     pub scheduler: Arc<Scheduler>,
     pub responses: Arc<ResponseCache>,
+    /// The state version the polled endpoints' ETags are made of.
+    pub versions: Arc<StateVersions>,
     /// Turns for the expensive reads (insights, histories), one per
     /// connection they use: however many ask at once, only this many run,
     /// so that they cannot take every connection and the machine's time.

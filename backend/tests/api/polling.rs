@@ -1,6 +1,9 @@
 //! Cheap polling: ETags on the polled GET endpoints, 304 for a client that
 //! already has the current answer, a new tag once anything it shows changed.
 
+use diesel::prelude::*;
+use std::sync::Arc;
+
 use crate::helpers::*;
 
 const PASSING: &str = "def test_one():\n    print('one')\n";
@@ -152,4 +155,65 @@ fn a_new_run_and_a_new_log_line_change_the_etag() {
         conditional_get(&app, "/api/environments/5", Some(&before)).0,
         200
     );
+}
+
+#[test]
+fn tags_follow_every_change_through_an_outage_of_the_database() {
+    let tests = TestsDir::with(&[("test_one.py", PASSING)]);
+    let proxy = DbProxy::start();
+    let db = TestDb::create();
+    let url = proxy.url_for(&db);
+    let app = TestApp::spawn_on(Arc::clone(&db), &tests, &[("DATABASE_URL", &url)]);
+    let path = "/api/environments/6";
+    let conn = std::cell::RefCell::new(db.conn());
+    let reader_connected = |conn: &mut PgConnection| {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind::<diesel::sql_types::Text, _>(backend::http::versions::APPLICATION_NAME)
+        .get_result::<Count>(conn)
+        .map(|c| c.n)
+        .unwrap_or(0)
+            == 1
+    };
+    let tag = current_etag(&app, path);
+    eventually(
+        SECS_30,
+        "versions are read on a connection of their own",
+        || reader_connected(&mut conn.borrow_mut()),
+    );
+    assert_eq!(conditional_get(&app, path, Some(&tag)).0, 304);
+
+    // Every connection is cut, and none can be made meanwhile.
+    proxy.down();
+    let (status, _, body) = conditional_get(&app, path, Some(&tag));
+    assert_eq!(status, 503, "{body}");
+    proxy.up();
+    eventually(SECS_30, "polls are answered again", || {
+        conditional_get(&app, path, Some(&tag)).0 == 304
+    });
+    // Whichever connection reads the version (a pooled one until its own
+    // is back), the poll right after a change sees it.
+    for round in 0..8 {
+        let tag = current_etag(&app, path);
+        let (status, _) = app.put(
+            path,
+            &serde_json::json!({"description": format!("round {round}")}),
+        );
+        assert_eq!(status, 200);
+        let (status, new_tag, body) = conditional_get(&app, path, Some(&tag));
+        assert_eq!(status, 200, "round {round}: the change is news");
+        assert_ne!(new_tag, tag);
+        assert!(body.contains(&format!("round {round}")), "{body}");
+        std::thread::sleep(scaled(std::time::Duration::from_millis(250)));
+    }
+    eventually(SECS_30, "its own connection is back", || {
+        reader_connected(&mut conn.borrow_mut())
+    });
 }
