@@ -94,7 +94,8 @@ printf '%s\n' "$HOW" >"$STAMP.new"
 log "trunk build --release (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 # Offline and --locked come from frontend/Trunk.toml. Flags take optional
 # values (a bare --release would swallow the target): hence --release=true.
-trunk build --release=true "$target"
+# The `spa` profile of Cargo.toml: built for size, apart from the backend.
+TRUNK_BUILD_CARGO_PROFILE=spa trunk build --release=true "$target"
 
 shopt -s nullglob
 wasm=(dist/*.wasm)
