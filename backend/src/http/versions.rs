@@ -18,8 +18,6 @@ use super::blocking::with_db;
 use super::error::ApiError;
 use crate::db::{self, PgPool};
 
-/// Sixteen rows summed (see `db::state::version`).
-const VERSION_QUERY: &str = "SELECT coalesce(sum(changes), 0)::bigint FROM state_version";
 /// How the connection shows in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "test-executor state versions";
 /// Between two attempts to make the connection.
@@ -139,7 +137,7 @@ impl StateVersions {
             }
         });
         let statement = client
-            .prepare(VERSION_QUERY)
+            .prepare(db::state::VERSION_SQL)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Reader { client, statement })
