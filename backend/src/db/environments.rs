@@ -80,6 +80,16 @@ pub fn lock(conn: &mut PgConnection, id: i32) -> QueryResult<bool> {
         .map(|found| found.is_some())
 }
 
+/// The environment's row, kept locked as [`lock`] does.
+pub fn lock_row(conn: &mut PgConnection, id: i32) -> QueryResult<Option<EnvironmentRow>> {
+    environments::table
+        .find(id)
+        .select(EnvironmentRow::as_select())
+        .for_no_key_update()
+        .first(conn)
+        .optional()
+}
+
 pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<Environment>> {
     let now = super::reservations::now(conn)?;
     let rows: Vec<EnvironmentRow> = environments::table

@@ -195,6 +195,34 @@ pub fn insert_token(
         .get_result(conn)
 }
 
+/// Inserts a token with the user's current role, ending `days` days from
+/// now, in one statement; `None` when the user has no account.
+pub fn insert_token_for_user(
+    conn: &mut PgConnection,
+    username: &str,
+    name: &str,
+    secret_hash: &str,
+    days: i32,
+) -> QueryResult<Option<i64>> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let inserted: Option<Id> = diesel::sql_query(
+        "INSERT INTO api_tokens (username, name, role, secret_hash, expires_at) \
+         SELECT u.username, $2, u.role, $3, now() + make_interval(days => $4) \
+         FROM users u WHERE u.username = $1 RETURNING id",
+    )
+    .bind::<diesel::sql_types::Text, _>(username)
+    .bind::<diesel::sql_types::Text, _>(name)
+    .bind::<diesel::sql_types::Text, _>(secret_hash)
+    .bind::<diesel::sql_types::Integer, _>(days)
+    .get_result(conn)
+    .optional()?;
+    Ok(inserted.map(|row| row.id))
+}
+
 /// A live token by its secret's hash, with its user's current role.
 pub fn token_by_hash(
     conn: &mut PgConnection,

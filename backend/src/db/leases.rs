@@ -229,6 +229,82 @@ fn first_pool_run(
     Ok(found.map(|f| f.id))
 }
 
+/// Starts run `run_id`, queued by this very transaction, on its
+/// environment at once when nothing else has a claim to it: the
+/// environment is free, in rotation for this claimer, with no reservation
+/// or hold, no older queued run and no queued run of a pool it is in. The
+/// caller holds the environment's row lock (taken before the run's
+/// insert), so this statement, with a snapshot newer than the lock, sees
+/// every claim and reservation made before it. `None`: the run stays
+/// queued for the scheduler, which decides as [`claim`] does.
+pub fn start_queued_here(
+    conn: &mut PgConnection,
+    environment: &EnvironmentRow,
+    run_id: i64,
+    claimer: Claimer<'_>,
+) -> QueryResult<Option<Claim>> {
+    let fence: Option<Fence> = diesel::sql_query(
+        "INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
+         SELECT e.id, $2, $3, nextval('lease_fences'), now() + make_interval(secs => $4) \
+         FROM environments e \
+         WHERE e.id = $1 \
+           AND (e.maintenance_reason IS NULL OR e.maintenance_until <= now()) \
+           AND ($5::text[] IS NULL OR e.labels && $5) \
+           AND NOT EXISTS (SELECT 1 FROM reservations w \
+                           WHERE w.environment_id = e.id AND w.state IN ('active', 'waiting')) \
+           AND NOT EXISTS (SELECT 1 FROM test_runs q \
+                           WHERE q.status = 'queued' AND q.environment_id = e.id AND q.id < $2) \
+           AND NOT EXISTS (SELECT 1 FROM test_runs q \
+                           WHERE q.status = 'queued' AND q.environment_id IS NULL \
+                             AND q.environment_label = ANY (e.labels)) \
+         ON CONFLICT (environment_id) DO NOTHING RETURNING fence",
+    )
+    .bind::<Integer, _>(environment.id)
+    .bind::<BigInt, _>(run_id)
+    .bind::<Text, _>(claimer.holder)
+    .bind::<BigInt, _>(claimer.lease_secs)
+    .bind::<Nullable<Array<Text>>, _>(claimer.runner_labels)
+    .get_result(conn)
+    .optional()?;
+    let Some(Fence { fence }) = fence else {
+        return Ok(None);
+    };
+    let run = mark_started(conn, environment.id, run_id, fence, claimer.holder)?
+        .ok_or(diesel::result::Error::NotFound)?;
+    Ok(Some(Claim {
+        run,
+        environment: environment.clone(),
+        fence,
+    }))
+}
+
+/// Marks a queued run running under `fence`; `None` if it is no longer
+/// queued (a cancel came first).
+fn mark_started(
+    conn: &mut PgConnection,
+    environment_id: i32,
+    run_id: i64,
+    fence: i64,
+    holder: &str,
+) -> QueryResult<Option<RunRow>> {
+    diesel::update(
+        test_runs::table
+            .find(run_id)
+            .filter(test_runs::status.eq(RunStatus::Queued)),
+    )
+    .set((
+        test_runs::status.eq(RunStatus::Running),
+        test_runs::started_at.eq(diesel::dsl::now),
+        test_runs::fence.eq(fence),
+        test_runs::instance_id.eq(holder),
+        // A pool's run gets its environment now.
+        test_runs::environment_id.eq(environment_id),
+    ))
+    .returning(RunRow::as_returning())
+    .get_result(conn)
+    .optional()
+}
+
 /// Takes the environment's busy row for the run and marks it running.
 fn start_run(
     conn: &mut PgConnection,
@@ -251,22 +327,7 @@ fn start_run(
         return Ok(Claimed::Nothing);
     };
     // Still queued? A cancel may have come first; then try again later.
-    let started: Option<RunRow> = diesel::update(
-        test_runs::table
-            .find(run_id)
-            .filter(test_runs::status.eq(RunStatus::Queued)),
-    )
-    .set((
-        test_runs::status.eq(RunStatus::Running),
-        test_runs::started_at.eq(diesel::dsl::now),
-        test_runs::fence.eq(fence),
-        test_runs::instance_id.eq(claimer.holder),
-        // A pool's run gets its environment now.
-        test_runs::environment_id.eq(environment_id),
-    ))
-    .returning(RunRow::as_returning())
-    .get_result(conn)
-    .optional()?;
+    let started = mark_started(conn, environment_id, run_id, fence, claimer.holder)?;
     let Some(run) = started else {
         return Err(diesel::result::Error::RollbackTransaction);
     };

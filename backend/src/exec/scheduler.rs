@@ -89,6 +89,51 @@ impl Drop for RunSlot {
     }
 }
 
+/// A parallel-run slot (counted in `running`) and an environment's guard,
+/// taken before a claim is tried. A run that starts takes both over (see
+/// [`RunSlot`]); dropped unused, the ticket gives them back.
+pub struct StartTicket {
+    scheduler: Arc<Scheduler>,
+    guard: Option<EnvironmentGuard>,
+    /// Taken outside the scheduler's loop, which may have passed the
+    /// environment or the slot by meanwhile: it looks again on return.
+    outside_the_loop: bool,
+}
+
+impl StartTicket {
+    /// Who claims with this ticket: this instance, under its lease and
+    /// runner labels.
+    pub fn claimer(&self) -> leases::Claimer<'_> {
+        self.scheduler.claimer()
+    }
+
+    /// The guard, for the run that keeps the slot: dropped without it,
+    /// the ticket gives nothing back.
+    fn into_guard(mut self) -> Option<EnvironmentGuard> {
+        self.guard.take()
+    }
+}
+
+impl Drop for StartTicket {
+    fn drop(&mut self) {
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        let environment_id = guard.environment_id;
+        drop(guard);
+        let scheduler = &self.scheduler;
+        let was_full = scheduler.running.fetch_sub(1, Ordering::SeqCst)
+            >= scheduler.ctx.config.max_parallel_runs;
+        if self.outside_the_loop {
+            if was_full {
+                scheduler.wake();
+            } else {
+                scheduler.wake_for(environment_id);
+            }
+        }
+    }
+}
+
 /// What a panic said, for the run's `status_reason`.
 fn panic_message(payload: &(dyn Any + Send)) -> String {
     payload
@@ -213,6 +258,55 @@ impl Scheduler {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(environment_id);
         self.wake.notify_one();
+    }
+
+    /// A ticket to claim a run just queued for `environment_id` in the
+    /// request that queues it, if this instance may start one there now:
+    /// it has finished the runs of its past life, is not stopping, has a
+    /// free slot and is not already running a test there.
+    pub fn ticket_for_new_run(self: &Arc<Self>, environment_id: i32) -> Option<StartTicket> {
+        if self.stopping.load(Ordering::SeqCst) || !*self.recovered.borrow() {
+            return None;
+        }
+        let mut ticket = self.take_ticket(environment_id)?;
+        ticket.outside_the_loop = true;
+        Some(ticket)
+    }
+
+    /// Starts a run claimed with `ticket` (timed from `claimed_at`, before
+    /// the claim's transaction).
+    pub fn start_claimed(
+        self: &Arc<Self>,
+        claim: leases::Claim,
+        claimed_at: Instant,
+        ticket: StartTicket,
+    ) {
+        self.start(claim, claimed_at, ticket);
+    }
+
+    fn claimer(&self) -> leases::Claimer<'_> {
+        leases::Claimer {
+            holder: &self.ctx.config.instance_id,
+            lease_secs: self.ctx.config.lease_secs,
+            runner_labels: self.ctx.config.runner_labels.as_deref(),
+        }
+    }
+
+    /// The environment's guard and a slot under `MAX_PARALLEL_RUNS`, both
+    /// or neither.
+    fn take_ticket(self: &Arc<Self>, environment_id: i32) -> Option<StartTicket> {
+        let guard = self.guards.try_acquire(environment_id)?;
+        let max = self.ctx.config.max_parallel_runs;
+        self.running
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(StartTicket {
+            scheduler: Arc::clone(self),
+            guard: Some(guard),
+            outside_the_loop: false,
+        })
     }
 
     /// Waits until the runs of a past life are finished, at most `patience`.
@@ -384,18 +478,13 @@ impl Scheduler {
     /// Claims what comes next on one environment and starts it. True if a
     /// run or a reservation took the environment.
     fn claim_one(self: &Arc<Self>, conn: &mut db::PgConn, environment_id: i32) -> bool {
-        let Some(guard) = self.guards.try_acquire(environment_id) else {
+        let Some(ticket) = self.take_ticket(environment_id) else {
             return false;
         };
         let claimed_at = Instant::now();
-        let claimer = leases::Claimer {
-            holder: &self.ctx.config.instance_id,
-            lease_secs: self.ctx.config.lease_secs,
-            runner_labels: self.ctx.config.runner_labels.as_deref(),
-        };
-        match leases::claim(conn, environment_id, claimer) {
+        match leases::claim(conn, environment_id, ticket.claimer()) {
             Ok(leases::Claimed::Run(claim)) => {
-                self.start(*claim, claimed_at, guard);
+                self.start(*claim, claimed_at, ticket);
                 true
             }
             Ok(leases::Claimed::Reservation(id)) => {
@@ -474,17 +563,18 @@ impl Scheduler {
         Ok(())
     }
 
-    fn start(self: &Arc<Self>, claim: leases::Claim, claimed_at: Instant, guard: EnvironmentGuard) {
+    /// Starts a claimed run on a thread of its own, which takes over the
+    /// ticket's slot and guard.
+    fn start(self: &Arc<Self>, claim: leases::Claim, claimed_at: Instant, ticket: StartTicket) {
         let run_id = claim.run.id;
         let channel = supervision::channel();
         if let Ok(mut runs) = self.runs.lock() {
             runs.insert(run_id, channel.0.clone());
         }
-        self.running.fetch_add(1, Ordering::SeqCst);
         let slot = RunSlot {
             scheduler: Arc::clone(self),
             run_id,
-            guard: Some(guard),
+            guard: ticket.into_guard(),
         };
         let spawned = std::thread::Builder::new()
             .name(format!("run-{run_id}"))

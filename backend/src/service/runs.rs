@@ -12,7 +12,8 @@ use super::identity::Caller;
 use super::{missing, ServiceError};
 use crate::catalog::TestsRoot;
 use crate::db;
-use crate::db::models::{NewRunRow, RunRow, Selection};
+use crate::db::leases::{Claim, Claimer};
+use crate::db::models::{EnvironmentRow, NewRunRow, RunRow, Selection};
 
 /// The most failed tests a "re-run failed" names one by one.
 pub const MAX_RERUN_TESTS: usize = 10_000;
@@ -25,6 +26,13 @@ pub struct RunRequest {
     hold_on_failure_minutes: Option<i32>,
     keyword: Option<String>,
     markers: Option<String>,
+}
+
+impl RunRequest {
+    /// The environment it names, unless it is for a pool.
+    pub fn environment_id(&self) -> Option<i32> {
+        self.target.environment_id()
+    }
 }
 
 /// Checks a new run's fields, every one of them, and that its paths name
@@ -76,13 +84,19 @@ pub(super) fn paths_exist(tests_root: &TestsRoot, paths: &[TestPath]) -> Result<
 /// Queues a checked run. Its paths are checked again under the catalog
 /// lock, so a file deleted since [`check`] is refused here rather than met
 /// by the run.
+///
+/// With `start_here`, a run that nothing is ahead of is also claimed by it
+/// in the same transaction (see [`db::leases::start_queued_here`]), so
+/// that it starts without waiting for the scheduler; the caller then
+/// starts the claim at once.
 pub fn create(
     conn: &mut PgConnection,
     tests_root: &TestsRoot,
     max_queued: i64,
     request: RunRequest,
     caller: &Caller,
-) -> Result<Run, ServiceError> {
+    start_here: Option<Claimer<'_>>,
+) -> Result<Created, ServiceError> {
     room_in_the_queues(conn, max_queued)?;
     may_run_on(
         conn,
@@ -91,7 +105,7 @@ pub fn create(
         request.target.label(),
     )?;
     let paths: Vec<String> = request.paths.iter().map(TestPath::as_arg).collect();
-    insert(
+    insert_and_start(
         conn,
         NewRunRow {
             username: request.username,
@@ -113,6 +127,7 @@ pub fn create(
             token_id: caller.token_id,
         },
         || paths_exist(tests_root, &request.paths).map_err(|why| ServiceError::field("paths", why)),
+        start_here,
     )
 }
 
@@ -170,31 +185,64 @@ pub(super) fn insert(
     new: NewRunRow,
     paths_exist: impl FnOnce() -> Result<(), ServiceError>,
 ) -> Result<Run, ServiceError> {
+    insert_and_start(conn, new, paths_exist, None).map(|created| created.run)
+}
+
+/// A run just queued, and the claim on it when it started at once.
+pub struct Created {
+    /// As created: queued (the claim, if any, came in the same commit).
+    pub run: Run,
+    pub claim: Option<Claim>,
+}
+
+/// [`insert`], and with `start_here` the claim on a run of a named
+/// environment that nothing is ahead of, under the same row lock.
+fn insert_and_start(
+    conn: &mut PgConnection,
+    new: NewRunRow,
+    paths_exist: impl FnOnce() -> Result<(), ServiceError>,
+    start_here: Option<Claimer<'_>>,
+) -> Result<Created, ServiceError> {
     conn.transaction(|conn| {
         db::runs::lock_catalog(conn, false)?;
         paths_exist()?;
-        lock_target(conn, new.environment_id, new.environment_label.as_deref())?;
+        let environment = lock_target(conn, new.environment_id, new.environment_label.as_deref())?;
         let row = db::runs::insert(conn, &new)?;
-        Ok(db::runs::with_queue_position(conn, row)?)
+        if let (Some(claimer), Some(environment)) = (start_here, &environment) {
+            if let Some(claim) = db::leases::start_queued_here(conn, environment, row.id, claimer)?
+            {
+                // Nothing was ahead of it: first in its queue.
+                let run = row.into_run(Some(1));
+                return Ok(Created {
+                    run,
+                    claim: Some(claim),
+                });
+            }
+        }
+        Ok(Created {
+            run: db::runs::with_queue_position(conn, row)?,
+            claim: None,
+        })
     })
 }
 
 /// Takes the lock that keeps a queue in id order while runs are inserted:
-/// the environment's row, or the pool's lock. Refuses an environment that
-/// does not exist, and a label no environment has.
+/// the environment's row (answered), or the pool's lock. Refuses an
+/// environment that does not exist, and a label no environment has.
 pub(super) fn lock_target(
     conn: &mut PgConnection,
     environment_id: Option<i32>,
     label: Option<&str>,
-) -> Result<(), ServiceError> {
+) -> Result<Option<EnvironmentRow>, ServiceError> {
     match (environment_id, label) {
         (Some(id), _) => {
-            if !db::environments::lock(conn, id)? {
+            let Some(environment) = db::environments::lock_row(conn, id)? else {
                 return Err(ServiceError::field(
                     "environment_id",
                     format!("environment {id} does not exist"),
                 ));
-            }
+            };
+            Ok(Some(environment))
         }
         (None, Some(label)) => {
             db::runs::lock_pool(conn, label)?;
@@ -204,12 +252,10 @@ pub(super) fn lock_target(
                     format!("no environment has the label {label:?}; add it to some first"),
                 ));
             }
+            Ok(None)
         }
-        (None, None) => {
-            return Err(ServiceError::field("environment_id", "is required"));
-        }
+        (None, None) => Err(ServiceError::field("environment_id", "is required")),
     }
-    Ok(())
 }
 
 fn find(conn: &mut PgConnection, id: i64) -> Result<RunRow, ServiceError> {

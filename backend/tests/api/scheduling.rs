@@ -92,3 +92,38 @@ fn the_parallel_cap_makes_runs_wait_but_never_refuses_them() {
         );
     }
 }
+
+#[test]
+fn a_run_on_a_free_environment_is_claimed_before_its_post_answers() {
+    let tests = TestsDir::with(&[(
+        "test_wait.py",
+        "import time\n\ndef test_wait():\n    time.sleep(1)\n",
+    )]);
+    // No tick would come to its rescue: the request itself claims.
+    let app = TestApp::spawn(
+        &tests,
+        &[("MAX_PARALLEL_RUNS", "2"), ("SCHEDULER_TICK_MS", "3600000")],
+    );
+    let body =
+        serde_json::json!({"username": "ann", "environment_id": 7, "paths": ["test_wait.py"]});
+    let (status, first) = app.post("/api/runs", &body);
+    assert_eq!(status, 201, "{first}");
+    // The answer is the run as created, first in its queue.
+    assert_eq!(first["status"], "queued", "{first}");
+    assert_eq!(first["queue_position"], 1, "{first}");
+    let first_id = first["id"].as_i64().expect("an id");
+    let now = app.run(first_id);
+    assert_ne!(now["status"], "queued", "claimed by the request: {now}");
+
+    // Behind it, the next one waits its turn and starts when it ends.
+    let (status, second) = app.post("/api/runs", &body);
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(second["queue_position"], 1, "{second}");
+    let second_id = second["id"].as_i64().expect("an id");
+    assert_eq!(app.run(second_id)["status"], "queued");
+    let first = app.wait_finished(first_id, SECS_30);
+    let second = app.wait_finished(second_id, SECS_30);
+    assert_eq!(first["status"], "success", "{first}");
+    assert_eq!(second["status"], "success", "{second}");
+    assert!(interval(&second).0 >= interval(&first).1, "one at a time");
+}

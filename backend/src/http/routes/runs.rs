@@ -6,8 +6,10 @@ use shared::{
     ApiErrorBody, Artifact, CaseResult, LogChunk, LogQuery, NewRun, RerunQuery, Run, RunListQuery,
     RunPage,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::exec::scheduler::{Scheduler, StartTicket};
 use crate::http::blocking::{off_thread, with_db};
 use crate::http::conditional::{conditional, conditional_cached, conditional_text, CacheKey};
 use crate::http::error::ApiError;
@@ -92,8 +94,33 @@ pub async fn create(
     let request = off_thread(move || runs::check(&root, &new)).await?;
     let root = state.tests_root.clone();
     let max_queued = state.config.max_queued_runs;
+    let scheduler = Arc::clone(&state.scheduler);
     let run = with_db(&state.pool, move |conn| {
-        let run = runs::create(conn, &root, max_queued, request, &caller)?;
+        // A run that nothing is ahead of is claimed in the transaction
+        // that queues it, and started here: no wait for the scheduler.
+        let ticket = request
+            .environment_id()
+            .and_then(|id| scheduler.ticket_for_new_run(id));
+        let claimed_at = Instant::now();
+        let created = runs::create(
+            conn,
+            &root,
+            max_queued,
+            request,
+            &caller,
+            ticket.as_ref().map(StartTicket::claimer),
+        )?;
+        let run = created.run;
+        tracing::info!(run_id = run.id, environment_id = run.environment_id, username = %run.username, "run queued");
+        // Started (or handed to the scheduler) before anything else, and
+        // on this thread: a client that hangs up loses nothing.
+        match (created.claim, ticket) {
+            (Some(claim), Some(ticket)) => scheduler.start_claimed(claim, claimed_at, ticket),
+            (_, ticket) => {
+                drop(ticket);
+                wake_for_run(&scheduler, &run);
+            }
+        }
         identity::audit(
             conn,
             &caller,
@@ -104,17 +131,15 @@ pub async fn create(
         Ok(run)
     })
     .await?;
-    tracing::info!(run_id = run.id, environment_id = run.environment_id, username = %run.username, "run queued");
-    wake_for_run(&state, &run);
     Ok(created(run))
 }
 
 /// A run for one environment is claimed on that environment alone; a
 /// pool's run needs a look at every environment of the pool.
-fn wake_for_run(state: &AppState, run: &Run) {
+fn wake_for_run(scheduler: &Scheduler, run: &Run) {
     match run.environment_id {
-        Some(environment_id) => state.scheduler.wake_for(environment_id),
-        None => state.scheduler.wake(),
+        Some(environment_id) => scheduler.wake_for(environment_id),
+        None => scheduler.wake(),
     }
 }
 
@@ -391,7 +416,7 @@ pub async fn rerun(
         failed_only,
         "run queued again"
     );
-    wake_for_run(&state, &run);
+    wake_for_run(&state.scheduler, &run);
     Ok(created(run))
 }
 
