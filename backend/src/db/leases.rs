@@ -230,13 +230,15 @@ fn first_pool_run(
 }
 
 /// Starts run `run_id`, queued by this very transaction, on its
-/// environment at once when nothing else has a claim to it: the
-/// environment is free, in rotation for this claimer, with no reservation
-/// or hold, no older queued run and no queued run of a pool it is in. The
-/// caller holds the environment's row lock (taken before the run's
-/// insert), so this statement, with a snapshot newer than the lock, sees
-/// every claim and reservation made before it. `None`: the run stays
-/// queued for the scheduler, which decides as [`claim`] does.
+/// environment at once when nothing else has a claim to it or to the
+/// slot it takes: the environment is free, in rotation for this claimer,
+/// with no reservation or hold, and no older run waits anywhere except
+/// behind a busy environment (an older run of this environment or of a
+/// pool, or one waiting for a slot, goes first). The caller holds the
+/// environment's row lock (taken before the run's insert), so this
+/// statement, with a snapshot newer than the lock, sees every claim and
+/// reservation made before it. `None`: the run stays queued for the
+/// scheduler, which decides as [`claim`] does.
 pub fn start_queued_here(
     conn: &mut PgConnection,
     environment: &EnvironmentRow,
@@ -253,10 +255,10 @@ pub fn start_queued_here(
            AND NOT EXISTS (SELECT 1 FROM reservations w \
                            WHERE w.environment_id = e.id AND w.state IN ('active', 'waiting')) \
            AND NOT EXISTS (SELECT 1 FROM test_runs q \
-                           WHERE q.status = 'queued' AND q.environment_id = e.id AND q.id < $2) \
-           AND NOT EXISTS (SELECT 1 FROM test_runs q \
-                           WHERE q.status = 'queued' AND q.environment_id IS NULL \
-                             AND q.environment_label = ANY (e.labels)) \
+                           WHERE q.status = 'queued' AND q.id < $2 \
+                             AND (q.environment_id IS NULL OR NOT EXISTS ( \
+                                  SELECT 1 FROM environment_locks l \
+                                  WHERE l.environment_id = q.environment_id))) \
          ON CONFLICT (environment_id) DO NOTHING RETURNING fence",
     )
     .bind::<Integer, _>(environment.id)
