@@ -50,8 +50,8 @@ impl Default for Histogram {
 
 impl Histogram {
     /// Adds histograms as the database keeps them, one after the other:
-    /// for each bucket, its number as one byte and its count as a 4-byte
-    /// big-endian integer.
+    /// entries of a bucket's number as one byte and a count as a 4-byte
+    /// big-endian integer (a bucket's entries add up).
     pub fn add_encoded(&mut self, encoded: &[u8]) {
         for entry in encoded.chunks_exact(5) {
             let bucket = usize::from(entry[0]);
