@@ -2,7 +2,9 @@
 //! flaky tests, failing tests and slow tests.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
+use super::histogram::Histogram;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bytea, Integer, Nullable, Text, Timestamptz};
@@ -130,14 +132,29 @@ struct FlakyRow {
     run_ids: Vec<i64>,
 }
 
-/// Failures and durations of one test over part of the window.
+/// Failures and durations of one test over the window, as histograms.
 #[derive(QueryableByName)]
 struct StatsRow {
     #[diesel(sql_type = Text)]
     nodeid: String,
     #[diesel(sql_type = BigInt)]
     failures: i64,
-    /// 4-byte big-endian integers, as `test_period_stats` keeps them.
+    /// The histograms of the hourly and daily rows, one after the other.
+    #[diesel(sql_type = Bytea)]
+    histograms: Vec<u8>,
+    /// The durations of the case rows before the window's first whole
+    /// hour: 4-byte big-endian integers, as `test_period_stats` keeps them.
+    #[diesel(sql_type = Bytea)]
+    tail_ms: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    first_run_id: i64,
+}
+
+/// The durations of one test's hourly and daily rows in the window.
+#[derive(QueryableByName)]
+struct DurationsRow {
+    #[diesel(sql_type = Text)]
+    nodeid: String,
     #[diesel(sql_type = Bytea)]
     durations_ms: Vec<u8>,
 }
@@ -215,8 +232,10 @@ pub fn flaky(conn: &mut PgConnection, days: i32, suspect: &[i32]) -> QueryResult
 /// skipped. Each list holds at most 50 tests, each with at most the 50
 /// newest runs behind it.
 ///
-/// Reads the tables `record_test_results` keeps (see its migration), not
-/// every case row in the window, both lists in one snapshot.
+/// Reads the tables `record_test_results` keeps (see its migrations), not
+/// every case row in the window, both lists in one snapshot: histograms of
+/// every test's durations, then the durations themselves of only the tests
+/// whose median may rank among the slowest, for their exact medians.
 pub fn failing_and_slowest(
     conn: &mut PgConnection,
     days: i32,
@@ -225,10 +244,14 @@ pub fn failing_and_slowest(
         .read_only()
         .repeatable_read()
         .run(|conn| {
-            let stats = window_stats(conn, days)?;
-            let failing = most_failing(&stats);
-            let slowest = slowest(stats);
-            let first_run = first_run_in_window(conn, days)?;
+            // Every test's histograms are joined in memory: a thousand tests
+            // over 30 days outgrow the default 4 MB and spill to disk.
+            diesel::sql_query("SET LOCAL work_mem = '32MB'").execute(conn)?;
+            let bounds = window_bounds(conn, days)?;
+            let window = window_stats(conn, &bounds)?;
+            let failing = most_failing(&window.tests);
+            let slowest = slowest(conn, &bounds, window.tests)?;
+            let first_run = window.first_run_id;
             let failing_runs =
                 runs_of(conn, days, first_run, failing.iter().map(|(n, _)| n), true)?;
             let slowest_runs =
@@ -256,66 +279,112 @@ pub fn failing_and_slowest(
 /// One test's results over the window.
 struct TestStats {
     failures: i64,
-    durations_ms: Vec<i32>,
+    /// The bucket of its durations that holds their lower median; `None`
+    /// when all its results were skipped.
+    median_bucket: Option<Range<i64>>,
+    /// The durations of the case rows before the window's first whole hour.
+    tail_ms: Vec<i32>,
 }
 
-/// Each test's failures and durations over the window, from case rows for
-/// the part before its first whole hour, hourly rows up to its first
-/// midnight (UTC) and daily rows after that. The database joins each
-/// test's parts into one row, so that a test's durations arrive as one
-/// byte string (millions of them in a month of a busy suite) and are
-/// decoded into one allocation.
-fn window_stats(conn: &mut PgConnection, days: i32) -> QueryResult<Vec<(String, TestStats)>> {
-    // Whole hours and days are added as fixed lengths, whatever the
-    // session's time zone.
-    let rows: Vec<StatsRow> = diesel::sql_query(format!(
-        "WITH bounds AS ( \
-           SELECT start, \
-                  date_trunc('hour', start, 'UTC') \
-                    + CASE WHEN date_trunc('hour', start, 'UTC') < start \
-                           THEN interval '1 hour' ELSE interval '0' END AS first_hour, \
-                  date_trunc('day', start, 'UTC') \
-                    + CASE WHEN date_trunc('day', start, 'UTC') < start \
-                           THEN interval '24 hours' ELSE interval '0' END AS first_day \
-           FROM (SELECT {WINDOW_START} AS start) s \
-         ) \
-         SELECT nodeid, sum(failures)::bigint AS failures, \
-                string_agg(durations_ms, ''::bytea) AS durations_ms \
-         FROM ( \
-           SELECT c.nodeid, (c.outcome IN ('failed', 'error'))::int AS failures, \
-                  CASE WHEN c.outcome = 'skipped' THEN ''::bytea \
-                       ELSE int4send(least(c.duration_ms, 2147483647)::int) END AS durations_ms \
-           FROM bounds b \
-           JOIN test_runs r ON r.finished_at >= b.start AND r.finished_at < b.first_hour \
-           JOIN run_cases c ON c.run_id = r.id \
-           UNION ALL \
-           SELECT s.nodeid, s.failures, s.durations_ms \
-           FROM bounds b JOIN test_period_stats s \
-             ON s.period = 'hour' AND s.starts_at >= b.first_hour AND s.starts_at < b.first_day \
-           UNION ALL \
-           SELECT s.nodeid, s.failures, s.durations_ms \
-           FROM bounds b JOIN test_period_stats s \
-             ON s.period = 'day' AND s.starts_at >= b.first_day \
-         ) AS parts \
-         GROUP BY nodeid"
+/// Every test's results over the window.
+struct WindowStats {
+    tests: Vec<(String, TestStats)>,
+    /// No run with a result in the window has a lower id (0 if none has).
+    first_run_id: i64,
+}
+
+/// Where the window's three parts start: the window itself (case rows
+/// from there), its first whole hour (hourly rows from there) and its
+/// first midnight, UTC (daily rows from there).
+#[derive(QueryableByName)]
+struct Bounds {
+    #[diesel(sql_type = Timestamptz)]
+    start: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    first_hour: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    first_day: DateTime<Utc>,
+}
+
+/// The window's bounds, by the database's clock (the transaction's
+/// start). Whole hours and days are added as fixed lengths, whatever the
+/// session's time zone. Bound as values, they let the planner see how few
+/// rows each part has.
+fn window_bounds(conn: &mut PgConnection, days: i32) -> QueryResult<Bounds> {
+    diesel::sql_query(format!(
+        "SELECT start, \
+                date_trunc('hour', start, 'UTC') \
+                  + CASE WHEN date_trunc('hour', start, 'UTC') < start \
+                         THEN interval '1 hour' ELSE interval '0' END AS first_hour, \
+                date_trunc('day', start, 'UTC') \
+                  + CASE WHEN date_trunc('day', start, 'UTC') < start \
+                         THEN interval '24 hours' ELSE interval '0' END AS first_day \
+         FROM (SELECT {WINDOW_START} AS start) s"
     ))
     .bind::<Integer, _>(days)
+    .get_result(conn)
+}
+
+/// Each test's failures and the histogram of its durations over the
+/// window, from case rows for the part before its first whole hour, hourly
+/// rows up to its first midnight (UTC) and daily rows after that. The
+/// database joins each test's parts into one row: a few bytes per bucket
+/// that a row has durations in, whatever their number.
+fn window_stats(conn: &mut PgConnection, bounds: &Bounds) -> QueryResult<WindowStats> {
+    let rows: Vec<StatsRow> = diesel::sql_query(
+        "SELECT nodeid, sum(failures)::bigint AS failures, \
+                coalesce(string_agg(histogram, ''::bytea), ''::bytea) AS histograms, \
+                coalesce(string_agg(tail_ms, ''::bytea), ''::bytea) AS tail_ms, \
+                min(first_run_id) AS first_run_id \
+         FROM ( \
+           SELECT c.nodeid, (c.outcome IN ('failed', 'error'))::int AS failures, \
+                  NULL::bytea AS histogram, \
+                  CASE WHEN c.outcome = 'skipped' THEN NULL \
+                       ELSE int4send(least(c.duration_ms, 2147483647)::int) END AS tail_ms, \
+                  c.run_id AS first_run_id \
+           FROM test_runs r JOIN run_cases c ON c.run_id = r.id \
+           WHERE r.finished_at >= $1 AND r.finished_at < $2 \
+           UNION ALL \
+           SELECT nodeid, failures, histogram, NULL, first_run_id FROM test_period_stats \
+           WHERE period = 'hour' AND starts_at >= $2 AND starts_at < $3 \
+           UNION ALL \
+           SELECT nodeid, failures, histogram, NULL, first_run_id FROM test_period_stats \
+           WHERE period = 'day' AND starts_at >= $3 \
+         ) AS parts \
+         GROUP BY nodeid",
+    )
+    .bind::<Timestamptz, _>(bounds.start)
+    .bind::<Timestamptz, _>(bounds.first_hour)
+    .bind::<Timestamptz, _>(bounds.first_day)
     .load(conn)?;
-    Ok(rows
+    let first_run_id = rows.iter().map(|row| row.first_run_id).min().unwrap_or(0);
+    let mut histogram = Histogram::default();
+    let tests = rows
         .into_iter()
         .map(|row| {
-            let durations_ms = row
-                .durations_ms
-                .chunks_exact(4)
-                .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let tail_ms: Vec<i32> = decode_durations(&row.tail_ms).collect();
+            histogram.clear();
+            histogram.add_encoded(&row.histograms);
+            tail_ms.iter().for_each(|ms| histogram.add(*ms));
             let stats = TestStats {
                 failures: row.failures,
-                durations_ms,
+                median_bucket: histogram.median_bounds(),
+                tail_ms,
             };
             (row.nodeid, stats)
         })
-        .collect())
+        .collect();
+    Ok(WindowStats {
+        tests,
+        first_run_id,
+    })
+}
+
+/// 4-byte big-endian integers, one after the other.
+fn decode_durations(bytes: &[u8]) -> impl Iterator<Item = i32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// The tests that failed most often, most first.
@@ -330,39 +399,63 @@ fn most_failing(stats: &[(String, TestStats)]) -> Vec<(String, i64)> {
     failing
 }
 
-/// The tests with the longest median duration, longest first.
-fn slowest(stats: Vec<(String, TestStats)>) -> Vec<(String, i64)> {
-    let mut slowest: Vec<(String, i64)> = stats
+/// The tests with the longest median duration, longest first, each with
+/// its exact (lower) median.
+///
+/// A median lies in the bucket its histogram names. At least 50 tests
+/// have a median at or above the 50th highest lower bound of those
+/// buckets, so a test whose bucket ends at or below that bound ranks below
+/// 50 others: only the rest, its ties included, are candidates, and only
+/// their durations are read.
+fn slowest(
+    conn: &mut PgConnection,
+    bounds: &Bounds,
+    stats: Vec<(String, TestStats)>,
+) -> QueryResult<Vec<(String, i64)>> {
+    let mut timed: Vec<(String, Range<i64>, Vec<i32>)> = stats
         .into_iter()
-        .filter_map(|(nodeid, mut test)| {
-            Some((nodeid, median(&mut test.durations_ms).map(i64::from)?))
+        .filter_map(|(nodeid, test)| Some((nodeid, test.median_bucket?, test.tail_ms)))
+        .collect();
+    let wanted = MAX_TESTS as usize;
+    if timed.len() > wanted {
+        let mut lows: Vec<i64> = timed.iter().map(|(_, bucket, _)| bucket.start).collect();
+        let (_, &mut bar, _) = lows.select_nth_unstable_by(wanted - 1, |a, b| b.cmp(a));
+        timed.retain(|(_, bucket, _)| bucket.end > bar);
+    }
+    let nodeids: Vec<&String> = timed.iter().map(|(nodeid, _, _)| nodeid).collect();
+    let rows: Vec<DurationsRow> = diesel::sql_query(
+        "SELECT nodeid, string_agg(durations_ms, ''::bytea) AS durations_ms \
+         FROM ( \
+           SELECT nodeid, durations_ms FROM test_period_stats \
+           WHERE nodeid = ANY($3) AND period = 'hour' AND starts_at >= $1 AND starts_at < $2 \
+           UNION ALL \
+           SELECT nodeid, durations_ms FROM test_period_stats \
+           WHERE nodeid = ANY($3) AND period = 'day' AND starts_at >= $2 \
+         ) AS parts \
+         GROUP BY nodeid",
+    )
+    .bind::<Timestamptz, _>(bounds.first_hour)
+    .bind::<Timestamptz, _>(bounds.first_day)
+    .bind::<Array<Text>, _>(&nodeids)
+    .load(conn)?;
+    let mut periods: HashMap<String, Vec<u8>> = rows
+        .into_iter()
+        .map(|row| (row.nodeid, row.durations_ms))
+        .collect();
+    let mut slowest: Vec<(String, i64)> = timed
+        .into_iter()
+        .filter_map(|(nodeid, bucket, mut durations)| {
+            if let Some(bytes) = periods.remove(&nodeid) {
+                durations.extend(decode_durations(&bytes));
+            }
+            let median = i64::from(median(&mut durations)?);
+            debug_assert!(bucket.contains(&median), "{nodeid}: {median} in {bucket:?}");
+            Some((nodeid, median))
         })
         .collect();
     slowest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    slowest.truncate(MAX_TESTS as usize);
-    slowest
-}
-
-#[derive(QueryableByName)]
-struct FirstRun {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
-/// The lowest id of the runs finished within the window (0 if none): no
-/// run below it is in the window.
-fn first_run_in_window(conn: &mut PgConnection, days: i32) -> QueryResult<i64> {
-    // The fence (OFFSET 0) keeps the planner on the (finished_at) INCLUDE
-    // (id) index: a walk up the primary key filtering on finished_at would
-    // read most of the table first.
-    let first: FirstRun = diesel::sql_query(format!(
-        "SELECT coalesce(min(id), 0) AS id FROM ( \
-           SELECT id FROM test_runs WHERE finished_at >= {WINDOW_START} OFFSET 0 \
-         ) AS in_window"
-    ))
-    .bind::<Integer, _>(days)
-    .get_result(conn)?;
-    Ok(first.id)
+    slowest.truncate(wanted);
+    Ok(slowest)
 }
 
 /// The newest runs within the window behind each of `nodeids`: those where

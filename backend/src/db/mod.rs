@@ -8,6 +8,7 @@ pub mod audit;
 pub mod environments;
 pub mod estimates;
 pub mod health;
+pub mod histogram;
 pub mod identity;
 pub mod insights;
 pub mod instance;

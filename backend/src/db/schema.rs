@@ -152,6 +152,8 @@ diesel::table! {
         nodeid -> Text,
         failures -> Int4,
         durations_ms -> Bytea,
+        histogram -> Bytea,
+        first_run_id -> Int8,
     }
 }
 

@@ -147,8 +147,10 @@ fn insights_past_their_longest_window_are_pruned_and_recent_ones_kept() {
     let mut conn = app.db.conn();
     for (nodeid, days) in [("t.py::old", 400), ("t.py::edge_kept", 360)] {
         diesel::sql_query(
-            "INSERT INTO test_period_stats (period, starts_at, nodeid, failures, durations_ms) \
-             VALUES ('day', date_trunc('day', now()) - make_interval(days => $2::int), $1, 1, ''::bytea)",
+            "INSERT INTO test_period_stats \
+               (period, starts_at, nodeid, failures, durations_ms, histogram, first_run_id) \
+             VALUES ('day', date_trunc('day', now()) - make_interval(days => $2::int), $1, 1, \
+                     ''::bytea, ''::bytea, 0)",
         )
         .bind::<Text, _>(nodeid)
         .bind::<BigInt, _>(days)
