@@ -50,6 +50,11 @@ fn a_scrape_after_a_few_runs_shows_the_right_counts() {
     let slow = app.create_run("kim", 9, &["test_slow.py"]);
     app.wait_run(slow, SECS_30, |run| run["status"] == "running");
     let waiting = app.create_run("kim", 9, &["test_pass.py"]);
+    // A run thread ends a moment after its finish is written: only the
+    // slow run is left once the earlier ones' threads are gone.
+    eventually(SECS_30, "the finished runs' threads end", || {
+        sample(&scrape(&app), "test_executor_local_runs") == 1.0
+    });
 
     let metrics = scrape(&app);
     for (status, count) in [
