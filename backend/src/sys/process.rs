@@ -14,7 +14,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::mpsc::Sender;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -22,7 +23,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::procfs;
-use super::supervisor::{KILL_TREE, PARENT_PID_VAR, RUN_AS_VAR, WATCHDOG_VAR};
+use super::supervisor::{Program, KILL_TREE, PARENT_PID_VAR, RUN_AS_VAR, WATCHDOG_VAR};
 use super::user::RunAs;
 
 /// The subcommand under which this binary supervises one test process.
@@ -35,48 +36,203 @@ pub struct TestCommand<'a> {
     pub args: Vec<OsString>,
     pub cwd: &'a Path,
     pub env: Vec<(String, String)>,
-    pub remove_env: &'a [&'a str],
+}
+
+/// What every supervisor of this service is started with, known before
+/// its run is, so that one can be started ahead of time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisorSettings {
+    /// The group is killed after this long without a heartbeat.
+    pub watchdog: Duration,
+    /// The service's variables that neither the supervisor nor the tests
+    /// get.
+    pub remove_env: Vec<String>,
+}
+
+/// A supervisor, its stdin (the heartbeat) in `child`, and the read end
+/// of the pipe its program's output goes to.
+pub struct Started {
+    pub child: Child,
+    pub output: io::PipeReader,
 }
 
 /// Starts the command under a supervisor, in a new process group whose id
-/// is the returned child's pid. Output goes to `output`; the child's stdin
-/// is the heartbeat (see [`heartbeat`]), and the group is killed after
-/// `watchdog` without one.
-pub fn spawn(
-    command: &TestCommand,
-    output: io::PipeWriter,
-    watchdog: Duration,
-) -> io::Result<Child> {
-    let mut cmd = supervisor_command()?;
-    cmd.arg("--")
-        .arg(command.program)
-        .args(&command.args)
-        .current_dir(command.cwd)
-        .stdin(Stdio::piped())
-        .stdout(output.try_clone()?)
-        .stderr(output)
-        .process_group(0);
-    for name in command.remove_env {
-        cmd.env_remove(name);
+/// is the returned child's pid. Its stdout and stderr go to the returned
+/// pipe; the child's stdin is the heartbeat (see [`heartbeat`]), and the
+/// group is killed after the settings' watchdog without one.
+///
+/// A spare supervisor started ahead of time takes the command when there
+/// is one; the next spare is then started in the background.
+pub fn spawn(command: &TestCommand, settings: &SupervisorSettings) -> io::Result<Started> {
+    let mut env: Vec<(OsString, OsString)> = command
+        .env
+        .iter()
+        .map(|(name, value)| (name.into(), value.into()))
+        .collect();
+    if let Some(user) = RUN_AS.get() {
+        // Last, so that they win: whoever the tests run as, these say so.
+        env.extend(run_as_env(user));
     }
-    for (name, value) in &command.env {
-        cmd.env(name, value);
+    let message = Program {
+        program: command.program.into(),
+        args: command.args.clone(),
+        cwd: Some(command.cwd.as_os_str().to_owned()),
+        env,
+    }
+    .encode()?;
+    let spare = SPARES.take(settings);
+    keep_a_spare(settings.clone());
+    if let Some(mut started) = spare {
+        if send(&mut started.child, &message).is_ok() {
+            return Ok(started);
+        }
+        dismiss(started);
+    }
+    let mut started = start_supervisor(settings)?;
+    if let Err(e) = send(&mut started.child, &message) {
+        dismiss(started);
+        return Err(e);
+    }
+    Ok(started)
+}
+
+/// Has a spare supervisor with these settings started (on a thread that
+/// lives as long as the service: the parent-death signal follows the
+/// thread that started a process) unless one is waiting already.
+pub fn keep_a_spare(settings: SupervisorSettings) {
+    let mut refill = SPARES.refill.lock().unwrap_or_else(|e| e.into_inner());
+    let sender = refill.get_or_insert_with(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SupervisorSettings>();
+        let spawned = std::thread::Builder::new()
+            .name("spare-supervisor".into())
+            .spawn(move || {
+                while let Ok(settings) = rx.recv() {
+                    // The start that took the last spare needs the CPUs
+                    // first: its test process is being started right now.
+                    std::thread::sleep(SPARE_DELAY);
+                    SPARES.refill_with(settings);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no spare supervisors: every run starts its own");
+        }
+        tx
+    });
+    let _ = sender.send(settings);
+}
+
+/// How long after a spare was taken the next one is started.
+const SPARE_DELAY: Duration = Duration::from_millis(20);
+
+/// The spare supervisor, if one is waiting.
+struct Spares {
+    waiting: Mutex<Option<(SupervisorSettings, Started)>>,
+    refill: Mutex<Option<Sender<SupervisorSettings>>>,
+}
+
+static SPARES: Spares = Spares {
+    waiting: Mutex::new(None),
+    refill: Mutex::new(None),
+};
+
+impl Spares {
+    /// The waiting spare, if it has these settings and is still alive.
+    fn take(&self, settings: &SupervisorSettings) -> Option<Started> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if waiting
+            .as_ref()
+            .is_none_or(|(theirs, _)| theirs != settings)
+        {
+            return None;
+        }
+        let (_, mut started) = waiting.take()?;
+        drop(waiting);
+        if matches!(started.child.try_wait(), Ok(None)) {
+            Some(started)
+        } else {
+            dismiss(started);
+            None
+        }
+    }
+
+    fn refill_with(&self, settings: SupervisorSettings) {
+        let ready = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|(theirs, _)| *theirs == settings);
+        if ready {
+            return;
+        }
+        match start_supervisor(&settings) {
+            Ok(started) => {
+                let replaced = self
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .replace((settings, started));
+                if let Some((_, old)) = replaced {
+                    dismiss(old);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot start a spare supervisor"),
+        }
+    }
+}
+
+/// Starts a supervisor that waits for its program on stdin.
+fn start_supervisor(settings: &SupervisorSettings) -> io::Result<Started> {
+    let (output, writer) = io::pipe()?;
+    let mut cmd = supervisor_command()?;
+    cmd.stdin(Stdio::piped())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
+        .process_group(0);
+    for name in &settings.remove_env {
+        cmd.env_remove(name);
     }
     // Last, so that no variable of the test's environment can stand in
     // for the supervisor's own.
     cmd.env(PARENT_PID_VAR, std::process::id().to_string())
-        .env(WATCHDOG_VAR, watchdog.as_millis().to_string());
+        .env(WATCHDOG_VAR, settings.watchdog.as_millis().to_string());
     match RUN_AS.get() {
         // The supervisor stays root, out of the tests' reach, and can
         // always kill them; only the test process becomes the user.
-        Some(user) => cmd
-            .env(RUN_AS_VAR, user.ids())
-            .env("HOME", &user.home)
-            .env("USER", &user.name)
-            .env("LOGNAME", &user.name),
+        Some(user) => cmd.env(RUN_AS_VAR, user.ids()).envs(run_as_env(user)),
         None => cmd.env_remove(RUN_AS_VAR),
     };
-    cmd.spawn()
+    let child = cmd.spawn()?;
+    // The command held the pipe's write ends: once it is gone, the pipe
+    // reports end of file when the test tree closes it.
+    drop(cmd);
+    Ok(Started { child, output })
+}
+
+/// The variables that name the user tests run as.
+fn run_as_env(user: &RunAs) -> [(OsString, OsString); 3] {
+    [
+        ("HOME".into(), user.home.clone().into_os_string()),
+        ("USER".into(), user.name.clone().into()),
+        ("LOGNAME".into(), user.name.clone().into()),
+    ]
+}
+
+/// Hands a waiting supervisor its program.
+fn send(supervisor: &mut Child, message: &[u8]) -> io::Result<()> {
+    let stdin = supervisor
+        .stdin
+        .as_mut()
+        .ok_or_else(|| io::Error::other("the supervisor has no stdin"))?;
+    stdin.write_all(message)?;
+    stdin.flush()
+}
+
+/// Ends a supervisor that never got its program, and reaps it.
+fn dismiss(mut started: Started) {
+    drop(started.child.stdin.take());
+    let _ = started.child.kill();
+    let _ = started.child.wait();
 }
 
 /// The user tests run as, when not the service's own (`RUN_AS_USER`).

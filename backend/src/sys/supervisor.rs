@@ -1,8 +1,13 @@
-//! `supervise -- program args…`: the small process each test process runs
+//! `supervise [-- program args…]`: the small process each test process runs
 //! under. It runs the program in its own process group, and kills the
 //! program's whole tree (whatever group or session a descendant moved to)
 //! when the program ends, when the service dies, or when the service stops
 //! renewing its lease.
+//!
+//! Without a program on its command line, it waits for one on its stdin
+//! (a [`Program`]): the service starts a spare supervisor ahead of time,
+//! so that starting a run costs a write instead of an executable's
+//! start-up.
 //!
 //! It learns about the service through its stdin: the service writes a
 //! byte after every lease renewal, and [`KILL_TREE`] when a stop reached
@@ -12,9 +17,10 @@
 //! paused or cut off from the database, and the lease is about to pass to
 //! another instance. Either way the tree dies first.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,16 +49,149 @@ pub const KILL_TREE: u8 = b'K';
 /// itself keeps its rights.
 pub const RUN_AS_VAR: &str = "TEST_EXECUTOR_RUN_AS";
 
-/// Runs the program after `--` in `args` and answers its exit status (128
-/// plus the signal if a signal ended it), after killing whatever it left
-/// behind. SIGINT and SIGTERM sent to the group reach the program, not
-/// this supervisor, which waits for the program to react to them.
+/// The longest command a waiting supervisor accepts.
+const MAX_PROGRAM_BYTES: usize = 16 << 20;
+
+/// A program for a waiting supervisor to run, as the service sends it on
+/// the supervisor's stdin: a 4-byte little-endian length, then that many
+/// bytes of fields, each a tag byte, its bytes and a NUL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Program {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    /// Where it runs; the supervisor's own directory if `None`.
+    pub cwd: Option<OsString>,
+    /// Variables set for it, on top of the supervisor's own.
+    pub env: Vec<(OsString, OsString)>,
+}
+
+const PROGRAM_TAG: u8 = b'P';
+const ARG_TAG: u8 = b'A';
+const CWD_TAG: u8 = b'C';
+const ENV_TAG: u8 = b'E';
+
+impl Program {
+    /// The message to write on a waiting supervisor's stdin.
+    pub fn encode(&self) -> io::Result<Vec<u8>> {
+        let mut body = Vec::new();
+        let mut field = |tag: u8, parts: &[&OsStr]| -> io::Result<()> {
+            body.push(tag);
+            for part in parts {
+                if part.as_bytes().contains(&0) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("a NUL byte in {:?}", part.to_string_lossy()),
+                    ));
+                }
+                body.extend_from_slice(part.as_bytes());
+            }
+            body.push(0);
+            Ok(())
+        };
+        field(PROGRAM_TAG, &[&self.program])?;
+        for arg in &self.args {
+            field(ARG_TAG, &[arg])?;
+        }
+        if let Some(cwd) = &self.cwd {
+            field(CWD_TAG, &[cwd])?;
+        }
+        for (name, value) in &self.env {
+            if name.is_empty() || name.as_bytes().contains(&b'=') {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("not a variable name: {:?}", name.to_string_lossy()),
+                ));
+            }
+            field(ENV_TAG, &[name, OsStr::new("="), value])?;
+        }
+        if body.len() > MAX_PROGRAM_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the command is too long",
+            ));
+        }
+        let mut message = (body.len() as u32).to_le_bytes().to_vec();
+        message.append(&mut body);
+        Ok(message)
+    }
+
+    /// The fields of a message (without its length).
+    pub fn decode(body: &[u8]) -> Result<Program, String> {
+        let mut program = Program::default();
+        let mut named = false;
+        let fields = body.strip_suffix(&[0]).ok_or("a field is not ended")?;
+        for field in fields.split(|b| *b == 0) {
+            let (tag, bytes) = field.split_first().ok_or("an empty field")?;
+            let value = OsString::from_vec(bytes.to_vec());
+            match *tag {
+                PROGRAM_TAG if !named => {
+                    program.program = value;
+                    named = true;
+                }
+                ARG_TAG => program.args.push(value),
+                CWD_TAG => program.cwd = Some(value),
+                ENV_TAG => {
+                    let at = bytes
+                        .iter()
+                        .position(|b| *b == b'=')
+                        .filter(|at| *at > 0)
+                        .ok_or("a variable without a name")?;
+                    program.env.push((
+                        OsString::from_vec(bytes[..at].to_vec()),
+                        OsString::from_vec(bytes[at + 1..].to_vec()),
+                    ));
+                }
+                other => return Err(format!("an unknown field {other:#x}")),
+            }
+        }
+        if !named || program.program.is_empty() {
+            return Err("no program".into());
+        }
+        Ok(program)
+    }
+}
+
+/// Reads exactly `buf.len()` bytes from stdin, one system call at a time
+/// (no buffer may swallow the heartbeats that follow); false at end of
+/// file before the first byte.
+fn read_exactly(buf: &mut [u8]) -> io::Result<bool> {
+    let stdin = io::stdin();
+    let mut filled = 0;
+    while filled < buf.len() {
+        match nix::unistd::read(stdin.as_raw_fd(), &mut buf[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
+}
+
+/// Waits for the program to run on stdin; `None` when the service closed
+/// it first (a spare it no longer needs, or a service that is gone).
+fn receive_program() -> Result<Option<Program>, String> {
+    let mut length = [0u8; 4];
+    if !read_exactly(&mut length).map_err(|e| e.to_string())? {
+        return Ok(None);
+    }
+    let length = u32::from_le_bytes(length) as usize;
+    if length > MAX_PROGRAM_BYTES {
+        return Err(format!("a command of {length} bytes"));
+    }
+    let mut body = vec![0u8; length];
+    read_exactly(&mut body).map_err(|e| e.to_string())?;
+    Program::decode(&body).map(Some)
+}
+
+/// Runs the program after `--` in `args`, or else the one that comes on
+/// stdin, and answers its exit status (128 plus the signal if a signal
+/// ended it), after killing whatever it left behind. SIGINT and SIGTERM
+/// sent to the group reach the program, not this supervisor, which waits
+/// for the program to react to them.
 pub fn supervise(args: &[OsString]) -> i32 {
-    let args: Vec<&OsString> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
-    let Some((program, rest)) = args.split_first() else {
-        let _ = writeln!(io::stderr(), "supervise: missing command");
-        return 2;
-    };
+    let given: Vec<&OsString> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
     let parent_died = Arc::new(AtomicBool::new(false));
     if let Err(e) = arm(&parent_died) {
         let _ = writeln!(io::stderr(), "supervise: cannot arm the supervisor: {e}");
@@ -66,17 +205,38 @@ pub fn supervise(args: &[OsString]) -> i32 {
         // The service died before the parent-death signal was armed.
         return 1;
     }
+    let program = match given.split_first() {
+        Some((program, rest)) => Program {
+            program: (*program).clone(),
+            args: rest.iter().map(|a| (*a).clone()).collect(),
+            ..Program::default()
+        },
+        None => match receive_program() {
+            Ok(Some(program)) => program,
+            Ok(None) => return 0,
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "supervise: a bad command: {e}");
+                return 2;
+            }
+        },
+    };
     let watchdog = std::env::var(WATCHDOG_VAR)
         .ok()
         .and_then(|ms| ms.parse::<u64>().ok())
         .map(Duration::from_millis);
-    let mut command = Command::new(program);
+    let mut command = Command::new(&program.program);
     command
-        .args(rest)
+        .args(&program.args)
         .stdin(Stdio::null())
+        .envs(program.env.iter().map(|(name, value)| (name, value)))
+        // Last: the supervisor's own variables are not the program's, even
+        // when the command names them.
         .env_remove(PARENT_PID_VAR)
         .env_remove(WATCHDOG_VAR)
         .env_remove(RUN_AS_VAR);
+    if let Some(cwd) = &program.cwd {
+        command.current_dir(cwd);
+    }
     if let Some(raw) = std::env::var(RUN_AS_VAR).ok().filter(|v| !v.is_empty()) {
         let Some(ids) = Ids::parse(&raw) else {
             let _ = writeln!(io::stderr(), "supervise: bad {RUN_AS_VAR}: {raw:?}");
@@ -96,7 +256,7 @@ pub fn supervise(args: &[OsString]) -> i32 {
             let _ = writeln!(
                 io::stderr(),
                 "could not start {}: {e}",
-                program.to_string_lossy()
+                program.program.to_string_lossy()
             );
             return 127;
         }
@@ -214,6 +374,70 @@ fn watch_heartbeat(deadline: Option<Duration>, parent_died: &AtomicBool) {
             Ok(_) => last_beat = Instant::now(),
             Err(Errno::EINTR) => {}
             Err(_) => give_up("the heartbeat cannot be read"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(message: &[u8]) -> Result<Program, String> {
+        let (length, body) = message.split_at(4);
+        assert_eq!(
+            u32::from_le_bytes(length.try_into().unwrap()) as usize,
+            body.len()
+        );
+        Program::decode(body)
+    }
+
+    #[test]
+    fn a_program_comes_through_byte_for_byte() {
+        let program = Program {
+            program: "python3".into(),
+            args: vec![
+                "-m".into(),
+                "pytest".into(),
+                OsString::from_vec(b"t\xffst_\xe9.py::test[a=b c]".to_vec()),
+                "".into(),
+            ],
+            cwd: Some("/srv/tests dir".into()),
+            env: vec![
+                ("EXECUTOR_TOKEN".into(), "te_x=y".into()),
+                ("EMPTY".into(), "".into()),
+            ],
+        };
+        assert_eq!(decoded(&program.encode().unwrap()), Ok(program));
+    }
+
+    #[test]
+    fn what_exec_could_not_take_is_refused_before_it_is_sent() {
+        let with_nul = Program {
+            program: "python3".into(),
+            args: vec!["a\0b".into()],
+            ..Program::default()
+        };
+        assert!(with_nul.encode().is_err());
+        let bad_name = Program {
+            program: "python3".into(),
+            env: vec![("A=B".into(), "c".into())],
+            ..Program::default()
+        };
+        assert!(bad_name.encode().is_err());
+    }
+
+    #[test]
+    fn a_garbled_command_is_an_error() {
+        for body in [
+            &b""[..],
+            b"P",
+            b"Ppython3",
+            b"\0",
+            b"Xpython3\0",
+            b"Aonly-an-arg\0",
+            b"Ppy\0E=v\0",
+        ] {
+            assert!(Program::decode(body).is_err(), "{body:?}");
         }
     }
 }

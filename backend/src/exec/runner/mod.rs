@@ -293,13 +293,6 @@ fn run_pytest(
         args,
         cwd: ctx.tests_root.path(),
         env,
-        // The service's own secrets are not the tests' business.
-        remove_env: &[
-            "DATABASE_URL",
-            "PYTEST_ADDOPTS",
-            "ADMIN_TOKEN",
-            "ADMIN_PASSWORD",
-        ],
     };
     // The lease is ours since the claim; make sure it still is before
     // anything starts, if the claim (timed from before its transaction)
@@ -310,23 +303,14 @@ fn run_pytest(
     if claimed_at.elapsed() >= supervision::margin(lease) && !lease_still_ours(ctx, claim) {
         return None;
     }
-    let (reader, writer) = match std::io::pipe() {
-        Ok(pipe) => pipe,
-        Err(e) => {
-            return not_started(format!("cannot create a pipe: {e}"));
-        }
-    };
-    let watchdog = lease.saturating_sub(supervision::margin(lease));
-    let child = match process::spawn(&command, writer, watchdog) {
-        Ok(child) => child,
-        Err(e) => {
-            let why = format!("cannot start {} -m pytest: {e}", config.python);
-            return not_started(why);
-        }
-    };
-    // The writer ends were moved into the command, which is dropped now,
-    // so the pipe reports end of file once the test tree closes it.
-    drop(command);
+    let process::Started { child, output } =
+        match process::spawn(&command, &supervisor_settings(config)) {
+            Ok(started) => started,
+            Err(e) => {
+                let why = format!("cannot start {} -m pytest: {e}", config.python);
+                return not_started(why);
+            }
+        };
     let pgid = child.id() as i32;
     if let Ok(mut conn) = ctx.pool.get() {
         let (boot_id, start_ticks) = process::group_identity(pgid);
@@ -342,7 +326,7 @@ fn run_pytest(
     }
     let process = TestProcess {
         child,
-        output: reader,
+        output,
         reporter,
     };
     let supervision = match Supervision::new(ctx, claim, channel, process, claimed_at, timeout) {
@@ -356,6 +340,23 @@ fn run_pytest(
     let ended = supervision.run();
     let stored = ended.stored;
     Some((outcome_of(ended, &files.junit, timeout), stored))
+}
+
+/// What every test process's supervisor starts with: the watchdog a
+/// little inside the lease, and none of the service's own secrets.
+pub fn supervisor_settings(config: &Config) -> process::SupervisorSettings {
+    let lease = config.lease();
+    process::SupervisorSettings {
+        watchdog: lease.saturating_sub(supervision::margin(lease)),
+        remove_env: [
+            "DATABASE_URL",
+            "PYTEST_ADDOPTS",
+            "ADMIN_TOKEN",
+            "ADMIN_PASSWORD",
+        ]
+        .map(String::from)
+        .to_vec(),
+    }
 }
 
 /// Renews the lease once: false only when it is certainly gone (a
