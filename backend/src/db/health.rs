@@ -199,7 +199,7 @@ pub fn passed_on(
 /// just finished; called in the transaction that writes its cases (the
 /// run's own figures follow from a trigger).
 pub fn record_finished_run(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> {
-    diesel::sql_query("SELECT record_environment_results($1)")
+    super::kept_sql("SELECT record_environment_results($1)")
         .bind::<BigInt, _>(run_id)
         .execute(conn)?;
     Ok(())

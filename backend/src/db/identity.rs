@@ -209,7 +209,7 @@ pub fn insert_token_for_user(
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         id: i64,
     }
-    let inserted: Option<Id> = diesel::sql_query(
+    let inserted: Option<Id> = super::kept_sql(
         "INSERT INTO api_tokens (username, name, role, secret_hash, expires_at) \
          SELECT u.username, $2, u.role, $3, now() + make_interval(days => $4) \
          FROM users u WHERE u.username = $1 RETURNING id",

@@ -112,7 +112,7 @@ fn escape_like(text: &str) -> String {
 /// Keeps the tables insights read up to date with a run that has just
 /// finished; called in the transaction that writes its cases.
 pub fn record_finished_run(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> {
-    diesel::sql_query("SELECT record_test_results($1)")
+    super::kept_sql("SELECT record_test_results($1)")
         .bind::<BigInt, _>(run_id)
         .execute(conn)?;
     Ok(())

@@ -35,7 +35,7 @@ pub fn candidates(
     limit: i64,
     runner_labels: Option<&[String]>,
 ) -> QueryResult<Vec<i32>> {
-    let rows: Vec<Candidate> = diesel::sql_query(
+    let rows: Vec<Candidate> = super::kept_sql(
         "WITH free AS ( \
            SELECT e.id, e.labels FROM environments e \
            WHERE (e.maintenance_reason IS NULL OR e.maintenance_until <= now()) \
@@ -121,7 +121,7 @@ pub fn claim(
     claimer: Claimer<'_>,
 ) -> QueryResult<Claimed> {
     conn.transaction(|conn| {
-        let rotation: Option<Rotation> = diesel::sql_query(
+        let rotation: Option<Rotation> = super::kept_sql(
             "SELECT (maintenance_reason IS NOT NULL AND \
                      (maintenance_until IS NULL OR maintenance_until > now())) AS in_maintenance, \
                     labels \
@@ -141,7 +141,7 @@ pub fn claim(
         }
         // Read after the row lock is ours (a statement of its own, so a
         // fresh snapshot): a reservation made while we waited is seen.
-        let Occupancy { busy, reserved } = diesel::sql_query(
+        let Occupancy { busy, reserved } = super::kept_sql(
             "SELECT EXISTS (SELECT 1 FROM environment_locks WHERE environment_id = $1) AS busy, \
                     EXISTS (SELECT 1 FROM reservations \
                             WHERE environment_id = $1 AND state IN ('active', 'waiting')) AS reserved",
@@ -215,7 +215,7 @@ fn first_pool_run(
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    let found: Option<Id> = diesel::sql_query(
+    let found: Option<Id> = super::kept_sql(
         "SELECT id FROM test_runs \
          WHERE status = 'queued' AND environment_id IS NULL AND environment_label = ANY ($1) \
            AND ($2::text IS NULL OR username = $2) AND ($3::bigint IS NULL OR id < $3) \
@@ -245,7 +245,7 @@ pub fn start_queued_here(
     run_id: i64,
     claimer: Claimer<'_>,
 ) -> QueryResult<Option<Claim>> {
-    let fence: Option<Fence> = diesel::sql_query(
+    let fence: Option<Fence> = super::kept_sql(
         "INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
          SELECT e.id, $2, $3, nextval('lease_fences'), now() + make_interval(secs => $4) \
          FROM environments e \
@@ -314,7 +314,7 @@ fn start_run(
     run_id: i64,
     claimer: Claimer<'_>,
 ) -> QueryResult<Claimed> {
-    let fence: Option<Fence> = diesel::sql_query(
+    let fence: Option<Fence> = super::kept_sql(
         "INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
          VALUES ($1, $2, $3, nextval('lease_fences'), now() + make_interval(secs => $4)) \
          ON CONFLICT (environment_id) DO NOTHING RETURNING fence",
@@ -350,7 +350,7 @@ pub fn renew(
     fence: i64,
     lease_secs: i64,
 ) -> QueryResult<bool> {
-    let renewed = diesel::sql_query(
+    let renewed = super::kept_sql(
         "UPDATE environment_locks SET expires_at = now() + make_interval(secs => $3) \
          WHERE environment_id = $1 AND fence = $2",
     )
@@ -423,7 +423,7 @@ struct StoredRow {
 
 /// What is stored of run `run_id` if it is still running under `fence`.
 fn stored_if_ours(conn: &mut PgConnection, run_id: i64, fence: i64) -> QueryResult<Option<Stored>> {
-    let row: Option<StoredRow> = diesel::sql_query(
+    let row: Option<StoredRow> = super::kept_sql(
         "SELECT log_bytes, case_count FROM test_runs \
          WHERE id = $1 AND fence = $2 AND status = 'running'",
     )
@@ -573,7 +573,7 @@ pub fn finish(
         let summary = &outcome.summary;
         // A cancel accepted while the run was ending wins: the caller was
         // told it is cancelled. Its row lock orders it before or after us.
-        let updated = diesel::sql_query(
+        let updated = super::kept_sql(
             "UPDATE test_runs SET \
                status = CASE WHEN cancel_requested THEN 'cancelled' ELSE $4 END, \
                status_reason = CASE WHEN cancel_requested THEN 'cancelled by user' ELSE $5 END, \
@@ -695,21 +695,21 @@ pub fn reclaim(
     reason: &str,
 ) -> QueryResult<Vec<Reclaimed>> {
     let due: Vec<ExpiredLease> = match holder {
-        None => diesel::sql_query(
+        None => super::kept_sql(
             "SELECT environment_id, fence FROM environment_locks WHERE expires_at < now() \
              ORDER BY expires_at LIMIT 200",
         )
         .load(conn)?,
-        Some(holder) => diesel::sql_query(
-            "SELECT environment_id, fence FROM environment_locks WHERE holder = $1",
-        )
-        .bind::<Text, _>(holder)
-        .load(conn)?,
+        Some(holder) => {
+            super::kept_sql("SELECT environment_id, fence FROM environment_locks WHERE holder = $1")
+                .bind::<Text, _>(holder)
+                .load(conn)?
+        }
     };
     let mut reclaimed = Vec::new();
     for lease in due {
         let taken = conn.transaction(|conn| {
-            let row: Option<Reclaimed> = diesel::sql_query(
+            let row: Option<Reclaimed> = super::kept_sql(
                 "SELECT environment_id, run_id, pgid, boot_id, start_ticks FROM environment_locks \
                  WHERE environment_id = $1 AND fence = $2 AND ($3 OR expires_at < now()) \
                  FOR UPDATE SKIP LOCKED",
@@ -723,7 +723,7 @@ pub fn reclaim(
                 return Ok(None);
             };
             let run_free: Option<i64> =
-                diesel::sql_query("SELECT id FROM test_runs WHERE id = $1 FOR UPDATE SKIP LOCKED")
+                super::kept_sql("SELECT id FROM test_runs WHERE id = $1 FOR UPDATE SKIP LOCKED")
                     .bind::<BigInt, _>(row.run_id)
                     .get_result::<RunIdRow>(conn)
                     .optional()?
@@ -790,7 +790,7 @@ fn run_shard_again(conn: &mut PgConnection, lost_id: i64) -> QueryResult<()> {
         return Ok(());
     };
     super::runs::lock_pool(conn, &label)?;
-    diesel::sql_query(
+    super::kept_sql(
         "INSERT INTO test_runs (username, environment_label, paths, rerun_of, \
                                 hold_on_failure_minutes, run_group_id, shard, status_reason) \
          SELECT r.username, r.environment_label, r.paths, r.id, r.hold_on_failure_minutes, \
@@ -819,7 +819,7 @@ fn run_exists(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
 /// Runs marked running without any lease: left by a crash between
 /// statements that cannot happen inside one transaction, but cheap to heal.
 pub fn finish_orphans(conn: &mut PgConnection, reason: &str) -> QueryResult<usize> {
-    diesel::sql_query(
+    super::kept_sql(
         "UPDATE test_runs SET status = 'error', status_reason = $1, finished_at = now() \
          WHERE status = 'running' AND NOT EXISTS \
            (SELECT 1 FROM environment_locks l WHERE l.run_id = test_runs.id)",

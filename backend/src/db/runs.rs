@@ -21,7 +21,7 @@ pub fn lock_catalog(conn: &mut PgConnection, exclusive: bool) -> QueryResult<()>
     } else {
         "SELECT pg_advisory_xact_lock_shared($1)"
     };
-    diesel::sql_query(take)
+    super::kept_sql(take)
         .bind::<BigInt, _>(CATALOG_LOCK)
         .execute(conn)?;
     Ok(())
@@ -32,7 +32,7 @@ pub fn lock_catalog(conn: &mut PgConnection, exclusive: bool) -> QueryResult<()>
 /// pool's queue stays FIFO by id.
 pub fn lock_pool(conn: &mut PgConnection, label: &str) -> QueryResult<()> {
     let key = crate::hash::fnv1a(format!("test-executor pool {label}").bytes()) as i64;
-    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+    super::kept_sql("SELECT pg_advisory_xact_lock($1)")
         .bind::<BigInt, _>(key)
         .execute(conn)?;
     Ok(())
