@@ -35,6 +35,13 @@ struct EnvironmentGuard {
 }
 
 impl EnvironmentGuards {
+    fn holds(&self, environment_id: i32) -> bool {
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&environment_id)
+    }
+
     fn try_acquire(self: &Arc<Self>, environment_id: i32) -> Option<EnvironmentGuard> {
         let mut held = self.held.lock().ok()?;
         held.insert(environment_id).then(|| EnvironmentGuard {
@@ -462,7 +469,14 @@ impl Scheduler {
     /// the sweep a freed slot asks for.
     fn claim_on(self: &Arc<Self>, environments: Vec<i32>) -> Result<(), String> {
         let max = self.ctx.config.max_parallel_runs;
-        if self.running() >= max {
+        // An environment this process runs a test on is not asked about:
+        // most often the hint is the notice of a run this process has
+        // just claimed and started itself.
+        let environments: Vec<i32> = environments
+            .into_iter()
+            .filter(|id| !self.guards.holds(*id))
+            .collect();
+        if self.running() >= max || environments.is_empty() {
             return Ok(());
         }
         let mut conn = self.ctx.pool.get().map_err(|e| e.to_string())?;

@@ -23,6 +23,26 @@ where
     .map_err(ApiError::from)
 }
 
+/// Runs `first`, which needs no database, then `f` with its answer and a
+/// pooled connection, in one trip to the blocking pool; the connection is
+/// taken only once `first` has succeeded.
+pub async fn with_db_after<P, T, G, F>(pool: &PgPool, first: G, f: F) -> Result<T, ApiError>
+where
+    G: FnOnce() -> Result<P, ServiceError> + Send + 'static,
+    F: FnOnce(&mut PgConn, P) -> Result<T, ServiceError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    web::block(move || {
+        let prepared = first()?;
+        let mut conn = pool.get()?;
+        f(&mut conn, prepared)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::from)
+}
+
 /// Runs `f`, which needs no database, on the blocking pool.
 pub async fn off_thread<T, F>(f: F) -> Result<T, ApiError>
 where

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::exec::scheduler::{Scheduler, StartTicket};
-use crate::http::blocking::{off_thread, with_db};
+use crate::http::blocking::{with_db, with_db_after};
 use crate::http::conditional::{conditional, conditional_cached, conditional_text, CacheKey};
 use crate::http::error::ApiError;
 use crate::http::extract::JsonBody;
@@ -90,12 +90,12 @@ pub async fn create(
     identity::claim_username(&caller, state.config.auth.enabled, &mut new.username)?;
     // The catalog check reads the disk, so it runs off the async threads,
     // before a connection is taken.
-    let root = state.tests_root.clone();
-    let request = off_thread(move || runs::check(&root, &new)).await?;
+    let check_root = state.tests_root.clone();
     let root = state.tests_root.clone();
     let max_queued = state.config.max_queued_runs;
     let scheduler = Arc::clone(&state.scheduler);
-    let run = with_db(&state.pool, move |conn| {
+    let check = move || runs::check(&check_root, &new);
+    let run = with_db_after(&state.pool, check, move |conn, request| {
         // A run that nothing is ahead of is claimed in the transaction
         // that queues it, and started here: no wait for the scheduler.
         let ticket = request
