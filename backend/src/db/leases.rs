@@ -16,6 +16,24 @@ pub struct Claim {
     pub run: RunRow,
     pub environment: EnvironmentRow,
     pub fence: i64,
+    /// The API token its tests get, when the claimer issues them.
+    pub token: Option<RunToken>,
+}
+
+/// An API token of a run's user for the run's tests, issued with its
+/// claim and revoked with its finish.
+#[derive(Clone)]
+pub struct RunToken {
+    pub id: i64,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for RunToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunToken")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(QueryableByName)]
@@ -107,6 +125,10 @@ pub struct Claimer<'a> {
     pub holder: &'a str,
     pub lease_secs: i64,
     pub runner_labels: Option<&'a [String]>,
+    /// With accounts on, the default run time-out in seconds: the claim
+    /// also issues the run's token (see [`RunToken`]), good for the run's
+    /// time-out and an hour.
+    pub run_tokens: Option<i64>,
 }
 
 /// Starts what comes next on the environment, in one transaction that
@@ -274,10 +296,37 @@ pub fn start_queued_here(
     let run = mark_started(conn, environment.id, run_id, fence, claimer.holder)?
         .ok_or(diesel::result::Error::NotFound)?;
     Ok(Some(Claim {
+        token: issue_run_token(conn, &run, claimer)?,
         run,
         environment: environment.clone(),
         fence,
     }))
+}
+
+/// The run's token, if the claimer issues them and its user has an
+/// account (the automation token's `admin` has one).
+fn issue_run_token(
+    conn: &mut PgConnection,
+    run: &RunRow,
+    claimer: Claimer<'_>,
+) -> QueryResult<Option<RunToken>> {
+    let Some(default_timeout_secs) = claimer.run_tokens else {
+        return Ok(None);
+    };
+    let secret = match crate::secrets::new_secret() {
+        Ok(secret) => format!("te_{secret}"),
+        Err(e) => {
+            tracing::warn!(run_id = run.id, error = %e, "no API token for the run's tests");
+            return Ok(None);
+        }
+    };
+    let id = super::identity::insert_run_token(
+        conn,
+        run.id,
+        default_timeout_secs,
+        &crate::secrets::secret_hash(&secret),
+    )?;
+    Ok(id.map(|id| RunToken { id, secret }))
 }
 
 /// Marks a queued run running under `fence`; `None` if it is no longer
@@ -337,6 +386,7 @@ fn start_run(
         return Err(diesel::result::Error::RollbackTransaction);
     };
     Ok(Claimed::Run(Box::new(Claim {
+        token: issue_run_token(conn, &run, claimer)?,
         run,
         environment,
         fence,
@@ -549,6 +599,8 @@ pub struct Outcome {
     pub log_tail: String,
     /// pytest's JUnit XML report, kept for `/api/runs/{id}/junit.xml`.
     pub junit_xml: Option<String>,
+    /// The run's own API token ([`RunToken`]), revoked with the finish.
+    pub revoke_token: Option<i64>,
 }
 
 /// Writes the final status, the last cases, the JUnit report and the rest
@@ -620,6 +672,9 @@ pub fn finish(
             super::reports::store(conn, run_id, xml)?;
         }
         hold_if_failed(conn, run_id, environment_id)?;
+        if let Some(token_id) = outcome.revoke_token {
+            super::identity::delete_token(conn, token_id)?;
+        }
         release(conn, environment_id, fence)?;
         Ok(Written::Done)
     })

@@ -182,6 +182,7 @@ fn finish_failed(ctx: &RunnerContext, claim: &leases::Claim, reason: &str, took:
                 cases: Vec::new(),
                 log_tail: format!("\n{reason}\n"),
                 junit_xml: None,
+                revoke_token: claim.token.as_ref().map(|token| token.id),
             };
             // Whatever the runner stored before it failed stays.
             let stored = leases::Stored {
@@ -296,6 +297,12 @@ impl Scheduler {
             holder: &self.ctx.config.instance_id,
             lease_secs: self.ctx.config.lease_secs,
             runner_labels: self.ctx.config.runner_labels.as_deref(),
+            run_tokens: self
+                .ctx
+                .config
+                .auth
+                .enabled
+                .then(|| i64::try_from(self.ctx.config.run_timeout.as_secs()).unwrap_or(i64::MAX)),
         }
     }
 

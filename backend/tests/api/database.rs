@@ -272,6 +272,7 @@ fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
             holder,
             lease_secs: 30,
             runner_labels: None,
+            run_tokens: None,
         },
     )
     .unwrap() else {
@@ -346,6 +347,7 @@ fn a_write_retried_after_its_answer_was_lost_neither_leaves_a_hole_nor_repeats()
         cases: vec![case("a.py::t3")],
         log_tail: "the end\n".into(),
         junit_xml: None,
+        revoke_token: None,
     };
     let stale = leases::finish(
         &mut conn,
@@ -412,6 +414,7 @@ fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
         cases: Vec::new(),
         log_tail: String::new(),
         junit_xml: None,
+        revoke_token: None,
     };
     let written = leases::finish(
         &mut conn,

@@ -61,6 +61,7 @@ pub fn execute(
     let _entered = span.enter();
     tracing::info!(fence = claim.fence, "run started");
     let started = Instant::now();
+    let mut token = TokenGuard::new(ctx, &claim);
     let prepared = prepare(ctx, &claim).and_then(|paths| {
         artifacts::ArtifactsDir::create(ctx.runtime.path(), run_id)
             .map(|dir| (paths, dir))
@@ -92,8 +93,10 @@ pub fn execute(
         Err(reason) => (early_error(reason), Stored::default()),
     };
     relative_attachments(&mut outcome.cases);
+    outcome.revoke_token = claim.token.as_ref().map(|token| token.id);
     tracing::info!(status = %outcome.status, reason = ?outcome.reason, "run finished");
     if write_outcome(ctx, &claim, outcome.clone(), stored) {
+        token.revoked();
         metrics::global().run_finished(outcome.status, started.elapsed());
     }
 }
@@ -130,6 +133,7 @@ fn early_error(reason: String) -> Outcome {
         summary: RunSummary::default(),
         cases: Vec::new(),
         junit_xml: None,
+        revoke_token: None,
     }
 }
 
@@ -196,52 +200,35 @@ impl Drop for RunFiles {
     }
 }
 
-/// An API token of the run's user for its tests (`EXECUTOR_TOKEN`), good
-/// for the run's time-out at most and revoked when the run ends.
-struct RunToken {
+/// Revokes the run's API token (`EXECUTOR_TOKEN`, issued with its
+/// claim) when dropped, unless the finish revoked it: whatever way the run
+/// ends, its tests' token does not outlive it.
+struct TokenGuard {
     pool: PgPool,
-    id: i64,
-    secret: String,
+    id: Option<i64>,
 }
 
-impl RunToken {
-    /// `None` with accounts off, or when the user has no account (a
-    /// run of the automation token's `admin` has one).
-    fn issue(
-        ctx: &RunnerContext,
-        username: &str,
-        run_id: i64,
-        timeout: Duration,
-    ) -> Option<RunToken> {
-        if !ctx.config.auth.enabled {
-            return None;
-        }
-        let secret = format!("te_{}", crate::secrets::new_secret().ok()?);
-        let days = i32::try_from((timeout.as_secs() + 3600).div_ceil(86_400))
-            .unwrap_or(i32::MAX)
-            .min(100_000);
-        let mut conn = ctx.pool.get().ok()?;
-        let id = crate::db::identity::insert_token_for_user(
-            &mut conn,
-            username,
-            &format!("run {run_id}"),
-            &crate::secrets::secret_hash(&secret),
-            days,
-        )
-        .map_err(|e| tracing::warn!(run_id, error = %e, "no API token for the run's tests"))
-        .ok()??;
-        Some(RunToken {
+impl TokenGuard {
+    fn new(ctx: &RunnerContext, claim: &Claim) -> TokenGuard {
+        TokenGuard {
             pool: ctx.pool.clone(),
-            id,
-            secret,
-        })
+            id: claim.token.as_ref().map(|token| token.id),
+        }
+    }
+
+    /// The finish that revoked it was written.
+    fn revoked(&mut self) {
+        self.id = None;
     }
 }
 
-impl Drop for RunToken {
+impl Drop for TokenGuard {
     fn drop(&mut self) {
+        let Some(id) = self.id else {
+            return;
+        };
         if let Ok(mut conn) = self.pool.get() {
-            let _ = crate::db::identity::delete_token(&mut conn, self.id);
+            let _ = crate::db::identity::delete_token(&mut conn, id);
         }
     }
 }
@@ -284,8 +271,7 @@ fn run_pytest(
         artifacts_dir.path(),
     );
     // Tests that call this service's own API do so as the run's user.
-    let run_token = RunToken::issue(ctx, &claim.run.username, run_id, timeout);
-    if let Some(token) = &run_token {
+    if let Some(token) = &claim.token {
         env.push(("EXECUTOR_TOKEN".into(), token.secret.clone()));
     }
     let command = process::TestCommand {
@@ -465,6 +451,7 @@ fn outcome_of(ended: Ended, junit_file: &Path, timeout: Duration) -> Outcome {
         cases,
         log_tail,
         junit_xml,
+        revoke_token: None,
     }
 }
 
