@@ -7,7 +7,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 
 use super::logs::MAX_CHUNK_BYTES;
 use super::models::{EnvironmentRow, NewCaseRow, RunRow};
-use super::schema::{environment_locks, run_cases, run_log_chunks, test_runs};
+use super::schema::{environment_locks, environments, run_cases, run_log_chunks, test_runs};
 use shared::{CaseResult, RunStatus, RunSummary};
 
 /// A run this instance has claimed, with what it needs to start it.
@@ -110,14 +110,6 @@ struct Occupancy {
     reserved: bool,
 }
 
-#[derive(QueryableByName)]
-struct Rotation {
-    #[diesel(sql_type = Bool)]
-    in_maintenance: bool,
-    #[diesel(sql_type = Array<Text>)]
-    labels: Vec<String>,
-}
-
 /// Who claims: the instance's name, its lease length and, with
 /// `RUNNER_LABELS`, the labels of the environments it serves.
 #[derive(Debug, Clone, Copy)]
@@ -143,22 +135,26 @@ pub fn claim(
     claimer: Claimer<'_>,
 ) -> QueryResult<Claimed> {
     conn.transaction(|conn| {
-        let rotation: Option<Rotation> = super::kept_sql(
-            "SELECT (maintenance_reason IS NOT NULL AND \
-                     (maintenance_until IS NULL OR maintenance_until > now())) AS in_maintenance, \
-                    labels \
-             FROM environments WHERE id = $1 FOR NO KEY UPDATE",
-        )
-        .bind::<Integer, _>(environment_id)
-        .get_result(conn)
-        .optional()?;
-        let Some(rotation) = rotation else {
+        let in_maintenance = diesel::dsl::sql::<Bool>(
+            "(maintenance_reason IS NOT NULL AND \
+              (maintenance_until IS NULL OR maintenance_until > now()))",
+        );
+        let found: Option<(EnvironmentRow, bool)> = environments::table
+            .find(environment_id)
+            .select((EnvironmentRow::as_select(), in_maintenance))
+            .for_no_key_update()
+            .first(conn)
+            .optional()?;
+        let Some((environment, in_maintenance)) = found else {
             return Ok(Claimed::Nothing);
         };
-        let served = claimer
-            .runner_labels
-            .is_none_or(|mine| rotation.labels.iter().any(|label| mine.contains(label)));
-        if rotation.in_maintenance || !served {
+        let served = claimer.runner_labels.is_none_or(|mine| {
+            environment
+                .labels
+                .iter()
+                .any(|label| mine.contains(label))
+        });
+        if in_maintenance || !served {
             return Ok(Claimed::Nothing);
         }
         // Read after the row lock is ours (a statement of its own, so a
@@ -194,7 +190,7 @@ pub fn claim(
             .select(test_runs::id)
             .first(conn)
             .optional()?;
-        let pool_run = first_pool_run(conn, &rotation.labels, owner.as_deref(), own_run)?;
+        let pool_run = first_pool_run(conn, &environment.labels, owner.as_deref(), own_run)?;
         let next_run = match (own_run, pool_run) {
             (Some(own), Some(pool)) => Some(own.min(pool)),
             (run, None) | (None, run) => run,
@@ -209,7 +205,7 @@ pub fn claim(
                 super::reservations::activate(conn, reservation.id)?;
                 Ok(Claimed::Reservation(reservation.id))
             }
-            (Some(run_id), _) => start_run(conn, environment_id, run_id, claimer),
+            (Some(run_id), _) => start_run(conn, environment, run_id, claimer),
             (None, _) => Ok(Claimed::Nothing),
         }
     })
@@ -359,10 +355,11 @@ fn mark_started(
 /// Takes the environment's busy row for the run and marks it running.
 fn start_run(
     conn: &mut PgConnection,
-    environment_id: i32,
+    environment: EnvironmentRow,
     run_id: i64,
     claimer: Claimer<'_>,
 ) -> QueryResult<Claimed> {
+    let environment_id = environment.id;
     let fence: Option<Fence> = super::kept_sql(
         "INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
          VALUES ($1, $2, $3, nextval('lease_fences'), now() + make_interval(secs => $4)) \
@@ -380,9 +377,6 @@ fn start_run(
     // Still queued? A cancel may have come first; then try again later.
     let started = mark_started(conn, environment_id, run_id, fence, claimer.holder)?;
     let Some(run) = started else {
-        return Err(diesel::result::Error::RollbackTransaction);
-    };
-    let Some(environment) = super::environments::find(conn, environment_id)? else {
         return Err(diesel::result::Error::RollbackTransaction);
     };
     Ok(Claimed::Run(Box::new(Claim {
@@ -625,7 +619,7 @@ pub fn finish(
         let summary = &outcome.summary;
         // A cancel accepted while the run was ending wins: the caller was
         // told it is cancelled. Its row lock orders it before or after us.
-        let updated = super::kept_sql(
+        let finished: Option<Finished> = super::kept_sql(
             "UPDATE test_runs SET \
                status = CASE WHEN cancel_requested THEN 'cancelled' ELSE $4 END, \
                status_reason = CASE WHEN cancel_requested THEN 'cancelled by user' ELSE $5 END, \
@@ -633,7 +627,8 @@ pub fn finish(
                total = $8, passed = $9, failed = $10, skipped = $11, errors = $12, \
                xfailed = $13, xpassed = $14, subtests_passed = $15, completed = $16, \
                case_count = case_count + $17 \
-             WHERE id = $1 AND fence = $2 AND status = $3 AND log_bytes = $18 AND case_count = $19",
+             WHERE id = $1 AND fence = $2 AND status = $3 AND log_bytes = $18 AND case_count = $19 \
+             RETURNING status, username, hold_on_failure_minutes",
         )
         .bind::<BigInt, _>(run_id)
         .bind::<BigInt, _>(fence)
@@ -654,8 +649,9 @@ pub fn finish(
         .bind::<Integer, _>(outcome.cases.len() as i32)
         .bind::<BigInt, _>(expected.log_bytes)
         .bind::<Integer, _>(expected.cases)
-        .execute(conn)?;
-        if updated == 0 {
+        .get_result(conn)
+        .optional()?;
+        let Some(finished) = finished else {
             return Ok(match stored_if_ours(conn, run_id, fence)? {
                 Some(stored) => Written::Behind(stored),
                 None => {
@@ -663,7 +659,7 @@ pub fn finish(
                     Written::Lost
                 }
             });
-        }
+        };
         insert_log(conn, run_id, expected.log_bytes, &outcome.log_tail)?;
         insert_cases(conn, run_id, &outcome.cases)?;
         super::insights::record_finished_run(conn, run_id)?;
@@ -671,7 +667,7 @@ pub fn finish(
         if let Some(xml) = &outcome.junit_xml {
             super::reports::store(conn, run_id, xml)?;
         }
-        hold_if_failed(conn, run_id, environment_id)?;
+        hold_if_failed(conn, run_id, environment_id, finished)?;
         if let Some(token_id) = outcome.revoke_token {
             super::identity::delete_token(conn, token_id)?;
         }
@@ -683,27 +679,35 @@ pub fn finish(
 /// A run that asked for it and ended `failed` or `error` keeps its
 /// environment for its user, in the transaction that releases the lease:
 /// no other run can slip in between.
-fn hold_if_failed(conn: &mut PgConnection, run_id: i64, environment_id: i32) -> QueryResult<()> {
-    let (status, username, minutes): (RunStatus, String, Option<i32>) = test_runs::table
-        .find(run_id)
-        .select((
-            test_runs::status,
-            test_runs::username,
-            test_runs::hold_on_failure_minutes,
-        ))
-        .first(conn)?;
-    match minutes {
-        Some(minutes) if matches!(status, RunStatus::Failed | RunStatus::Error) => {
+fn hold_if_failed(
+    conn: &mut PgConnection,
+    run_id: i64,
+    environment_id: i32,
+    finished: Finished,
+) -> QueryResult<()> {
+    match finished.hold_on_failure_minutes {
+        Some(minutes) if matches!(finished.status, RunStatus::Failed | RunStatus::Error) => {
             super::reservations::hold_after_failure(
                 conn,
                 environment_id,
-                &username,
+                &finished.username,
                 run_id,
                 minutes,
             )
         }
         _ => Ok(()),
     }
+}
+
+/// What [`finish`] wrote that its hold depends on.
+#[derive(QueryableByName)]
+struct Finished {
+    #[diesel(sql_type = Text)]
+    status: RunStatus,
+    #[diesel(sql_type = Text)]
+    username: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    hold_on_failure_minutes: Option<i32>,
 }
 
 fn release(conn: &mut PgConnection, environment_id: i32, fence: i64) -> QueryResult<usize> {
