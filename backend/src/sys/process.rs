@@ -192,8 +192,8 @@ fn start_supervisor(settings: &SupervisorSettings) -> io::Result<Started> {
     for name in &settings.remove_env {
         cmd.env_remove(name);
     }
-    // Last, so that no variable of the test's environment can stand in
-    // for the supervisor's own.
+    // The supervisor's own settings; the run's variables come with its
+    // command and reach only the program.
     cmd.env(PARENT_PID_VAR, std::process::id().to_string())
         .env(WATCHDOG_VAR, settings.watchdog.as_millis().to_string());
     match RUN_AS.get() {
