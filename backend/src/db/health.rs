@@ -195,16 +195,6 @@ pub fn passed_on(
     Ok(passed)
 }
 
-/// Keeps the per-environment test figures up to date with a run that has
-/// just finished; called in the transaction that writes its cases (the
-/// run's own figures follow from a trigger).
-pub fn record_finished_run(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> {
-    super::kept_sql("SELECT record_environment_results($1)")
-        .bind::<BigInt, _>(run_id)
-        .execute(conn)?;
-    Ok(())
-}
-
 /// Taken by the instance that applies the automatic maintenance rule,
 /// for one transaction: one instance at a time.
 const AUTO_MAINTENANCE_LOCK: i64 = 0x6865_616c_7468_5f6d;

@@ -109,15 +109,6 @@ fn escape_like(text: &str) -> String {
     out
 }
 
-/// Keeps the tables insights read up to date with a run that has just
-/// finished; called in the transaction that writes its cases.
-pub fn record_finished_run(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> {
-    super::kept_sql("SELECT record_test_results($1)")
-        .bind::<BigInt, _>(run_id)
-        .execute(conn)?;
-    Ok(())
-}
-
 #[derive(QueryableByName)]
 struct FlakyRow {
     #[diesel(sql_type = Text)]

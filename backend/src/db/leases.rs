@@ -662,16 +662,15 @@ pub fn finish(
         };
         insert_log(conn, run_id, expected.log_bytes, &outcome.log_tail)?;
         insert_cases(conn, run_id, &outcome.cases)?;
-        super::insights::record_finished_run(conn, run_id)?;
-        super::health::record_finished_run(conn, run_id)?;
+        record_finished_run(conn, run_id)?;
         if let Some(xml) = &outcome.junit_xml {
             super::reports::store(conn, run_id, xml)?;
         }
         hold_if_failed(conn, run_id, environment_id, finished)?;
-        if let Some(token_id) = outcome.revoke_token {
-            super::identity::delete_token(conn, token_id)?;
-        }
-        release(conn, environment_id, fence)?;
+        match outcome.revoke_token {
+            Some(token_id) => release_revoking(conn, environment_id, fence, token_id)?,
+            None => release(conn, environment_id, fence)?,
+        };
         Ok(Written::Done)
     })
 }
@@ -708,6 +707,34 @@ struct Finished {
     username: String,
     #[diesel(sql_type = Nullable<Integer>)]
     hold_on_failure_minutes: Option<i32>,
+}
+
+/// Keeps the tables that insights and environment health read up to date
+/// with a run that has just finished (the run's own figures follow from a
+/// trigger), in one statement; called in the transaction that writes its
+/// cases.
+fn record_finished_run(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> {
+    super::kept_sql("SELECT record_test_results($1), record_environment_results($1)")
+        .bind::<BigInt, _>(run_id)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// [`release`], and the run's token revoked, in one statement.
+fn release_revoking(
+    conn: &mut PgConnection,
+    environment_id: i32,
+    fence: i64,
+    token_id: i64,
+) -> QueryResult<usize> {
+    super::kept_sql(
+        "WITH revoked AS (DELETE FROM api_tokens WHERE id = $3) \
+         DELETE FROM environment_locks WHERE environment_id = $1 AND fence = $2",
+    )
+    .bind::<Integer, _>(environment_id)
+    .bind::<BigInt, _>(fence)
+    .bind::<BigInt, _>(token_id)
+    .execute(conn)
 }
 
 fn release(conn: &mut PgConnection, environment_id: i32, fence: i64) -> QueryResult<usize> {
@@ -814,8 +841,7 @@ pub fn reclaim(
             if lost == 1 {
                 // The cases it reported live count like those of any
                 // finished run (its own figures follow from a trigger).
-                super::insights::record_finished_run(conn, row.run_id)?;
-                super::health::record_finished_run(conn, row.run_id)?;
+                record_finished_run(conn, row.run_id)?;
                 run_shard_again(conn, row.run_id)?;
             }
             QueryResult::Ok(Some(row))
