@@ -11,7 +11,7 @@ use diesel::sql_types::{Array, BigInt, Integer, Text};
 /// instance shares), its first whole UTC hour and its first UTC midnight.
 /// Whole hours and days are added as fixed lengths, whatever the
 /// session's time zone.
-const BOUNDS: &str = "bounds AS ( \
+pub(super) const BOUNDS: &str = "bounds AS ( \
        SELECT start, \
               date_trunc('hour', start, 'UTC') \
                 + CASE WHEN date_trunc('hour', start, 'UTC') < start \

@@ -298,19 +298,12 @@ struct Bounds {
 }
 
 /// The window's bounds, by the database's clock (the transaction's
-/// start). Whole hours and days are added as fixed lengths, whatever the
-/// session's time zone. Bound as values, they let the planner see how few
-/// rows each part has.
+/// start), as environment health takes them. Bound as values, they let the
+/// planner see how few rows each part has.
 fn window_bounds(conn: &mut PgConnection, days: i32) -> QueryResult<Bounds> {
     diesel::sql_query(format!(
-        "SELECT start, \
-                date_trunc('hour', start, 'UTC') \
-                  + CASE WHEN date_trunc('hour', start, 'UTC') < start \
-                         THEN interval '1 hour' ELSE interval '0' END AS first_hour, \
-                date_trunc('day', start, 'UTC') \
-                  + CASE WHEN date_trunc('day', start, 'UTC') < start \
-                         THEN interval '24 hours' ELSE interval '0' END AS first_day \
-         FROM (SELECT {WINDOW_START} AS start) s"
+        "WITH {} SELECT start, first_hour, first_day FROM bounds",
+        super::health::BOUNDS
     ))
     .bind::<Integer, _>(days)
     .get_result(conn)
