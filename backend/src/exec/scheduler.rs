@@ -281,17 +281,6 @@ impl Scheduler {
         Some(ticket)
     }
 
-    /// Starts a run claimed with `ticket` (timed from `claimed_at`, before
-    /// the claim's transaction).
-    pub fn start_claimed(
-        self: &Arc<Self>,
-        claim: leases::Claim,
-        claimed_at: Instant,
-        ticket: StartTicket,
-    ) {
-        self.start(claim, claimed_at, ticket);
-    }
-
     fn claimer(&self) -> leases::Claimer<'_> {
         leases::Claimer {
             holder: &self.ctx.config.instance_id,
@@ -585,8 +574,9 @@ impl Scheduler {
     }
 
     /// Starts a claimed run on a thread of its own, which takes over the
-    /// ticket's slot and guard.
-    fn start(self: &Arc<Self>, claim: leases::Claim, claimed_at: Instant, ticket: StartTicket) {
+    /// ticket's slot and guard; `claimed_at` is from before the claim's
+    /// transaction.
+    pub fn start(self: &Arc<Self>, claim: leases::Claim, claimed_at: Instant, ticket: StartTicket) {
         let run_id = claim.run.id;
         let channel = supervision::channel();
         if let Ok(mut runs) = self.runs.lock() {

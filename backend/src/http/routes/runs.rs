@@ -115,7 +115,7 @@ pub async fn create(
         // Started (or handed to the scheduler) before anything else, and
         // on this thread: a client that hangs up loses nothing.
         match (created.claim, ticket) {
-            (Some(claim), Some(ticket)) => scheduler.start_claimed(claim, claimed_at, ticket),
+            (Some(claim), Some(ticket)) => scheduler.start(claim, claimed_at, ticket),
             (_, ticket) => {
                 drop(ticket);
                 wake_for_run(&scheduler, &run);
