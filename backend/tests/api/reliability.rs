@@ -604,3 +604,69 @@ fn new_runs_and_freed_environments_are_claimed_across_instances_without_a_tick()
         );
     }
 }
+
+/// The live spare supervisors of service `pid`: its children named
+/// `te-supervise` with no child of their own.
+fn spare_supervisors(pid: u32) -> Vec<i32> {
+    let stat_of = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    let parent_of = |stat: &str| -> Option<u32> {
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let processes: Vec<(i32, String)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, stat_of(pid)?)))
+        .collect();
+    processes
+        .iter()
+        .filter(|(child, stat)| {
+            stat.contains("(te-supervise)")
+                && parent_of(stat) == Some(pid)
+                && process_alive(*child)
+                && !processes
+                    .iter()
+                    .any(|(_, other)| parent_of(other) == Some(*child as u32))
+        })
+        .map(|(child, _)| *child)
+        .collect()
+}
+
+fn wait_for_spare(pid: u32) -> i32 {
+    let found = std::cell::Cell::new(None);
+    eventually(Duration::from_secs(10), "a spare supervisor waits", || {
+        found.set(spare_supervisors(pid).first().copied());
+        found.get().is_some()
+    });
+    found.get().unwrap()
+}
+
+#[test]
+fn a_spare_supervisor_killed_while_it_waits_is_replaced_and_dies_with_its_service() {
+    let tests = TestsDir::with(&[("test_ok.py", "def test_ok():\n    pass\n")]);
+    let mut app = TestApp::spawn(&tests, &[]);
+    let service = app.pid();
+    let spare = wait_for_spare(service);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(spare),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let id = app.create_run("lea", 9, &["test_ok.py"]);
+    let run = app.wait_finished(id, SECS_30);
+    assert_eq!(run["status"], "success", "{run}\n{}", app.log_text(id));
+    let next = wait_for_spare(service);
+    assert_ne!(next, spare);
+    app.signal(libc::SIGKILL);
+    app.wait_exit(Duration::from_secs(5)).expect("killed");
+    eventually(
+        Duration::from_secs(10),
+        "the spare supervisor is gone with its service",
+        || !process_alive(next),
+    );
+}
