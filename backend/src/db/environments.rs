@@ -71,13 +71,7 @@ pub fn find_many(conn: &mut PgConnection, ids: &[i32]) -> QueryResult<Vec<Enviro
 /// Whether the environment exists, keeping its row locked until the
 /// transaction ends (against a concurrent delete).
 pub fn lock(conn: &mut PgConnection, id: i32) -> QueryResult<bool> {
-    environments::table
-        .find(id)
-        .select(environments::id)
-        .for_no_key_update()
-        .first::<i32>(conn)
-        .optional()
-        .map(|found| found.is_some())
+    lock_row(conn, id).map(|found| found.is_some())
 }
 
 /// The environment's row, kept locked as [`lock`] does.
