@@ -278,9 +278,10 @@ pub fn supervise(args: &[OsString]) -> i32 {
 }
 
 /// Makes this process the reaper of its orphaned descendants, has it told
-/// (SIGUSR1) when the service dies, and names it for `ps`. SIGINT and
-/// SIGTERM get handlers, not "ignore": handlers are reset in the program
-/// exec'd next, so the program still reacts to them.
+/// (SIGUSR1) when the service dies, keeps its descriptors out of other
+/// processes' reach, and names it for `ps`. SIGINT and SIGTERM get
+/// handlers, not "ignore": handlers are reset in the program exec'd next,
+/// so the program still reacts to them.
 fn arm(parent_died: &Arc<AtomicBool>) -> io::Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(parent_died))?;
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -288,6 +289,11 @@ fn arm(parent_died: &Arc<AtomicBool>) -> io::Result<()> {
     }
     prctl::set_pdeathsig(Signal::SIGUSR1)?;
     prctl::set_child_subreaper(true)?;
+    // Nobody but root may open this process's descriptors through /proc:
+    // tests running as the service's user could otherwise write a command
+    // into a waiting spare's stdin. The program it starts is dumpable
+    // again after its exec.
+    prctl::set_dumpable(false)?;
     // Started through a descriptor, the process would be named after its
     // number in `ps` and `top`.
     let _ = prctl::set_name(c"te-supervise");
