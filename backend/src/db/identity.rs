@@ -195,38 +195,6 @@ pub fn insert_token(
         .get_result(conn)
 }
 
-/// Inserts the API token of run `run_id` for its tests, as its user with
-/// the user's role, good until the run's time-out (its environment's, else
-/// `default_timeout_secs`) and an hour more; `None` if the user has no
-/// account.
-pub fn insert_run_token(
-    conn: &mut PgConnection,
-    run_id: i64,
-    default_timeout_secs: i64,
-    secret_hash: &str,
-) -> QueryResult<Option<i64>> {
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        id: i64,
-    }
-    let inserted: Option<Id> = super::kept_sql(
-        "INSERT INTO api_tokens (username, name, role, secret_hash, expires_at) \
-         SELECT u.username, 'run ' || r.id, u.role, $3, \
-                now() + make_interval(secs => coalesce(e.run_timeout_secs, $2) + 3600) \
-         FROM test_runs r \
-         JOIN users u ON u.username = r.username \
-         LEFT JOIN environments e ON e.id = r.environment_id \
-         WHERE r.id = $1 RETURNING id",
-    )
-    .bind::<diesel::sql_types::BigInt, _>(run_id)
-    .bind::<diesel::sql_types::BigInt, _>(default_timeout_secs)
-    .bind::<diesel::sql_types::Text, _>(secret_hash)
-    .get_result(conn)
-    .optional()?;
-    Ok(inserted.map(|row| row.id))
-}
-
 /// A live token by its secret's hash, with its user's current role.
 pub fn token_by_hash(
     conn: &mut PgConnection,

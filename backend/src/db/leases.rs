@@ -7,7 +7,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 
 use super::logs::MAX_CHUNK_BYTES;
 use super::models::{EnvironmentRow, NewCaseRow, RunRow};
-use super::schema::{environment_locks, environments, run_cases, run_log_chunks, test_runs};
+use super::schema::{environment_locks, run_cases, run_log_chunks, test_runs};
 use shared::{CaseResult, RunStatus, RunSummary};
 
 /// A run this instance has claimed, with what it needs to start it.
@@ -100,14 +100,39 @@ pub enum Claimed {
     Nothing,
 }
 
-/// Whether a lease holds the environment, and whether any reservation
-/// holds it or waits for it.
+/// Whether a lease holds the environment, whether any reservation holds
+/// it or waits for it, and its own oldest queued run.
 #[derive(QueryableByName)]
 struct Occupancy {
     #[diesel(sql_type = Bool)]
     busy: bool,
     #[diesel(sql_type = Bool)]
     reserved: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    first_run: Option<i64>,
+}
+
+/// An environment's row, locked for a claim, and whether its maintenance
+/// window holds now (by the database's clock).
+#[derive(QueryableByName)]
+struct LockedEnvironment {
+    #[diesel(embed)]
+    environment: EnvironmentRow,
+    #[diesel(sql_type = Bool)]
+    in_maintenance: bool,
+}
+
+/// How a claim treats locks that others hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Patience {
+    /// Waits for the environment's row (a reservation or maintenance being
+    /// written), as the scheduler does.
+    Wait,
+    /// Never waits, and leaves reservations, pools' runs and runs that
+    /// an older run waits before to the scheduler: the claim rides along
+    /// in another transaction (a finish), which must not fail or stall
+    /// because of it, and keeps its run's slot.
+    Skip,
 }
 
 /// Who claims: the instance's name, its lease length and, with
@@ -134,85 +159,105 @@ pub fn claim(
     environment_id: i32,
     claimer: Claimer<'_>,
 ) -> QueryResult<Claimed> {
-    conn.transaction(|conn| {
-        let in_maintenance = diesel::dsl::sql::<Bool>(
-            "(maintenance_reason IS NOT NULL AND \
-              (maintenance_until IS NULL OR maintenance_until > now()))",
-        );
-        let found: Option<(EnvironmentRow, bool)> = environments::table
-            .find(environment_id)
-            .select((EnvironmentRow::as_select(), in_maintenance))
-            .for_no_key_update()
-            .first(conn)
-            .optional()?;
-        let Some((environment, in_maintenance)) = found else {
-            return Ok(Claimed::Nothing);
-        };
-        let served = claimer.runner_labels.is_none_or(|mine| {
-            environment
-                .labels
-                .iter()
-                .any(|label| mine.contains(label))
-        });
-        if in_maintenance || !served {
-            return Ok(Claimed::Nothing);
-        }
-        // Read after the row lock is ours (a statement of its own, so a
-        // fresh snapshot): a reservation made while we waited is seen.
-        let Occupancy { busy, reserved } = super::kept_sql(
-            "SELECT EXISTS (SELECT 1 FROM environment_locks WHERE environment_id = $1) AS busy, \
-                    EXISTS (SELECT 1 FROM reservations \
-                            WHERE environment_id = $1 AND state IN ('active', 'waiting')) AS reserved",
-        )
-        .bind::<Integer, _>(environment_id)
-        .get_result(conn)?;
-        if busy {
-            return Ok(Claimed::Nothing);
-        }
-        // A finish that just released the lease also wrote its hold, in the
-        // same transaction: once the lease is seen gone, the hold is seen.
-        // Without any reservation, there is none to end, follow or wait for.
-        let owner = if reserved {
-            super::reservations::end_expired(conn, Some(environment_id))?;
-            super::reservations::active(conn, environment_id)?.map(|hold| hold.owner)
-        } else {
-            None
-        };
-        let mut own_run = test_runs::table
+    conn.transaction(|conn| claim_in(conn, environment_id, claimer, Patience::Wait))
+}
+
+/// [`claim`] inside the caller's transaction.
+fn claim_in(
+    conn: &mut PgConnection,
+    environment_id: i32,
+    claimer: Claimer<'_>,
+    patience: Patience,
+) -> QueryResult<Claimed> {
+    let locked: Option<LockedEnvironment> = match patience {
+        Patience::Wait => super::kept_sql(
+            "SELECT *, (maintenance_reason IS NOT NULL AND \
+                        (maintenance_until IS NULL OR maintenance_until > now())) AS in_maintenance \
+             FROM environments WHERE id = $1 FOR NO KEY UPDATE",
+        ),
+        Patience::Skip => super::kept_sql(
+            "SELECT *, (maintenance_reason IS NOT NULL AND \
+                        (maintenance_until IS NULL OR maintenance_until > now())) AS in_maintenance \
+             FROM environments WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED",
+        ),
+    }
+    .bind::<Integer, _>(environment_id)
+    .get_result(conn)
+    .optional()?;
+    let Some(LockedEnvironment {
+        environment,
+        in_maintenance,
+    }) = locked
+    else {
+        return Ok(Claimed::Nothing);
+    };
+    let served = claimer
+        .runner_labels
+        .is_none_or(|mine| environment.labels.iter().any(|label| mine.contains(label)));
+    if in_maintenance || !served {
+        return Ok(Claimed::Nothing);
+    }
+    // Read after the row lock is ours (a statement of its own, so a
+    // fresh snapshot): a reservation made while we waited is seen.
+    let Occupancy {
+        busy,
+        reserved,
+        first_run,
+    } = super::kept_sql(
+        "SELECT EXISTS (SELECT 1 FROM environment_locks WHERE environment_id = $1) AS busy, \
+                EXISTS (SELECT 1 FROM reservations \
+                        WHERE environment_id = $1 AND state IN ('active', 'waiting')) AS reserved, \
+                (SELECT id FROM test_runs WHERE environment_id = $1 AND status = 'queued' \
+                 ORDER BY id LIMIT 1) AS first_run",
+    )
+    .bind::<Integer, _>(environment_id)
+    .get_result(conn)?;
+    if busy || (reserved && patience == Patience::Skip) {
+        return Ok(Claimed::Nothing);
+    }
+    // A finish that just released the lease also wrote its hold, in the
+    // same transaction: once the lease is seen gone, the hold is seen.
+    // Without any reservation, there is none to end, follow or wait for.
+    let owner = if reserved {
+        super::reservations::end_expired(conn, Some(environment_id))?;
+        super::reservations::active(conn, environment_id)?.map(|hold| hold.owner)
+    } else {
+        None
+    };
+    let own_run = match &owner {
+        None => first_run,
+        Some(owner) => test_runs::table
             .filter(test_runs::environment_id.eq(environment_id))
             .filter(test_runs::status.eq(RunStatus::Queued))
-            .into_boxed();
-        if let Some(owner) = &owner {
-            own_run = own_run.filter(test_runs::username.eq(owner.clone()));
-        }
-        let own_run: Option<i64> = own_run
+            .filter(test_runs::username.eq(owner))
             .order(test_runs::id)
             .select(test_runs::id)
             .first(conn)
-            .optional()?;
-        let pool_run = first_pool_run(conn, &environment.labels, owner.as_deref(), own_run)?;
-        let next_run = match (own_run, pool_run) {
-            (Some(own), Some(pool)) => Some(own.min(pool)),
-            (run, None) | (None, run) => run,
-        };
-        let next_reservation = if reserved && owner.is_none() {
-            super::reservations::first_waiting(conn, environment_id)?
-        } else {
-            None
-        };
-        match (next_run, next_reservation) {
-            (run, Some(reservation)) if run.is_none_or(|id| reservation.queue_order < id) => {
-                super::reservations::activate(conn, reservation.id)?;
-                Ok(Claimed::Reservation(reservation.id))
-            }
-            (Some(run_id), _) => start_run(conn, environment, run_id, claimer),
-            (None, _) => Ok(Claimed::Nothing),
+            .optional()?,
+    };
+    // A pool's runs are claimed one after the other by the scheduler, so
+    // that they start in order across the pool's environments.
+    let pool_run = match patience {
+        Patience::Wait => first_pool_run(conn, &environment.labels, owner.as_deref(), own_run)?,
+        Patience::Skip => None,
+    };
+    let next_run = match (own_run, pool_run) {
+        (Some(own), Some(pool)) => Some(own.min(pool)),
+        (run, None) | (None, run) => run,
+    };
+    let next_reservation = if reserved && owner.is_none() {
+        super::reservations::first_waiting(conn, environment_id)?
+    } else {
+        None
+    };
+    match (next_run, next_reservation) {
+        (run, Some(reservation)) if run.is_none_or(|id| reservation.queue_order < id) => {
+            super::reservations::activate(conn, reservation.id)?;
+            Ok(Claimed::Reservation(reservation.id))
         }
-    })
-    .or_else(|error| match error {
-        diesel::result::Error::RollbackTransaction => Ok(Claimed::Nothing),
-        other => Err(other),
-    })
+        (Some(run_id), _) => start_run(conn, environment, run_id, claimer, patience),
+        (None, _) => Ok(Claimed::Nothing),
+    }
 }
 
 /// The oldest queued run of the pools of `labels` older than `before`,
@@ -289,102 +334,119 @@ pub fn start_queued_here(
     let Some(Fence { fence }) = fence else {
         return Ok(None);
     };
-    let run = mark_started(conn, environment.id, run_id, fence, claimer.holder)?
-        .ok_or(diesel::result::Error::NotFound)?;
-    Ok(Some(Claim {
-        token: issue_run_token(conn, &run, claimer)?,
+    // The run is this transaction's own: nobody else holds its row.
+    mark_started(conn, environment, run_id, fence, claimer)?
+        .map(Some)
+        .ok_or(diesel::result::Error::NotFound)
+}
+
+/// The run a claim marked running, with the token it issued.
+#[derive(QueryableByName)]
+struct StartedRun {
+    #[diesel(embed)]
+    run: RunRow,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    run_token_id: Option<i64>,
+}
+
+/// Marks a queued run running under `fence` on `environment` (a pool's run
+/// gets its environment now) and, if the claimer issues them, inserts the
+/// run's token, in one statement. `None` if it is no longer queued, or its
+/// row is locked (a cancel under way): it is not waited for, so that a
+/// claim riding along in a finish never stalls it.
+fn mark_started(
+    conn: &mut PgConnection,
+    environment: &EnvironmentRow,
+    run_id: i64,
+    fence: i64,
+    claimer: Claimer<'_>,
+) -> QueryResult<Option<Claim>> {
+    let secret = claimer.run_tokens.and_then(|_| {
+        crate::secrets::new_secret()
+            .map(|secret| format!("te_{secret}"))
+            .inspect_err(|e| tracing::warn!(run_id, error = %e, "no API token for the run's tests"))
+            .ok()
+    });
+    let secret_hash = secret.as_deref().map(crate::secrets::secret_hash);
+    // The token's user is the run's, if it has an account (the automation
+    // token's `admin` has one); it is good for the run's time-out and an
+    // hour.
+    let started: Option<StartedRun> = super::kept_sql(
+        "WITH started AS ( \
+           UPDATE test_runs SET status = 'running', started_at = now(), fence = $3, \
+                  instance_id = $4, environment_id = $2 \
+           WHERE id = (SELECT id FROM test_runs WHERE id = $1 AND status = 'queued' \
+                       FOR NO KEY UPDATE SKIP LOCKED) \
+           RETURNING * \
+         ), token AS ( \
+           INSERT INTO api_tokens (username, name, role, secret_hash, expires_at) \
+           SELECT u.username, 'run ' || s.id, u.role, $5, \
+                  now() + make_interval(secs => coalesce(e.run_timeout_secs, $6) + 3600) \
+           FROM started s JOIN users u ON u.username = s.username \
+           LEFT JOIN environments e ON e.id = $2 \
+           WHERE $5::text IS NOT NULL RETURNING id \
+         ) \
+         SELECT started.*, (SELECT id FROM token) AS run_token_id FROM started",
+    )
+    .bind::<BigInt, _>(run_id)
+    .bind::<Integer, _>(environment.id)
+    .bind::<BigInt, _>(fence)
+    .bind::<Text, _>(claimer.holder)
+    .bind::<Nullable<Text>, _>(secret_hash.as_deref())
+    .bind::<BigInt, _>(claimer.run_tokens.unwrap_or(0))
+    .get_result(conn)
+    .optional()?;
+    Ok(started.map(|StartedRun { run, run_token_id }| Claim {
+        token: run_token_id
+            .zip(secret)
+            .map(|(id, secret)| RunToken { id, secret }),
         run,
         environment: environment.clone(),
         fence,
     }))
 }
 
-/// The run's token, if the claimer issues them and its user has an
-/// account (the automation token's `admin` has one).
-fn issue_run_token(
-    conn: &mut PgConnection,
-    run: &RunRow,
-    claimer: Claimer<'_>,
-) -> QueryResult<Option<RunToken>> {
-    let Some(default_timeout_secs) = claimer.run_tokens else {
-        return Ok(None);
-    };
-    let secret = match crate::secrets::new_secret() {
-        Ok(secret) => format!("te_{secret}"),
-        Err(e) => {
-            tracing::warn!(run_id = run.id, error = %e, "no API token for the run's tests");
-            return Ok(None);
-        }
-    };
-    let id = super::identity::insert_run_token(
-        conn,
-        run.id,
-        default_timeout_secs,
-        &crate::secrets::secret_hash(&secret),
-    )?;
-    Ok(id.map(|id| RunToken { id, secret }))
-}
-
-/// Marks a queued run running under `fence`; `None` if it is no longer
-/// queued (a cancel came first).
-fn mark_started(
-    conn: &mut PgConnection,
-    environment_id: i32,
-    run_id: i64,
-    fence: i64,
-    holder: &str,
-) -> QueryResult<Option<RunRow>> {
-    diesel::update(
-        test_runs::table
-            .find(run_id)
-            .filter(test_runs::status.eq(RunStatus::Queued)),
-    )
-    .set((
-        test_runs::status.eq(RunStatus::Running),
-        test_runs::started_at.eq(diesel::dsl::now),
-        test_runs::fence.eq(fence),
-        test_runs::instance_id.eq(holder),
-        // A pool's run gets its environment now.
-        test_runs::environment_id.eq(environment_id),
-    ))
-    .returning(RunRow::as_returning())
-    .get_result(conn)
-    .optional()
-}
-
-/// Takes the environment's busy row for the run and marks it running.
+/// Takes the environment's busy row for the run and marks it running. A
+/// claim riding along in a finish keeps the run's slot for the
+/// environment, so it takes it only when no older run waits anywhere
+/// except behind a busy environment: an older run waiting for a slot, or
+/// for a pool, goes first, through the scheduler.
 fn start_run(
     conn: &mut PgConnection,
     environment: EnvironmentRow,
     run_id: i64,
     claimer: Claimer<'_>,
+    patience: Patience,
 ) -> QueryResult<Claimed> {
     let environment_id = environment.id;
     let fence: Option<Fence> = super::kept_sql(
         "INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
-         VALUES ($1, $2, $3, nextval('lease_fences'), now() + make_interval(secs => $4)) \
+         SELECT $1, $2, $3, nextval('lease_fences'), now() + make_interval(secs => $4) \
+         WHERE NOT $5 OR NOT EXISTS ( \
+           SELECT 1 FROM test_runs q WHERE q.status = 'queued' AND q.id < $2 \
+             AND (q.environment_id IS NULL OR NOT EXISTS ( \
+                  SELECT 1 FROM environment_locks l WHERE l.environment_id = q.environment_id))) \
          ON CONFLICT (environment_id) DO NOTHING RETURNING fence",
     )
     .bind::<Integer, _>(environment_id)
     .bind::<BigInt, _>(run_id)
     .bind::<Text, _>(claimer.holder)
     .bind::<BigInt, _>(claimer.lease_secs)
+    .bind::<Bool, _>(patience == Patience::Skip)
     .get_result(conn)
     .optional()?;
     let Some(Fence { fence }) = fence else {
         return Ok(Claimed::Nothing);
     };
-    // Still queued? A cancel may have come first; then try again later.
-    let started = mark_started(conn, environment_id, run_id, fence, claimer.holder)?;
-    let Some(run) = started else {
-        return Err(diesel::result::Error::RollbackTransaction);
-    };
-    Ok(Claimed::Run(Box::new(Claim {
-        token: issue_run_token(conn, &run, claimer)?,
-        run,
-        environment,
-        fence,
-    })))
+    match mark_started(conn, &environment, run_id, fence, claimer)? {
+        Some(claim) => Ok(Claimed::Run(Box::new(claim))),
+        None => {
+            // Cancelled (or being cancelled) since it was chosen: the
+            // lease goes again, without undoing the caller's transaction.
+            release(conn, environment_id, fence)?;
+            Ok(Claimed::Nothing)
+        }
+    }
 }
 
 /// Pushes the lease's expiry forward. False: the lease is no longer ours.
@@ -612,6 +674,66 @@ pub fn finish(
     outcome: &Outcome,
 ) -> QueryResult<Written> {
     conn.transaction(|conn| {
+        finish_in(
+            conn,
+            run_id,
+            environment_id,
+            fence,
+            lease_secs,
+            expected,
+            outcome,
+        )
+    })
+}
+
+/// [`finish`] of `claim`'s run and, once it is written, in the same
+/// transaction, a claim by `claimer` of what comes next on its
+/// environment: the next run starts without a transaction of its own or
+/// a trip through the scheduler. The claim never waits for a lock, so it
+/// cannot hold the finish up, and leaves to the scheduler whatever needs
+/// its ordering (see [`Patience::Skip`]); it answers `None` when it
+/// claims nothing.
+pub fn finish_and_claim_next(
+    conn: &mut PgConnection,
+    claim: &Claim,
+    lease_secs: i64,
+    expected: Stored,
+    outcome: &Outcome,
+    claimer: Claimer<'_>,
+) -> QueryResult<(Written, Option<Claim>)> {
+    let environment_id = claim.environment.id;
+    conn.transaction(|conn| {
+        let written = finish_in(
+            conn,
+            claim.run.id,
+            environment_id,
+            claim.fence,
+            lease_secs,
+            expected,
+            outcome,
+        )?;
+        if written != Written::Done {
+            return Ok((written, None));
+        }
+        let next = match claim_in(conn, environment_id, claimer, Patience::Skip)? {
+            Claimed::Run(next) => Some(*next),
+            Claimed::Reservation(_) | Claimed::Nothing => None,
+        };
+        Ok((written, next))
+    })
+}
+
+/// [`finish`] inside the caller's transaction.
+fn finish_in(
+    conn: &mut PgConnection,
+    run_id: i64,
+    environment_id: i32,
+    fence: i64,
+    lease_secs: i64,
+    expected: Stored,
+    outcome: &Outcome,
+) -> QueryResult<Written> {
+    {
         if !renew(conn, environment_id, fence, lease_secs)? {
             return Ok(Written::Lost);
         }
@@ -662,17 +784,10 @@ pub fn finish(
         };
         insert_log(conn, run_id, expected.log_bytes, &outcome.log_tail)?;
         insert_cases(conn, run_id, &outcome.cases)?;
-        record_finished_run(conn, run_id)?;
-        if let Some(xml) = &outcome.junit_xml {
-            super::reports::store(conn, run_id, xml)?;
-        }
         hold_if_failed(conn, run_id, environment_id, finished)?;
-        match outcome.revoke_token {
-            Some(token_id) => release_revoking(conn, environment_id, fence, token_id)?,
-            None => release(conn, environment_id, fence)?,
-        };
+        record_and_release(conn, run_id, environment_id, fence, outcome)?;
         Ok(Written::Done)
-    })
+    }
 }
 
 /// A run that asked for it and ended `failed` or `error` keeps its
@@ -710,9 +825,9 @@ struct Finished {
 }
 
 /// Keeps the tables that insights and environment health read up to date
-/// with a run that has just finished (the run's own figures follow from a
-/// trigger), in one statement; called in the transaction that writes its
-/// cases.
+/// with a run taken back from a lost holder (the run's own figures follow
+/// from a trigger), in one statement; a finish does it in
+/// [`record_and_release`].
 fn record_finished_run(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> {
     super::kept_sql("SELECT record_test_results($1), record_environment_results($1)")
         .bind::<BigInt, _>(run_id)
@@ -720,21 +835,32 @@ fn record_finished_run(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> 
     Ok(())
 }
 
-/// [`release`], and the run's token revoked, in one statement.
-fn release_revoking(
+/// The last statement of a finish: the JUnit report stored, the run's
+/// token revoked, the lease released and the tables of insights and
+/// environment health brought up to date with the run's cases (written by
+/// the statements before it, so seen by it).
+fn record_and_release(
     conn: &mut PgConnection,
+    run_id: i64,
     environment_id: i32,
     fence: i64,
-    token_id: i64,
-) -> QueryResult<usize> {
+    outcome: &Outcome,
+) -> QueryResult<()> {
     super::kept_sql(
-        "WITH revoked AS (DELETE FROM api_tokens WHERE id = $3) \
-         DELETE FROM environment_locks WHERE environment_id = $1 AND fence = $2",
+        "WITH report AS ( \
+           INSERT INTO run_reports (run_id, junit_xml) SELECT $1, $4 WHERE $4::text IS NOT NULL \
+           ON CONFLICT DO NOTHING \
+         ), revoked AS (DELETE FROM api_tokens WHERE id = $5), \
+         released AS (DELETE FROM environment_locks WHERE environment_id = $2 AND fence = $3) \
+         SELECT record_test_results($1), record_environment_results($1)",
     )
+    .bind::<BigInt, _>(run_id)
     .bind::<Integer, _>(environment_id)
     .bind::<BigInt, _>(fence)
-    .bind::<BigInt, _>(token_id)
-    .execute(conn)
+    .bind::<Nullable<Text>, _>(outcome.junit_xml.as_deref())
+    .bind::<Nullable<BigInt>, _>(outcome.revoke_token)
+    .execute(conn)?;
+    Ok(())
 }
 
 fn release(conn: &mut PgConnection, environment_id: i32, fence: i64) -> QueryResult<usize> {

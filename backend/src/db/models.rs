@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use super::schema::{environments, reservations, run_cases, test_runs};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = test_runs, check_for_backend(diesel::pg::Pg))]
 pub struct RunRow {
     pub id: i64,
@@ -156,7 +156,7 @@ pub struct NewRunRow {
     pub token_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = environments, check_for_backend(diesel::pg::Pg))]
 pub struct EnvironmentRow {
     pub id: i32,

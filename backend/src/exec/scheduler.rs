@@ -72,6 +72,26 @@ struct RunSlot {
     guard: Option<EnvironmentGuard>,
 }
 
+impl RunSlot {
+    /// Passes the slot and the environment's guard on to the run that the
+    /// finish of this one claimed, and tells whoever waits for this one
+    /// that it ended.
+    fn hand_over(
+        &mut self,
+        (claim, claimed_at): runner::HandedOff,
+    ) -> (leases::Claim, supervision::Channel, Instant) {
+        let scheduler = &self.scheduler;
+        let channel = supervision::channel();
+        if let Ok(mut runs) = scheduler.runs.lock() {
+            runs.remove(&self.run_id);
+            runs.insert(claim.run.id, channel.0.clone());
+        }
+        scheduler.events.finished(self.run_id);
+        self.run_id = claim.run.id;
+        (claim, channel, claimed_at)
+    }
+}
+
 impl Drop for RunSlot {
     fn drop(&mut self) {
         let scheduler = &self.scheduler;
@@ -279,6 +299,12 @@ impl Scheduler {
         let mut ticket = self.take_ticket(environment_id)?;
         ticket.outside_the_loop = true;
         Some(ticket)
+    }
+
+    /// Who claims in a finish, for the run after it on the same
+    /// environment; nobody once the service is stopping.
+    fn hand_off_claimer(&self) -> Option<leases::Claimer<'_>> {
+        (!self.stopping.load(Ordering::SeqCst)).then(|| self.claimer())
     }
 
     fn claimer(&self) -> leases::Claimer<'_> {
@@ -591,19 +617,30 @@ impl Scheduler {
             .name(format!("run-{run_id}"))
             .spawn(move || {
                 // Given back when this thread ends, whichever way it does.
-                let slot = slot;
-                let ctx = &slot.scheduler.ctx;
-                let kept = claim.clone();
-                let ran = panic::catch_unwind(AssertUnwindSafe(|| {
-                    runner::execute(ctx, claim, channel, claimed_at);
-                }));
-                if let Err(panicked) = ran {
-                    // The test process tree is already dying: the runner's
-                    // end of the supervisor's heartbeat pipe closed as the
-                    // panic unwound.
-                    let reason = format!("the runner failed: {}", panic_message(&*panicked));
-                    tracing::error!(run_id, %reason, "run thread panicked");
-                    finish_failed(ctx, &kept, &reason, claimed_at.elapsed());
+                let mut slot = slot;
+                let mut next = Some((claim, channel, claimed_at));
+                // Each run's finish may claim the next on its environment:
+                // that run goes on here, in the same slot and guard.
+                while let Some((claim, channel, claimed_at)) = next.take() {
+                    let scheduler = Arc::clone(&slot.scheduler);
+                    let ctx = &scheduler.ctx;
+                    let kept = claim.clone();
+                    let hand_off = scheduler.hand_off_claimer();
+                    let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+                        runner::execute(ctx, claim, channel, claimed_at, hand_off)
+                    }));
+                    match ran {
+                        Ok(handed) => next = handed.map(|handed| slot.hand_over(handed)),
+                        Err(panicked) => {
+                            // The test process tree is already dying: the
+                            // runner's end of the supervisor's heartbeat
+                            // pipe closed as the panic unwound.
+                            let reason =
+                                format!("the runner failed: {}", panic_message(&*panicked));
+                            tracing::error!(run_id = kept.run.id, %reason, "run thread panicked");
+                            finish_failed(ctx, &kept, &reason, claimed_at.elapsed());
+                        }
+                    }
                 }
             });
         match spawned {

@@ -241,16 +241,13 @@ fn queued_runs_are_capped_with_429() {
     app.post(&format!("/api/runs/{holder}/cancel"), &json!({}));
 }
 
-/// A database of its own, migrated, with one run claimed by `holder`.
-fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
-    let db = TestDb::create();
-    let mut conn = db.conn();
-    backend::db::run_migrations(&mut conn).unwrap();
+/// Queues a run of `fay` on `environment_id`; its id.
+fn queue_run(conn: &mut PgConnection, environment_id: i32) -> i64 {
     backend::db::runs::insert(
-        &mut conn,
+        conn,
         &NewRunRow {
             username: "fay".into(),
-            environment_id: Some(10),
+            environment_id: Some(environment_id),
             environment_label: None,
             paths: json!(["test_quick.py"]),
             rerun_of: None,
@@ -264,18 +261,26 @@ fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
             token_id: None,
         },
     )
-    .unwrap();
-    let leases::Claimed::Run(claim) = leases::claim(
-        &mut conn,
-        10,
-        leases::Claimer {
-            holder,
-            lease_secs: 30,
-            runner_labels: None,
-            run_tokens: None,
-        },
-    )
-    .unwrap() else {
+    .unwrap()
+    .id
+}
+
+fn claimer(holder: &str) -> leases::Claimer<'_> {
+    leases::Claimer {
+        holder,
+        lease_secs: 30,
+        runner_labels: None,
+        run_tokens: None,
+    }
+}
+
+/// A database of its own, migrated, with one run claimed by `holder`.
+fn claimed_run(holder: &str) -> (Arc<TestDb>, PgConnection, leases::Claim) {
+    let db = TestDb::create();
+    let mut conn = db.conn();
+    backend::db::run_migrations(&mut conn).unwrap();
+    queue_run(&mut conn, 10);
+    let leases::Claimed::Run(claim) = leases::claim(&mut conn, 10, claimer(holder)).unwrap() else {
         panic!("a claim");
     };
     let claim = *claim;
@@ -448,6 +453,124 @@ fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
         .unwrap()
         .unwrap();
     assert_eq!(run.status, RunStatus::Error);
+}
+
+fn succeeded() -> Outcome {
+    Outcome {
+        status: RunStatus::Success,
+        reason: None,
+        exit_code: Some(0),
+        summary: RunSummary::default(),
+        cases: Vec::new(),
+        log_tail: String::new(),
+        junit_xml: None,
+        revoke_token: None,
+    }
+}
+
+/// The lease on environment 10: its run and fence.
+fn lease_on_10(conn: &mut PgConnection) -> Option<(i64, i64)> {
+    use backend::db::schema::environment_locks::dsl::*;
+    environment_locks
+        .filter(environment_id.eq(10))
+        .select((run_id, fence))
+        .first(conn)
+        .optional()
+        .unwrap()
+}
+
+fn status_of(conn: &mut PgConnection, id: i64) -> RunStatus {
+    backend::db::runs::find(conn, id).unwrap().unwrap().status
+}
+
+/// A finish claims the next run of its environment in its own transaction,
+/// and never waits for a lock to do so: with the environment's row or the
+/// next run's row locked by another session, it is written at once, claims
+/// nothing and leaves no lease behind, for the scheduler to claim later.
+/// Nor does it claim past an older run waiting for a slot elsewhere.
+#[test]
+fn a_finish_hands_its_environment_on_without_ever_waiting_for_a_lock() {
+    let (db, mut conn, first) = claimed_run("me");
+    // Were a lock waited for, the test fails instead of hanging.
+    diesel::sql_query("SET lock_timeout = '20s'")
+        .execute(&mut conn)
+        .unwrap();
+    let second = queue_run(&mut conn, 10);
+    let third = queue_run(&mut conn, 10);
+    let finish = |conn: &mut PgConnection, claim: &leases::Claim| {
+        let started = Instant::now();
+        let finished = leases::finish_and_claim_next(
+            conn,
+            claim,
+            30,
+            Stored::default(),
+            &succeeded(),
+            claimer("me"),
+        )
+        .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no lock waited for"
+        );
+        finished
+    };
+
+    let (written, handed) = finish(&mut conn, &first);
+    assert_eq!(written, Written::Done);
+    let handed = handed.expect("the next run is claimed in the finish");
+    assert_eq!(handed.run.id, second);
+    assert_eq!(handed.run.status, RunStatus::Running);
+    assert!(handed.fence > first.fence);
+    assert_eq!(status_of(&mut conn, first.run.id), RunStatus::Success);
+    assert_eq!(status_of(&mut conn, second), RunStatus::Running);
+    assert_eq!(lease_on_10(&mut conn), Some((second, handed.fence)));
+
+    // Another session holds the environment's row (a frozen edit).
+    let mut editor = db.conn();
+    diesel::sql_query("BEGIN").execute(&mut editor).unwrap();
+    diesel::sql_query("SELECT id FROM environments WHERE id = 10 FOR UPDATE")
+        .execute(&mut editor)
+        .unwrap();
+    let (written, none) = finish(&mut conn, &handed);
+    assert_eq!(written, Written::Done);
+    assert!(none.is_none(), "nothing claimed past a locked environment");
+    assert_eq!(status_of(&mut conn, second), RunStatus::Success);
+    assert_eq!(status_of(&mut conn, third), RunStatus::Queued);
+    assert_eq!(lease_on_10(&mut conn), None);
+    drop(editor);
+
+    // Another session holds the next run's row (a cancel under way).
+    let leases::Claimed::Run(holder) = leases::claim(&mut conn, 10, claimer("me")).unwrap() else {
+        panic!("the third run is claimed");
+    };
+    assert_eq!(holder.run.id, third);
+    let fourth = queue_run(&mut conn, 10);
+    let lock = hold_run_lock(&db, fourth);
+    let (written, none) = finish(&mut conn, &holder);
+    assert_eq!(written, Written::Done);
+    assert!(none.is_none(), "nothing claimed past a locked run");
+    assert_eq!(
+        lease_on_10(&mut conn),
+        None,
+        "no lease left without its run"
+    );
+    assert_eq!(status_of(&mut conn, fourth), RunStatus::Queued);
+    drop(lock);
+    let leases::Claimed::Run(last) = leases::claim(&mut conn, 10, claimer("me")).unwrap() else {
+        panic!("the fourth run is claimed once its row is free");
+    };
+    assert_eq!(last.run.id, fourth);
+
+    // An older run waits for a slot on a free environment: it goes first,
+    // through the scheduler, not after this environment's next run.
+    let elsewhere = queue_run(&mut conn, 11);
+    let fifth = queue_run(&mut conn, 10);
+    let (written, none) = finish(&mut conn, &last);
+    assert_eq!(written, Written::Done);
+    assert!(none.is_none(), "the older run elsewhere goes first");
+    assert_eq!(lease_on_10(&mut conn), None);
+    assert_eq!(status_of(&mut conn, fifth), RunStatus::Queued);
+    assert_eq!(status_of(&mut conn, elsewhere), RunStatus::Queued);
 }
 
 /// The run list's total comes from counters the database keeps: they count

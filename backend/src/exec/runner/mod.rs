@@ -47,15 +47,22 @@ pub struct RunnerContext {
     pub runtime: Arc<RuntimeDir>,
 }
 
+/// A run claimed by the finish of the one before it on the same
+/// environment, and when its claim began.
+pub type HandedOff = (Claim, Instant);
+
 /// Runs a claimed run to its end on the calling thread and writes its
 /// outcome. `channel` is how the scheduler reaches it (see
 /// [`supervision::channel`]); `claimed_at` is when its lease was taken.
+/// With `hand_off`, the finish also claims what comes next on the
+/// environment, for the caller to run.
 pub fn execute(
     ctx: &RunnerContext,
     claim: Claim,
-    channel: (RunControl, SyncSender<Event>, Receiver<Event>),
+    channel: supervision::Channel,
     claimed_at: Instant,
-) {
+    hand_off: Option<leases::Claimer<'_>>,
+) -> Option<HandedOff> {
     let run_id = claim.run.id;
     let span = tracing::info_span!("run", run_id, environment_id = claim.environment.id);
     let _entered = span.enter();
@@ -86,7 +93,7 @@ pub fn execute(
                 }
                 None => {
                     tracing::warn!("the lease was lost before the tests started; nothing ran");
-                    return;
+                    return None;
                 }
             }
         }
@@ -95,10 +102,13 @@ pub fn execute(
     relative_attachments(&mut outcome.cases);
     outcome.revoke_token = claim.token.as_ref().map(|token| token.id);
     tracing::info!(status = %outcome.status, reason = ?outcome.reason, "run finished");
-    if write_outcome(ctx, &claim, outcome.clone(), stored) {
+    let status = outcome.status;
+    let (written, next) = write_outcome(ctx, &claim, outcome, stored, hand_off);
+    if written {
         token.revoked();
-        metrics::global().run_finished(outcome.status, started.elapsed());
+        metrics::global().run_finished(status, started.elapsed());
     }
+    next
 }
 
 /// Attachment paths as the artifacts list names them: one given whole
@@ -613,38 +623,52 @@ fn summary_of(cases: &[CaseResult]) -> RunSummary {
 
 /// Writes the outcome, retrying while the database is away, for as long as
 /// the lease could still be ours; after that a sweeper finishes the run.
-/// True if this writer finished the run.
+/// True if this writer finished the run; with it, the next run on the
+/// environment if `hand_off` claimed one in the same transaction.
 fn write_outcome(
     ctx: &RunnerContext,
     claim: &Claim,
     mut outcome: Outcome,
     mut stored: Stored,
-) -> bool {
+    mut hand_off: Option<leases::Claimer<'_>>,
+) -> (bool, Option<HandedOff>) {
     let give_up = Instant::now() + ctx.config.lease();
     loop {
+        let shutting_down = ctx.shutdown_at.lock().map_or(true, |at| at.is_some());
+        let claimer = hand_off.filter(|_| !shutting_down);
+        let claimed_at = Instant::now();
         let written = ctx
             .pool
             .get()
             .map_err(|e| e.to_string())
             .and_then(|mut conn| {
-                leases::finish(
-                    &mut conn,
-                    claim.run.id,
-                    claim.environment.id,
-                    claim.fence,
-                    ctx.config.lease_secs,
-                    stored,
-                    &outcome,
-                )
+                let lease_secs = ctx.config.lease_secs;
+                match claimer {
+                    Some(claimer) => leases::finish_and_claim_next(
+                        &mut conn, claim, lease_secs, stored, &outcome, claimer,
+                    ),
+                    None => leases::finish(
+                        &mut conn,
+                        claim.run.id,
+                        claim.environment.id,
+                        claim.fence,
+                        lease_secs,
+                        stored,
+                        &outcome,
+                    )
+                    .map(|written| (written, None)),
+                }
                 .map_err(|e| e.to_string())
             });
         match written {
-            Ok(Written::Done) => return true,
-            Ok(Written::Lost) => {
-                tracing::warn!("outcome not written: the run was finished by someone else");
-                return false;
+            Ok((Written::Done, next)) => {
+                return (true, next.map(|next| (next, claimed_at)));
             }
-            Ok(Written::Behind(now)) => {
+            Ok((Written::Lost, _)) => {
+                tracing::warn!("outcome not written: the run was finished by someone else");
+                return (false, None);
+            }
+            Ok((Written::Behind(now), _)) => {
                 // A log write committed though its answer was lost.
                 let log_ahead = usize::try_from(now.log_bytes - stored.log_bytes).unwrap_or(0);
                 let mut cut = log_ahead.min(outcome.log_tail.len());
@@ -658,11 +682,14 @@ fn write_outcome(
             }
             Err(e) if Instant::now() < give_up => {
                 tracing::warn!(error = %e, "cannot write the outcome yet; retrying");
+                // Whatever failed, the finish must not fail again because
+                // of a claim riding along: the scheduler claims instead.
+                hand_off = None;
                 std::thread::sleep(Duration::from_millis(250));
             }
             Err(e) => {
                 tracing::error!(error = %e, "giving up writing the outcome; the lease will expire");
-                return false;
+                return (false, None);
             }
         }
     }

@@ -82,9 +82,12 @@ impl RunControl {
     }
 }
 
+/// How the scheduler reaches a run, and the run's ends of its events.
+pub type Channel = (RunControl, SyncSender<Event>, Receiver<Event>);
+
 /// The channel a run's events come through, made before the run starts so
 /// that its control can be registered first.
-pub fn channel() -> (RunControl, SyncSender<Event>, Receiver<Event>) {
+pub fn channel() -> Channel {
     let (tx, rx) = mpsc::sync_channel(OUTPUT_BACKLOG);
     let control = RunControl {
         cancel: Arc::new(AtomicBool::new(false)),
