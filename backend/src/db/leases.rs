@@ -82,12 +82,6 @@ pub fn candidates(
     Ok(rows.into_iter().map(|c| c.environment_id).collect())
 }
 
-#[derive(QueryableByName)]
-struct Fence {
-    #[diesel(sql_type = BigInt)]
-    fence: i64,
-}
-
 /// What a claim did.
 #[derive(Debug)]
 pub enum Claimed {
@@ -255,7 +249,7 @@ fn claim_in(
             super::reservations::activate(conn, reservation.id)?;
             Ok(Claimed::Reservation(reservation.id))
         }
-        (Some(run_id), _) => start_run(conn, environment, run_id, claimer, patience),
+        (Some(run_id), _) => start_run(conn, &environment, run_id, claimer, patience),
         (None, _) => Ok(Claimed::Nothing),
     }
 }
@@ -308,58 +302,56 @@ pub fn start_queued_here(
     run_id: i64,
     claimer: Claimer<'_>,
 ) -> QueryResult<Option<Claim>> {
-    let fence: Option<Fence> = super::kept_sql(
-        "INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
-         SELECT e.id, $2, $3, nextval('lease_fences'), now() + make_interval(secs => $4) \
-         FROM environments e \
-         WHERE e.id = $1 \
-           AND (e.maintenance_reason IS NULL OR e.maintenance_until <= now()) \
-           AND ($5::text[] IS NULL OR e.labels && $5) \
-           AND NOT EXISTS (SELECT 1 FROM reservations w \
-                           WHERE w.environment_id = e.id AND w.state IN ('active', 'waiting')) \
-           AND NOT EXISTS (SELECT 1 FROM test_runs q \
-                           WHERE q.status = 'queued' AND q.id < $2 \
-                             AND (q.environment_id IS NULL OR NOT EXISTS ( \
-                                  SELECT 1 FROM environment_locks l \
-                                  WHERE l.environment_id = q.environment_id))) \
-         ON CONFLICT (environment_id) DO NOTHING RETURNING fence",
-    )
-    .bind::<Integer, _>(environment.id)
-    .bind::<BigInt, _>(run_id)
-    .bind::<Text, _>(claimer.holder)
-    .bind::<BigInt, _>(claimer.lease_secs)
-    .bind::<Nullable<Array<Text>>, _>(claimer.runner_labels)
-    .get_result(conn)
-    .optional()?;
-    let Some(Fence { fence }) = fence else {
-        return Ok(None);
-    };
-    // The run is this transaction's own: nobody else holds its row.
-    mark_started(conn, environment, run_id, fence, claimer)?
-        .map(Some)
-        .ok_or(diesel::result::Error::NotFound)
+    start(conn, environment, run_id, claimer, true)
 }
 
-/// The run a claim marked running, with the token it issued.
+/// A claim's last step: the run starts on the environment. A claim riding
+/// along in a finish keeps the finished run's slot, so it starts the run
+/// only when nothing else has a claim to the slot (as
+/// [`start_queued_here`] does): an older run waiting for a slot, or for a
+/// pool, goes first, through the scheduler.
+fn start_run(
+    conn: &mut PgConnection,
+    environment: &EnvironmentRow,
+    run_id: i64,
+    claimer: Claimer<'_>,
+    patience: Patience,
+) -> QueryResult<Claimed> {
+    let only_if_first = patience == Patience::Skip;
+    Ok(
+        match start(conn, environment, run_id, claimer, only_if_first)? {
+            Some(claim) => Claimed::Run(Box::new(claim)),
+            None => Claimed::Nothing,
+        },
+    )
+}
+
+/// The run a claim started, its lease's fence and the token it issued.
 #[derive(QueryableByName)]
 struct StartedRun {
     #[diesel(embed)]
     run: RunRow,
+    #[diesel(sql_type = BigInt)]
+    lease_fence: i64,
     #[diesel(sql_type = Nullable<BigInt>)]
     run_token_id: Option<i64>,
 }
 
-/// Marks a queued run running under `fence` on `environment` (a pool's run
-/// gets its environment now) and, if the claimer issues them, inserts the
-/// run's token, in one statement. `None` if it is no longer queued, or its
-/// row is locked (a cancel under way): it is not waited for, so that a
-/// claim riding along in a finish never stalls it.
-fn mark_started(
+/// In one statement: locks queued run `run_id`, takes `environment`'s busy
+/// row for it under a new fence, marks it running there (a pool's run gets
+/// its environment now) and, if the claimer issues them, inserts the run's
+/// token (as the run's user, if it has an account, good for the run's
+/// time-out and an hour). A run whose row is locked elsewhere (a cancel
+/// under way) is not waited for, so that a claim riding along in a finish
+/// never stalls it. With `only_if_first`, the run starts only when nothing
+/// else has a claim to the environment or to the slot (see
+/// [`start_queued_here`]). `None`: nothing started.
+fn start(
     conn: &mut PgConnection,
     environment: &EnvironmentRow,
     run_id: i64,
-    fence: i64,
     claimer: Claimer<'_>,
+    only_if_first: bool,
 ) -> QueryResult<Option<Claim>> {
     let secret = claimer.run_tokens.and_then(|_| {
         crate::secrets::new_secret()
@@ -368,85 +360,65 @@ fn mark_started(
             .ok()
     });
     let secret_hash = secret.as_deref().map(crate::secrets::secret_hash);
-    // The token's user is the run's, if it has an account (the automation
-    // token's `admin` has one); it is good for the run's time-out and an
-    // hour.
     let started: Option<StartedRun> = super::kept_sql(
-        "WITH started AS ( \
-           UPDATE test_runs SET status = 'running', started_at = now(), fence = $3, \
-                  instance_id = $4, environment_id = $2 \
-           WHERE id = (SELECT id FROM test_runs WHERE id = $1 AND status = 'queued' \
-                       FOR NO KEY UPDATE SKIP LOCKED) \
-           RETURNING * \
+        "WITH target AS ( \
+           SELECT id FROM test_runs WHERE id = $2 AND status = 'queued' \
+           FOR NO KEY UPDATE SKIP LOCKED \
+         ), leased AS ( \
+           INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
+           SELECT e.id, t.id, $3, nextval('lease_fences'), now() + make_interval(secs => $4) \
+           FROM target t JOIN environments e ON e.id = $1 \
+           WHERE NOT $5 OR ( \
+             (e.maintenance_reason IS NULL OR e.maintenance_until <= now()) \
+             AND ($6::text[] IS NULL OR e.labels && $6) \
+             AND NOT EXISTS (SELECT 1 FROM reservations w \
+                             WHERE w.environment_id = e.id AND w.state IN ('active', 'waiting')) \
+             AND NOT EXISTS (SELECT 1 FROM test_runs q \
+                             WHERE q.status = 'queued' AND q.id < t.id \
+                               AND (q.environment_id IS NULL OR NOT EXISTS ( \
+                                    SELECT 1 FROM environment_locks l \
+                                    WHERE l.environment_id = q.environment_id)))) \
+           ON CONFLICT (environment_id) DO NOTHING RETURNING environment_id, run_id, fence \
+         ), started AS ( \
+           UPDATE test_runs r SET status = 'running', started_at = now(), fence = l.fence, \
+                  instance_id = $3, environment_id = l.environment_id \
+           FROM leased l WHERE r.id = l.run_id RETURNING r.* \
          ), token AS ( \
            INSERT INTO api_tokens (username, name, role, secret_hash, expires_at) \
-           SELECT u.username, 'run ' || s.id, u.role, $5, \
-                  now() + make_interval(secs => coalesce(e.run_timeout_secs, $6) + 3600) \
+           SELECT u.username, 'run ' || s.id, u.role, $7, \
+                  now() + make_interval(secs => coalesce(e.run_timeout_secs, $8) + 3600) \
            FROM started s JOIN users u ON u.username = s.username \
-           LEFT JOIN environments e ON e.id = $2 \
-           WHERE $5::text IS NOT NULL RETURNING id \
+           LEFT JOIN environments e ON e.id = s.environment_id \
+           WHERE $7::text IS NOT NULL RETURNING id \
          ) \
-         SELECT started.*, (SELECT id FROM token) AS run_token_id FROM started",
+         SELECT started.*, started.fence AS lease_fence, \
+                (SELECT id FROM token) AS run_token_id \
+         FROM started",
     )
-    .bind::<BigInt, _>(run_id)
     .bind::<Integer, _>(environment.id)
-    .bind::<BigInt, _>(fence)
+    .bind::<BigInt, _>(run_id)
     .bind::<Text, _>(claimer.holder)
+    .bind::<BigInt, _>(claimer.lease_secs)
+    .bind::<Bool, _>(only_if_first)
+    .bind::<Nullable<Array<Text>>, _>(claimer.runner_labels)
     .bind::<Nullable<Text>, _>(secret_hash.as_deref())
     .bind::<BigInt, _>(claimer.run_tokens.unwrap_or(0))
     .get_result(conn)
     .optional()?;
-    Ok(started.map(|StartedRun { run, run_token_id }| Claim {
-        token: run_token_id
-            .zip(secret)
-            .map(|(id, secret)| RunToken { id, secret }),
-        run,
-        environment: environment.clone(),
-        fence,
-    }))
-}
-
-/// Takes the environment's busy row for the run and marks it running. A
-/// claim riding along in a finish keeps the run's slot for the
-/// environment, so it takes it only when no older run waits anywhere
-/// except behind a busy environment: an older run waiting for a slot, or
-/// for a pool, goes first, through the scheduler.
-fn start_run(
-    conn: &mut PgConnection,
-    environment: EnvironmentRow,
-    run_id: i64,
-    claimer: Claimer<'_>,
-    patience: Patience,
-) -> QueryResult<Claimed> {
-    let environment_id = environment.id;
-    let fence: Option<Fence> = super::kept_sql(
-        "INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
-         SELECT $1, $2, $3, nextval('lease_fences'), now() + make_interval(secs => $4) \
-         WHERE NOT $5 OR NOT EXISTS ( \
-           SELECT 1 FROM test_runs q WHERE q.status = 'queued' AND q.id < $2 \
-             AND (q.environment_id IS NULL OR NOT EXISTS ( \
-                  SELECT 1 FROM environment_locks l WHERE l.environment_id = q.environment_id))) \
-         ON CONFLICT (environment_id) DO NOTHING RETURNING fence",
-    )
-    .bind::<Integer, _>(environment_id)
-    .bind::<BigInt, _>(run_id)
-    .bind::<Text, _>(claimer.holder)
-    .bind::<BigInt, _>(claimer.lease_secs)
-    .bind::<Bool, _>(patience == Patience::Skip)
-    .get_result(conn)
-    .optional()?;
-    let Some(Fence { fence }) = fence else {
-        return Ok(Claimed::Nothing);
-    };
-    match mark_started(conn, &environment, run_id, fence, claimer)? {
-        Some(claim) => Ok(Claimed::Run(Box::new(claim))),
-        None => {
-            // Cancelled (or being cancelled) since it was chosen: the
-            // lease goes again, without undoing the caller's transaction.
-            release(conn, environment_id, fence)?;
-            Ok(Claimed::Nothing)
-        }
-    }
+    Ok(started.map(
+        |StartedRun {
+             run,
+             lease_fence,
+             run_token_id,
+         }| Claim {
+            token: run_token_id
+                .zip(secret)
+                .map(|(id, secret)| RunToken { id, secret }),
+            run,
+            environment: environment.clone(),
+            fence: lease_fence,
+        },
+    ))
 }
 
 /// Pushes the lease's expiry forward. False: the lease is no longer ours.
