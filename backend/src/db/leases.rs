@@ -627,67 +627,45 @@ pub struct Outcome {
     pub log_tail: String,
     /// pytest's JUnit XML report, kept for `/api/runs/{id}/junit.xml`.
     pub junit_xml: Option<String>,
-    /// The run's own API token ([`RunToken`]), revoked with the finish.
-    pub revoke_token: Option<i64>,
 }
 
 /// Writes the final status, the last cases, the JUnit report and the rest
-/// of the log and releases the environment, all or nothing, if the fence
-/// still holds and `expected` is what is stored. Its first statement
-/// renews the lease, so that the lease covers the whole finish and the
-/// lease row is locked before the run's, in the order reclaim takes them.
+/// of the log, revokes the run's token and releases the environment, all
+/// or nothing, if the claim's fence still holds and `expected` is what is
+/// stored. Its first statement renews the lease, so that the lease covers
+/// the whole finish and the lease row is locked before the run's, in the
+/// order reclaim takes them.
 pub fn finish(
     conn: &mut PgConnection,
-    run_id: i64,
-    environment_id: i32,
-    fence: i64,
+    claim: &Claim,
     lease_secs: i64,
     expected: Stored,
     outcome: &Outcome,
 ) -> QueryResult<Written> {
-    conn.transaction(|conn| {
-        finish_in(
-            conn,
-            run_id,
-            environment_id,
-            fence,
-            lease_secs,
-            expected,
-            outcome,
-        )
-    })
+    finish_and_claim_next(conn, claim, lease_secs, expected, outcome, None)
+        .map(|(written, _)| written)
 }
 
-/// [`finish`] of `claim`'s run and, once it is written, in the same
-/// transaction, a claim by `claimer` of what comes next on its
-/// environment: the next run starts without a transaction of its own or
-/// a trip through the scheduler. The claim never waits for a lock, so it
-/// cannot hold the finish up, and leaves to the scheduler whatever needs
-/// its ordering (see [`Patience::Skip`]); it answers `None` when it
-/// claims nothing.
+/// [`finish`] and, with `claimer`, once the finish is written, in the same
+/// transaction, a claim of what comes next on the environment: the next
+/// run starts without a transaction of its own or a trip through the
+/// scheduler. The claim never waits for a lock, so it cannot hold the
+/// finish up, and leaves to the scheduler whatever needs its ordering
+/// (see [`Patience::Skip`]); `None` when it claims nothing.
 pub fn finish_and_claim_next(
     conn: &mut PgConnection,
     claim: &Claim,
     lease_secs: i64,
     expected: Stored,
     outcome: &Outcome,
-    claimer: Claimer<'_>,
+    claimer: Option<Claimer<'_>>,
 ) -> QueryResult<(Written, Option<Claim>)> {
-    let environment_id = claim.environment.id;
     conn.transaction(|conn| {
-        let written = finish_in(
-            conn,
-            claim.run.id,
-            environment_id,
-            claim.fence,
-            lease_secs,
-            expected,
-            outcome,
-        )?;
-        if written != Written::Done {
+        let written = finish_in(conn, claim, lease_secs, expected, outcome)?;
+        let Some(claimer) = claimer.filter(|_| written == Written::Done) else {
             return Ok((written, None));
-        }
-        let next = match claim_in(conn, environment_id, claimer, Patience::Skip)? {
+        };
+        let next = match claim_in(conn, claim.environment.id, claimer, Patience::Skip)? {
             Claimed::Run(next) => Some(*next),
             Claimed::Reservation(_) | Claimed::Nothing => None,
         };
@@ -698,68 +676,66 @@ pub fn finish_and_claim_next(
 /// [`finish`] inside the caller's transaction.
 fn finish_in(
     conn: &mut PgConnection,
-    run_id: i64,
-    environment_id: i32,
-    fence: i64,
+    claim: &Claim,
     lease_secs: i64,
     expected: Stored,
     outcome: &Outcome,
 ) -> QueryResult<Written> {
-    {
-        if !renew(conn, environment_id, fence, lease_secs)? {
-            return Ok(Written::Lost);
-        }
-        let log_end = expected.log_bytes + outcome.log_tail.len() as i64;
-        let summary = &outcome.summary;
-        // A cancel accepted while the run was ending wins: the caller was
-        // told it is cancelled. Its row lock orders it before or after us.
-        let finished: Option<Finished> = super::kept_sql(
-            "UPDATE test_runs SET \
-               status = CASE WHEN cancel_requested THEN 'cancelled' ELSE $4 END, \
-               status_reason = CASE WHEN cancel_requested THEN 'cancelled by user' ELSE $5 END, \
-               exit_code = $6, finished_at = now(), log_bytes = $7, \
-               total = $8, passed = $9, failed = $10, skipped = $11, errors = $12, \
-               xfailed = $13, xpassed = $14, subtests_passed = $15, completed = $16, \
-               case_count = case_count + $17 \
-             WHERE id = $1 AND fence = $2 AND status = $3 AND log_bytes = $18 AND case_count = $19 \
-             RETURNING status, username, hold_on_failure_minutes",
-        )
-        .bind::<BigInt, _>(run_id)
-        .bind::<BigInt, _>(fence)
-        .bind::<Text, _>(RunStatus::Running.as_str())
-        .bind::<Text, _>(outcome.status.as_str())
-        .bind::<Nullable<Text>, _>(outcome.reason.as_deref())
-        .bind::<Nullable<Integer>, _>(outcome.exit_code)
-        .bind::<BigInt, _>(log_end)
-        .bind::<Nullable<Integer>, _>(summary.total)
-        .bind::<Nullable<Integer>, _>(summary.passed)
-        .bind::<Nullable<Integer>, _>(summary.failed)
-        .bind::<Nullable<Integer>, _>(summary.skipped)
-        .bind::<Nullable<Integer>, _>(summary.errors)
-        .bind::<Nullable<Integer>, _>(summary.xfailed)
-        .bind::<Nullable<Integer>, _>(summary.xpassed)
-        .bind::<Nullable<Integer>, _>(summary.subtests_passed)
-        .bind::<Nullable<Integer>, _>(summary.completed)
-        .bind::<Integer, _>(outcome.cases.len() as i32)
-        .bind::<BigInt, _>(expected.log_bytes)
-        .bind::<Integer, _>(expected.cases)
-        .get_result(conn)
-        .optional()?;
-        let Some(finished) = finished else {
-            return Ok(match stored_if_ours(conn, run_id, fence)? {
-                Some(stored) => Written::Behind(stored),
-                None => {
-                    release(conn, environment_id, fence)?;
-                    Written::Lost
-                }
-            });
-        };
-        insert_log(conn, run_id, expected.log_bytes, &outcome.log_tail)?;
-        insert_cases(conn, run_id, &outcome.cases)?;
-        hold_if_failed(conn, run_id, environment_id, finished)?;
-        record_and_release(conn, run_id, environment_id, fence, outcome)?;
-        Ok(Written::Done)
+    let (run_id, environment_id, fence) = (claim.run.id, claim.environment.id, claim.fence);
+    if !renew(conn, environment_id, fence, lease_secs)? {
+        return Ok(Written::Lost);
     }
+    let log_end = expected.log_bytes + outcome.log_tail.len() as i64;
+    let summary = &outcome.summary;
+    // A cancel accepted while the run was ending wins: the caller was
+    // told it is cancelled. Its row lock orders it before or after us.
+    let finished: Option<Finished> = super::kept_sql(
+        "UPDATE test_runs SET \
+           status = CASE WHEN cancel_requested THEN 'cancelled' ELSE $4 END, \
+           status_reason = CASE WHEN cancel_requested THEN 'cancelled by user' ELSE $5 END, \
+           exit_code = $6, finished_at = now(), log_bytes = $7, \
+           total = $8, passed = $9, failed = $10, skipped = $11, errors = $12, \
+           xfailed = $13, xpassed = $14, subtests_passed = $15, completed = $16, \
+           case_count = case_count + $17 \
+         WHERE id = $1 AND fence = $2 AND status = $3 AND log_bytes = $18 AND case_count = $19 \
+         RETURNING status, username, hold_on_failure_minutes",
+    )
+    .bind::<BigInt, _>(run_id)
+    .bind::<BigInt, _>(fence)
+    .bind::<Text, _>(RunStatus::Running.as_str())
+    .bind::<Text, _>(outcome.status.as_str())
+    .bind::<Nullable<Text>, _>(outcome.reason.as_deref())
+    .bind::<Nullable<Integer>, _>(outcome.exit_code)
+    .bind::<BigInt, _>(log_end)
+    .bind::<Nullable<Integer>, _>(summary.total)
+    .bind::<Nullable<Integer>, _>(summary.passed)
+    .bind::<Nullable<Integer>, _>(summary.failed)
+    .bind::<Nullable<Integer>, _>(summary.skipped)
+    .bind::<Nullable<Integer>, _>(summary.errors)
+    .bind::<Nullable<Integer>, _>(summary.xfailed)
+    .bind::<Nullable<Integer>, _>(summary.xpassed)
+    .bind::<Nullable<Integer>, _>(summary.subtests_passed)
+    .bind::<Nullable<Integer>, _>(summary.completed)
+    .bind::<Integer, _>(outcome.cases.len() as i32)
+    .bind::<BigInt, _>(expected.log_bytes)
+    .bind::<Integer, _>(expected.cases)
+    .get_result(conn)
+    .optional()?;
+    let Some(finished) = finished else {
+        return Ok(match stored_if_ours(conn, run_id, fence)? {
+            Some(stored) => Written::Behind(stored),
+            None => {
+                release(conn, environment_id, fence)?;
+                Written::Lost
+            }
+        });
+    };
+    insert_log(conn, run_id, expected.log_bytes, &outcome.log_tail)?;
+    insert_cases(conn, run_id, &outcome.cases)?;
+    hold_if_failed(conn, run_id, environment_id, finished)?;
+    let token = claim.token.as_ref().map(|token| token.id);
+    record_and_release(conn, run_id, environment_id, fence, outcome, token)?;
+    Ok(Written::Done)
 }
 
 /// A run that asked for it and ended `failed` or `error` keeps its
@@ -817,6 +793,7 @@ fn record_and_release(
     environment_id: i32,
     fence: i64,
     outcome: &Outcome,
+    token: Option<i64>,
 ) -> QueryResult<()> {
     super::kept_sql(
         "WITH report AS ( \
@@ -830,7 +807,7 @@ fn record_and_release(
     .bind::<Integer, _>(environment_id)
     .bind::<BigInt, _>(fence)
     .bind::<Nullable<Text>, _>(outcome.junit_xml.as_deref())
-    .bind::<Nullable<BigInt>, _>(outcome.revoke_token)
+    .bind::<Nullable<BigInt>, _>(token)
     .execute(conn)?;
     Ok(())
 }

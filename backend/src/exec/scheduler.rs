@@ -202,26 +202,15 @@ fn finish_failed(ctx: &RunnerContext, claim: &leases::Claim, reason: &str, took:
                 cases: Vec::new(),
                 log_tail: format!("\n{reason}\n"),
                 junit_xml: None,
-                revoke_token: claim.token.as_ref().map(|token| token.id),
             };
             // Whatever the runner stored before it failed stays.
             let stored = leases::Stored {
                 log_bytes: run.log_bytes,
                 cases: run.case_count,
             };
-            let (environment_id, fence) = (claim.environment.id, claim.fence);
-            let lease_secs = ctx.config.lease_secs;
-            leases::finish(
-                &mut conn,
-                run.id,
-                environment_id,
-                fence,
-                lease_secs,
-                stored,
-                &outcome,
-            )
-            .map(|written| written == leases::Written::Done)
-            .map_err(|e| e.to_string())
+            leases::finish(&mut conn, claim, ctx.config.lease_secs, stored, &outcome)
+                .map(|written| written == leases::Written::Done)
+                .map_err(|e| e.to_string())
         });
     match written {
         Ok(true) => metrics::global().run_finished(RunStatus::Error, took),

@@ -352,17 +352,8 @@ fn a_write_retried_after_its_answer_was_lost_neither_leaves_a_hole_nor_repeats()
         cases: vec![case("a.py::t3")],
         log_tail: "the end\n".into(),
         junit_xml: None,
-        revoke_token: None,
     };
-    let stale = leases::finish(
-        &mut conn,
-        run,
-        10,
-        claim.fence,
-        30,
-        Stored::default(),
-        &outcome,
-    );
+    let stale = leases::finish(&mut conn, &claim, 30, Stored::default(), &outcome);
     assert_eq!(
         stale.unwrap(),
         Written::Behind(Stored {
@@ -372,9 +363,7 @@ fn a_write_retried_after_its_answer_was_lost_neither_leaves_a_hole_nor_repeats()
     );
     let done = leases::finish(
         &mut conn,
-        run,
-        10,
-        claim.fence,
+        &claim,
         30,
         Stored {
             log_bytes: 18,
@@ -390,9 +379,7 @@ fn a_write_retried_after_its_answer_was_lost_neither_leaves_a_hole_nor_repeats()
     assert_eq!(ids, ["a.py::t1", "a.py::t2", "a.py::t3"]);
     let again = leases::finish(
         &mut conn,
-        run,
-        10,
-        claim.fence,
+        &claim,
         30,
         Stored {
             log_bytes: 26,
@@ -419,17 +406,8 @@ fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
         cases: Vec::new(),
         log_tail: String::new(),
         junit_xml: None,
-        revoke_token: None,
     };
-    let written = leases::finish(
-        &mut conn,
-        claim.run.id,
-        10,
-        claim.fence,
-        30,
-        Stored::default(),
-        &outcome,
-    );
+    let written = leases::finish(&mut conn, &claim, 30, Stored::default(), &outcome);
     assert_eq!(written.unwrap(), Written::Done);
 
     // Taken back first: the finish changes nothing.
@@ -439,15 +417,7 @@ fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
         .unwrap();
     let taken = leases::reclaim(&mut conn, None, "executor lost").unwrap();
     assert_eq!(taken.len(), 1);
-    let written = leases::finish(
-        &mut conn,
-        claim.run.id,
-        10,
-        claim.fence,
-        30,
-        Stored::default(),
-        &outcome,
-    );
+    let written = leases::finish(&mut conn, &claim, 30, Stored::default(), &outcome);
     assert_eq!(written.unwrap(), Written::Lost);
     let run = backend::db::runs::find(&mut conn, claim.run.id)
         .unwrap()
@@ -464,7 +434,6 @@ fn succeeded() -> Outcome {
         cases: Vec::new(),
         log_tail: String::new(),
         junit_xml: None,
-        revoke_token: None,
     }
 }
 
@@ -505,7 +474,7 @@ fn a_finish_hands_its_environment_on_without_ever_waiting_for_a_lock() {
             30,
             Stored::default(),
             &succeeded(),
-            claimer("me"),
+            Some(claimer("me")),
         )
         .unwrap();
         assert!(

@@ -100,7 +100,6 @@ pub fn execute(
         Err(reason) => (early_error(reason), Stored::default()),
     };
     relative_attachments(&mut outcome.cases);
-    outcome.revoke_token = claim.token.as_ref().map(|token| token.id);
     tracing::info!(status = %outcome.status, reason = ?outcome.reason, "run finished");
     let status = outcome.status;
     let (written, next) = write_outcome(ctx, &claim, outcome, stored, hand_off);
@@ -143,7 +142,6 @@ fn early_error(reason: String) -> Outcome {
         summary: RunSummary::default(),
         cases: Vec::new(),
         junit_xml: None,
-        revoke_token: None,
     }
 }
 
@@ -461,7 +459,6 @@ fn outcome_of(ended: Ended, junit_file: &Path, timeout: Duration) -> Outcome {
         cases,
         log_tail,
         junit_xml,
-        revoke_token: None,
     }
 }
 
@@ -643,21 +640,9 @@ fn write_outcome(
             .map_err(|e| e.to_string())
             .and_then(|mut conn| {
                 let lease_secs = ctx.config.lease_secs;
-                match claimer {
-                    Some(claimer) => leases::finish_and_claim_next(
-                        &mut conn, claim, lease_secs, stored, &outcome, claimer,
-                    ),
-                    None => leases::finish(
-                        &mut conn,
-                        claim.run.id,
-                        claim.environment.id,
-                        claim.fence,
-                        lease_secs,
-                        stored,
-                        &outcome,
-                    )
-                    .map(|written| (written, None)),
-                }
+                leases::finish_and_claim_next(
+                    &mut conn, claim, lease_secs, stored, &outcome, claimer,
+                )
                 .map_err(|e| e.to_string())
             });
         match written {
