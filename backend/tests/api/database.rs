@@ -390,6 +390,18 @@ fn a_write_retried_after_its_answer_was_lost_neither_leaves_a_hole_nor_repeats()
     assert_eq!(again.unwrap(), Written::Lost, "finished once");
 }
 
+fn succeeded() -> Outcome {
+    Outcome {
+        status: RunStatus::Success,
+        reason: None,
+        exit_code: Some(0),
+        summary: RunSummary::default(),
+        cases: Vec::new(),
+        log_tail: String::new(),
+        junit_xml: None,
+    }
+}
+
 #[test]
 fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
     let (_db, mut conn, claim) = claimed_run("me");
@@ -398,15 +410,7 @@ fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
     diesel::sql_query("UPDATE environment_locks SET expires_at = now() - interval '1 second'")
         .execute(&mut conn)
         .unwrap();
-    let outcome = Outcome {
-        status: RunStatus::Success,
-        reason: None,
-        exit_code: Some(0),
-        summary: RunSummary::default(),
-        cases: Vec::new(),
-        log_tail: String::new(),
-        junit_xml: None,
-    };
+    let outcome = succeeded();
     let written = leases::finish(&mut conn, &claim, 30, Stored::default(), &outcome);
     assert_eq!(written.unwrap(), Written::Done);
 
@@ -423,18 +427,6 @@ fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
         .unwrap()
         .unwrap();
     assert_eq!(run.status, RunStatus::Error);
-}
-
-fn succeeded() -> Outcome {
-    Outcome {
-        status: RunStatus::Success,
-        reason: None,
-        exit_code: Some(0),
-        summary: RunSummary::default(),
-        cases: Vec::new(),
-        log_tail: String::new(),
-        junit_xml: None,
-    }
 }
 
 /// The lease on environment 10: its run and fence.
