@@ -13,14 +13,7 @@ where
     F: FnOnce(&mut PgConn) -> Result<T, ServiceError> + Send + 'static,
     T: Send + 'static,
 {
-    let pool = pool.clone();
-    web::block(move || {
-        let mut conn = pool.get()?;
-        f(&mut conn)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::from)
+    with_db_after(pool, || Ok(()), move |conn, ()| f(conn)).await
 }
 
 /// Runs `first`, which needs no database, then `f` with its answer and a
