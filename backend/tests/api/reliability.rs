@@ -608,32 +608,21 @@ fn new_runs_and_freed_environments_are_claimed_across_instances_without_a_tick()
 /// The live spare supervisors of service `pid`: its children named
 /// `te-supervise` with no child of their own.
 fn spare_supervisors(pid: u32) -> Vec<i32> {
-    let stat_of = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-    let parent_of = |stat: &str| -> Option<u32> {
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
+    use backend::sys::procfs;
+    let named_supervisor = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|name| name.trim_end() == "te-supervise")
     };
-    let processes: Vec<(i32, String)> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| Some((pid, stat_of(pid)?)))
-        .collect();
+    let processes: Vec<procfs::Stat> = procfs::processes().collect();
     processes
         .iter()
-        .filter(|(child, stat)| {
-            stat.contains("(te-supervise)")
-                && parent_of(stat) == Some(pid)
-                && process_alive(*child)
-                && !processes
-                    .iter()
-                    .any(|(_, other)| parent_of(other) == Some(*child as u32))
+        .filter(|p| {
+            p.ppid == pid as i32
+                && p.is_live()
+                && named_supervisor(p.pid)
+                && !processes.iter().any(|other| other.ppid == p.pid)
         })
-        .map(|(child, _)| *child)
+        .map(|p| p.pid)
         .collect()
 }
 
