@@ -661,7 +661,11 @@ pub fn finish_and_claim_next(
     claimer: Option<Claimer<'_>>,
 ) -> QueryResult<(Written, Option<Claim>)> {
     conn.transaction(|conn| {
-        let written = finish_in(conn, claim, lease_secs, expected, outcome)?;
+        // With a claim to follow, the run is listed to be recorded in
+        // insights and health after the next run starts (or at the end of
+        // this transaction if nothing is claimed): see `runs_to_record`.
+        let record_later = claimer.is_some();
+        let written = finish_in(conn, claim, lease_secs, expected, outcome, record_later)?;
         let Some(claimer) = claimer.filter(|_| written == Written::Done) else {
             return Ok((written, None));
         };
@@ -669,8 +673,42 @@ pub fn finish_and_claim_next(
             Claimed::Run(next) => Some(*next),
             Claimed::Reservation(_) | Claimed::Nothing => None,
         };
+        if next.is_none() {
+            record_listed_run(conn, claim.run.id)?;
+        }
         Ok((written, next))
     })
+}
+
+/// Records a run that a finish listed in `runs_to_record` in insights and
+/// environment health, unless that is done already; each listed run is
+/// recorded exactly once, by whoever takes it off the list.
+pub fn record_listed_run(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> {
+    super::kept_sql("SELECT record_listed_run($1)")
+        .bind::<BigInt, _>(run_id)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records runs listed for longer than `older_than_secs`: their finish's
+/// instance stopped before it recorded them. At most 100 at a time, and
+/// none that another session is recording; answers how many.
+pub fn record_left_over_runs(conn: &mut PgConnection, older_than_secs: i64) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Recorded {
+        #[diesel(sql_type = BigInt)]
+        recorded: i64,
+    }
+    let recorded: Recorded = super::kept_sql(
+        "SELECT count(*) FILTER (WHERE record_listed_run(run_id)) AS recorded FROM ( \
+           SELECT run_id FROM runs_to_record \
+           WHERE listed_at < now() - make_interval(secs => $1) \
+           ORDER BY run_id LIMIT 100 FOR UPDATE SKIP LOCKED \
+         ) AS due",
+    )
+    .bind::<BigInt, _>(older_than_secs)
+    .get_result(conn)?;
+    Ok(recorded.recorded)
 }
 
 /// [`finish`] inside the caller's transaction.
@@ -680,6 +718,7 @@ fn finish_in(
     lease_secs: i64,
     expected: Stored,
     outcome: &Outcome,
+    record_later: bool,
 ) -> QueryResult<Written> {
     let (run_id, environment_id, fence) = (claim.run.id, claim.environment.id, claim.fence);
     if !renew(conn, environment_id, fence, lease_secs)? {
@@ -689,16 +728,23 @@ fn finish_in(
     let summary = &outcome.summary;
     // A cancel accepted while the run was ending wins: the caller was
     // told it is cancelled. Its row lock orders it before or after us.
+    // The listing is seen by the run's health trigger, which fires once
+    // the whole statement is done.
     let finished: Option<Finished> = super::kept_sql(
-        "UPDATE test_runs SET \
-           status = CASE WHEN cancel_requested THEN 'cancelled' ELSE $4 END, \
-           status_reason = CASE WHEN cancel_requested THEN 'cancelled by user' ELSE $5 END, \
-           exit_code = $6, finished_at = now(), log_bytes = $7, \
-           total = $8, passed = $9, failed = $10, skipped = $11, errors = $12, \
-           xfailed = $13, xpassed = $14, subtests_passed = $15, completed = $16, \
-           case_count = case_count + $17 \
-         WHERE id = $1 AND fence = $2 AND status = $3 AND log_bytes = $18 AND case_count = $19 \
-         RETURNING status, username, hold_on_failure_minutes",
+        "WITH finished AS ( \
+           UPDATE test_runs SET \
+             status = CASE WHEN cancel_requested THEN 'cancelled' ELSE $4 END, \
+             status_reason = CASE WHEN cancel_requested THEN 'cancelled by user' ELSE $5 END, \
+             exit_code = $6, finished_at = now(), log_bytes = $7, \
+             total = $8, passed = $9, failed = $10, skipped = $11, errors = $12, \
+             xfailed = $13, xpassed = $14, subtests_passed = $15, completed = $16, \
+             case_count = case_count + $17 \
+           WHERE id = $1 AND fence = $2 AND status = $3 AND log_bytes = $18 AND case_count = $19 \
+           RETURNING id, status, username, hold_on_failure_minutes \
+         ), listed AS ( \
+           INSERT INTO runs_to_record (run_id) SELECT id FROM finished WHERE $20 \
+         ) \
+         SELECT status, username, hold_on_failure_minutes FROM finished",
     )
     .bind::<BigInt, _>(run_id)
     .bind::<BigInt, _>(fence)
@@ -719,6 +765,7 @@ fn finish_in(
     .bind::<Integer, _>(outcome.cases.len() as i32)
     .bind::<BigInt, _>(expected.log_bytes)
     .bind::<Integer, _>(expected.cases)
+    .bind::<Bool, _>(record_later)
     .get_result(conn)
     .optional()?;
     let Some(finished) = finished else {
@@ -734,7 +781,15 @@ fn finish_in(
     insert_cases(conn, run_id, &outcome.cases)?;
     hold_if_failed(conn, run_id, environment_id, finished)?;
     let token = claim.token.as_ref().map(|token| token.id);
-    record_and_release(conn, run_id, environment_id, fence, outcome, token)?;
+    record_and_release(
+        conn,
+        run_id,
+        environment_id,
+        fence,
+        outcome,
+        token,
+        record_later,
+    )?;
     Ok(Written::Done)
 }
 
@@ -784,9 +839,10 @@ fn record_finished_run(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> 
 }
 
 /// The last statement of a finish: the JUnit report stored, the run's
-/// token revoked, the lease released and the tables of insights and
-/// environment health brought up to date with the run's cases (written by
-/// the statements before it, so seen by it).
+/// token revoked, the lease released and, unless the run is listed to be
+/// recorded later, the tables of insights and environment health brought
+/// up to date with the run's cases (written by the statements before it,
+/// so seen by it).
 fn record_and_release(
     conn: &mut PgConnection,
     run_id: i64,
@@ -794,6 +850,7 @@ fn record_and_release(
     fence: i64,
     outcome: &Outcome,
     token: Option<i64>,
+    record_later: bool,
 ) -> QueryResult<()> {
     super::kept_sql(
         "WITH report AS ( \
@@ -801,13 +858,14 @@ fn record_and_release(
            ON CONFLICT DO NOTHING \
          ), revoked AS (DELETE FROM api_tokens WHERE id = $5), \
          released AS (DELETE FROM environment_locks WHERE environment_id = $2 AND fence = $3) \
-         SELECT record_test_results($1), record_environment_results($1)",
+         SELECT record_test_results($1), record_environment_results($1) WHERE NOT $6",
     )
     .bind::<BigInt, _>(run_id)
     .bind::<Integer, _>(environment_id)
     .bind::<BigInt, _>(fence)
     .bind::<Nullable<Text>, _>(outcome.junit_xml.as_deref())
     .bind::<Nullable<BigInt>, _>(token)
+    .bind::<Bool, _>(record_later)
     .execute(conn)?;
     Ok(())
 }

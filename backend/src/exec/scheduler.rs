@@ -62,6 +62,15 @@ impl Drop for EnvironmentGuard {
     }
 }
 
+/// A run for a run thread to go on with: its claim, its channel, when the
+/// claim began and, if a finish handed it on, the run to record.
+type NextRun = (
+    leases::Claim,
+    supervision::Channel,
+    Instant,
+    Option<runner::UnrecordedRun>,
+);
+
 /// A run's place in this process: its environment's guard, its entry in
 /// `runs` and its count in `running`. Dropping it gives them all back and
 /// tells whoever waits for the run, so no run thread, however it ends
@@ -76,10 +85,7 @@ impl RunSlot {
     /// Passes the slot and the environment's guard on to the run that the
     /// finish of this one claimed, and tells whoever waits for this one
     /// that it ended.
-    fn hand_over(
-        &mut self,
-        (claim, claimed_at): runner::HandedOff,
-    ) -> (leases::Claim, supervision::Channel, Instant) {
+    fn hand_over(&mut self, (claim, claimed_at, previous): runner::HandedOff) -> NextRun {
         let scheduler = &self.scheduler;
         let channel = supervision::channel();
         if let Ok(mut runs) = scheduler.runs.lock() {
@@ -88,7 +94,7 @@ impl RunSlot {
         }
         scheduler.events.finished(self.run_id);
         self.run_id = claim.run.id;
-        (claim, channel, claimed_at)
+        (claim, channel, claimed_at, Some(previous))
     }
 }
 
@@ -545,8 +551,7 @@ impl Scheduler {
             );
             self.events.finished(lease.run_id);
         }
-        self.notice_instances_gone(&mut conn)
-            .map_err(|e| e.to_string())?;
+        self.once_a_tick(&mut conn).map_err(|e| e.to_string())?;
         let max = self.ctx.config.max_parallel_runs;
         while self.running() < max && !self.stopping.load(Ordering::SeqCst) {
             let room = (max - self.running()) as i64;
@@ -570,8 +575,11 @@ impl Scheduler {
     }
 
     /// Once a tick: if an instance went since the last look, says so to
-    /// the polled views (its death changed nothing they watch otherwise).
-    fn notice_instances_gone(&self, conn: &mut db::PgConn) -> diesel::QueryResult<()> {
+    /// the polled views (its death changed nothing they watch otherwise),
+    /// and records the finished runs that a stopped instance left listed
+    /// (see [`runner::UnrecordedRun`]); a live one records its own well
+    /// within a lease.
+    fn once_a_tick(&self, conn: &mut db::PgConn) -> diesel::QueryResult<()> {
         let mut seen = self
             .live_instances
             .lock()
@@ -585,6 +593,13 @@ impl Scheduler {
             db::instance::live_set_changed(conn, &self.ctx.config.instance_id)?;
         }
         *seen = (Some(Instant::now()), live);
+        let recorded = leases::record_left_over_runs(conn, self.ctx.config.lease_secs)?;
+        if recorded > 0 {
+            tracing::info!(
+                recorded,
+                "recorded finished runs left listed by a stopped instance"
+            );
+        }
         Ok(())
     }
 
@@ -607,16 +622,16 @@ impl Scheduler {
             .spawn(move || {
                 // Given back when this thread ends, whichever way it does.
                 let mut slot = slot;
-                let mut next = Some((claim, channel, claimed_at));
+                let mut next = Some((claim, channel, claimed_at, None));
                 // Each run's finish may claim the next on its environment:
                 // that run goes on here, in the same slot and guard.
-                while let Some((claim, channel, claimed_at)) = next.take() {
+                while let Some((claim, channel, claimed_at, previous)) = next.take() {
                     let scheduler = Arc::clone(&slot.scheduler);
                     let ctx = &scheduler.ctx;
                     let kept = claim.clone();
                     let hand_off = scheduler.hand_off_claimer();
                     let ran = panic::catch_unwind(AssertUnwindSafe(|| {
-                        runner::execute(ctx, claim, channel, claimed_at, hand_off)
+                        runner::execute(ctx, claim, channel, claimed_at, previous, hand_off)
                     }));
                     match ran {
                         Ok(handed) => next = handed.map(|handed| slot.hand_over(handed)),

@@ -534,6 +534,130 @@ fn a_finish_hands_its_environment_on_without_ever_waiting_for_a_lock() {
     assert_eq!(status_of(&mut conn, elsewhere), RunStatus::Queued);
 }
 
+/// A finish that hands its environment on lists its run instead of adding
+/// it to insights and environment health: it is recorded later, exactly
+/// once, by the next run, or by the sweep when that run's instance is
+/// gone. A finish that hands nothing on records its run at once. Only an
+/// environment still free when the finish commits is announced as
+/// released.
+#[test]
+fn a_run_handed_on_from_is_recorded_after_the_finish_and_exactly_once() {
+    let (db, mut conn, first) = claimed_run("me");
+    let mut listener = db.conn();
+    diesel::sql_query("LISTEN test_executor")
+        .execute(&mut listener)
+        .unwrap();
+    let mut notices = move || -> Vec<String> {
+        diesel::sql_query("SELECT 1")
+            .execute(&mut listener)
+            .unwrap();
+        listener
+            .notifications_iter()
+            .map(|notice| notice.unwrap().payload)
+            .collect()
+    };
+    let counted = |conn: &mut PgConnection| -> (i64, i64, i64) {
+        #[derive(QueryableByName)]
+        struct Counts {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            runs: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            results: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            listed: i64,
+        }
+        let counts: Counts = diesel::sql_query(
+            "SELECT (SELECT coalesce(sum(runs), 0) FROM environment_run_stats \
+                     WHERE period = 'day')::bigint AS runs, \
+                    (SELECT coalesce(sum(passes), 0) FROM environment_test_stats \
+                     WHERE period = 'day')::bigint AS results, \
+                    (SELECT count(*) FROM runs_to_record) AS listed",
+        )
+        .get_result(conn)
+        .unwrap();
+        (counts.runs, counts.results, counts.listed)
+    };
+    let with_a_case = || Outcome {
+        cases: vec![case("test_quick.py::test_a")],
+        ..succeeded()
+    };
+    let second = queue_run(&mut conn, 10);
+    notices();
+
+    let (written, handed) = leases::finish_and_claim_next(
+        &mut conn,
+        &first,
+        30,
+        Stored::default(),
+        &with_a_case(),
+        Some(claimer("me")),
+    )
+    .unwrap();
+    assert_eq!(written, Written::Done);
+    let handed = handed.expect("the second run is claimed");
+    assert_eq!(handed.run.id, second);
+    assert_eq!(counted(&mut conn), (0, 0, 1), "listed, not recorded yet");
+    let said = notices();
+    assert!(
+        said.contains(&format!("finished {}", first.run.id)),
+        "{said:?}"
+    );
+    assert!(
+        !said.iter().any(|notice| notice.starts_with("released")),
+        "an environment handed on is not announced as free: {said:?}"
+    );
+
+    leases::record_listed_run(&mut conn, first.run.id).unwrap();
+    assert_eq!(counted(&mut conn), (1, 1, 0));
+    leases::record_listed_run(&mut conn, first.run.id).unwrap();
+    assert_eq!(counted(&mut conn), (1, 1, 0), "recorded once only");
+
+    // Nothing left to hand on to: recorded in the finish itself.
+    let (written, none) = leases::finish_and_claim_next(
+        &mut conn,
+        &handed,
+        30,
+        Stored::default(),
+        &with_a_case(),
+        Some(claimer("me")),
+    )
+    .unwrap();
+    assert_eq!(written, Written::Done);
+    assert!(none.is_none());
+    assert_eq!(counted(&mut conn), (2, 2, 0));
+    assert!(notices().contains(&"released 10".to_string()));
+
+    // The next run's instance stopped before recording: the sweep does,
+    // once the listing is older than a lease, and only once.
+    queue_run(&mut conn, 10);
+    let leases::Claimed::Run(third) = leases::claim(&mut conn, 10, claimer("me")).unwrap() else {
+        panic!("the third run is claimed");
+    };
+    queue_run(&mut conn, 10);
+    let (_, handed) = leases::finish_and_claim_next(
+        &mut conn,
+        &third,
+        30,
+        Stored::default(),
+        &with_a_case(),
+        Some(claimer("me")),
+    )
+    .unwrap();
+    assert!(handed.is_some());
+    assert_eq!(counted(&mut conn), (2, 2, 1));
+    assert_eq!(
+        leases::record_left_over_runs(&mut conn, 30).unwrap(),
+        0,
+        "too recent"
+    );
+    diesel::sql_query("UPDATE runs_to_record SET listed_at = now() - interval '1 minute'")
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(leases::record_left_over_runs(&mut conn, 30).unwrap(), 1);
+    assert_eq!(leases::record_left_over_runs(&mut conn, 30).unwrap(), 0);
+    assert_eq!(counted(&mut conn), (3, 3, 0));
+}
+
 /// The run list's total comes from counters the database keeps: they count
 /// the runs there were before they existed, and stay exact through bulk
 /// inserts, deletes and a truncate.

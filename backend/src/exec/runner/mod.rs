@@ -12,7 +12,6 @@ pub mod supervision;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use crate::sys::process;
 use crate::telemetry::metrics;
 use plugin::RuntimeDir;
 use reporter_socket::ReporterSocket;
-use supervision::{Ended, Event, RunControl, StopReason, Supervision, TestProcess};
+use supervision::{Ended, StopReason, Supervision, TestProcess};
 
 /// A JUnit report larger than this is parsed into cases but not kept.
 const MAX_REPORT_BYTES: u64 = 64 * 1024 * 1024;
@@ -48,12 +47,60 @@ pub struct RunnerContext {
 }
 
 /// A run claimed by the finish of the one before it on the same
-/// environment, and when its claim began.
-pub type HandedOff = (Claim, Instant);
+/// environment, when its claim began, and the run before it, which waits
+/// to be recorded in insights and health.
+pub type HandedOff = (Claim, Instant, UnrecordedRun);
+
+/// A finished run listed to be recorded in insights and environment health
+/// (see [`leases::finish_and_claim_next`]), held by the run its finish
+/// handed the environment on to. That run records it once its own tests
+/// are under way, and at the latest when it ends (or when this is
+/// dropped): a run is in insights before the one after it finishes. If
+/// the database is away, a later sweep records it.
+pub struct UnrecordedRun {
+    pool: PgPool,
+    run_id: Option<i64>,
+}
+
+impl UnrecordedRun {
+    fn new(pool: &PgPool, run_id: i64) -> UnrecordedRun {
+        UnrecordedRun {
+            pool: pool.clone(),
+            run_id: Some(run_id),
+        }
+    }
+
+    pub fn record(mut self) {
+        self.record_once();
+    }
+
+    fn record_once(&mut self) {
+        let Some(run_id) = self.run_id.take() else {
+            return;
+        };
+        let recorded = self
+            .pool
+            .get()
+            .map_err(|e| e.to_string())
+            .and_then(|mut conn| {
+                leases::record_listed_run(&mut conn, run_id).map_err(|e| e.to_string())
+            });
+        if let Err(e) = recorded {
+            tracing::warn!(run_id, error = %e, "a finished run is not in insights yet; a sweep will record it");
+        }
+    }
+}
+
+impl Drop for UnrecordedRun {
+    fn drop(&mut self) {
+        self.record_once();
+    }
+}
 
 /// Runs a claimed run to its end on the calling thread and writes its
 /// outcome. `channel` is how the scheduler reaches it (see
-/// [`supervision::channel`]); `claimed_at` is when its lease was taken.
+/// [`supervision::channel`]); `claimed_at` is when its lease was taken;
+/// `previous`, the run whose finish claimed this one, to be recorded.
 /// With `hand_off`, the finish also claims what comes next on the
 /// environment, for the caller to run.
 pub fn execute(
@@ -61,6 +108,7 @@ pub fn execute(
     claim: Claim,
     channel: supervision::Channel,
     claimed_at: Instant,
+    previous: Option<UnrecordedRun>,
     hand_off: Option<leases::Claimer<'_>>,
 ) -> Option<HandedOff> {
     let run_id = claim.run.id;
@@ -76,7 +124,8 @@ pub fn execute(
     });
     let (mut outcome, stored) = match prepared {
         Ok((paths, artifacts_dir)) => {
-            match run_pytest(ctx, &claim, &paths, channel, claimed_at, &artifacts_dir) {
+            let started = (channel, claimed_at, previous);
+            match run_pytest(ctx, &claim, &paths, started, &artifacts_dir) {
                 Some((mut outcome, stored)) => {
                     // The process tree is gone: what it left is complete.
                     for line in artifacts::keep(
@@ -97,7 +146,12 @@ pub fn execute(
                 }
             }
         }
-        Err(reason) => (early_error(reason), Stored::default()),
+        Err(reason) => {
+            if let Some(previous) = previous {
+                previous.record();
+            }
+            (early_error(reason), Stored::default())
+        }
     };
     relative_attachments(&mut outcome.cases);
     tracing::info!(status = %outcome.status, reason = ?outcome.reason, "run finished");
@@ -248,8 +302,7 @@ fn run_pytest(
     ctx: &RunnerContext,
     claim: &Claim,
     paths: &[TestPath],
-    channel: (RunControl, SyncSender<Event>, Receiver<Event>),
-    claimed_at: Instant,
+    (channel, claimed_at, previous): (supervision::Channel, Instant, Option<UnrecordedRun>),
     artifacts_dir: &artifacts::ArtifactsDir,
 ) -> Option<(Outcome, Stored)> {
     let config = &ctx.config;
@@ -324,7 +377,7 @@ fn run_pytest(
         reporter,
     };
     let supervision = match Supervision::new(ctx, claim, channel, process, claimed_at, timeout) {
-        Ok(supervision) => supervision,
+        Ok(supervision) => supervision.recording(previous),
         Err(e) => {
             process::kill_group_and_wait(pgid, Duration::from_secs(5));
             let why = format!("cannot follow the test process: {e}");
@@ -647,7 +700,11 @@ fn write_outcome(
             });
         match written {
             Ok((Written::Done, next)) => {
-                return (true, next.map(|next| (next, claimed_at)));
+                let handed = next.map(|next| {
+                    let finished = UnrecordedRun::new(&ctx.pool, claim.run.id);
+                    (next, claimed_at, finished)
+                });
+                return (true, handed);
             }
             Ok((Written::Lost, _)) => {
                 tracing::warn!("outcome not written: the run was finished by someone else");

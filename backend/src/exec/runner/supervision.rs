@@ -27,7 +27,7 @@ use super::log::LogBuffer;
 use super::output::{self, LineSplitter, Progress};
 use super::report::{ReporterEvent, Results};
 use super::reporter_socket::ReporterSocket;
-use super::RunnerContext;
+use super::{RunnerContext, UnrecordedRun};
 use crate::db::leases::{self, Claim, Stored, Written};
 use crate::db::logs::{self as stored_log, MAX_CHUNK_BYTES};
 use crate::sys::process;
@@ -213,6 +213,9 @@ pub struct Supervision<'a> {
     leftovers_killed: bool,
     /// Tells the reporter socket's reader that the run is over.
     over: Arc<AtomicBool>,
+    /// The run before this one, recorded at the first flush: well after
+    /// this run's tests started, so never in their way.
+    previous: Option<UnrecordedRun>,
 }
 
 impl<'a> Supervision<'a> {
@@ -271,7 +274,14 @@ impl<'a> Supervision<'a> {
             report_done: false,
             leftovers_killed: false,
             over,
+            previous: None,
         })
+    }
+
+    /// Records `previous` (see [`UnrecordedRun`]) while this run goes on.
+    pub fn recording(mut self, previous: Option<UnrecordedRun>) -> Supervision<'a> {
+        self.previous = previous;
+        self
     }
 
     /// Runs to the end: the test process exited and its output is read,
@@ -289,6 +299,9 @@ impl<'a> Supervision<'a> {
             self.escalate();
         }
         self.over.store(true, Ordering::SeqCst);
+        if let Some(previous) = self.previous.take() {
+            previous.record();
+        }
         // Nothing of the tree may outlive the run.
         if process::group_alive(self.pgid) {
             process::kill_group_and_wait(self.pgid, Duration::from_secs(10));
@@ -532,6 +545,9 @@ impl<'a> Supervision<'a> {
             return;
         }
         self.next_flush = now + FLUSH_EVERY;
+        if let Some(previous) = self.previous.take() {
+            previous.record();
+        }
         if self.flush() == Flushed::Lost {
             self.stop(StopReason::LeaseLost);
         }
