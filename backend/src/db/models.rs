@@ -137,8 +137,11 @@ impl RunRow {
     }
 }
 
+/// Every column left out is NULL by default, so a `None` is bound as
+/// NULL rather than written `DEFAULT`: the statement's text is then always
+/// the same, and prepared once per connection instead of at every insert.
 #[derive(Debug, Insertable)]
-#[diesel(table_name = test_runs)]
+#[diesel(table_name = test_runs, treat_none_as_default_value = false)]
 pub struct NewRunRow {
     pub username: String,
     pub environment_id: Option<i32>,
