@@ -152,6 +152,43 @@ impl Dice {
     }
 }
 
+/// Runs queued at once hand their environment on to each other: each is
+/// recorded after its finish, by the run after it, and all of them count
+/// once the queue is done, in insights and in environment health alike.
+#[test]
+fn runs_handed_on_from_count_once_the_queue_is_done() {
+    let tests = TestsDir::with(&[("suite/test_series.py", SERIES)]);
+    let app = TestApp::spawn(&tests, &[]);
+    let ids: Vec<i64> = (0..5)
+        .map(|_| app.create_run("wes", 41, &["suite/test_series.py"]))
+        .collect();
+    for id in &ids {
+        app.wait_finished(*id, SECS_30);
+    }
+
+    let (status, insights) = app.get("/api/insights?days=7");
+    assert_eq!(status, 200, "{insights}");
+    let flaky = named(&insights["flaky"], "suite/test_series.py::test_alternates")
+        .expect("the alternating test is flaky");
+    assert_eq!(flaky["flips"], 4, "P F P F P flips four times");
+    let failing = named(
+        &insights["failing"],
+        "suite/test_series.py::test_always_fails",
+    )
+    .expect("always failing is failing");
+    assert_eq!(failing["failures"], 5, "each run counted once");
+    let (status, health) = app.get("/api/insights/environments?days=7");
+    assert_eq!(status, 200, "{health}");
+    let here = health
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["environment_id"] == 41)
+        .unwrap();
+    assert_eq!(here["runs"], 5, "{here}");
+    assert_eq!(here["failed_runs"], 5, "{here}");
+}
+
 /// Seeds finished runs straight into the database, oldest first, each
 /// recorded as the service records a finish.
 fn seed_history(conn: &mut PgConnection) -> Vec<SeededRun> {

@@ -53,10 +53,11 @@ pub type HandedOff = (Claim, Instant, UnrecordedRun);
 
 /// A finished run listed to be recorded in insights and environment health
 /// (see [`leases::finish_and_claim_next`]), held by the run its finish
-/// handed the environment on to. That run records it once its own tests
-/// are under way, and at the latest when it ends (or when this is
-/// dropped): a run is in insights before the one after it finishes. If
-/// the database is away, a later sweep records it.
+/// handed the environment on to. That run records it once its test
+/// process is past its start (the first thing heard from it), and in any
+/// case before its own finish (or when this is dropped): a run is in
+/// insights before the one after it finishes. If the database is away, a
+/// later sweep records it.
 pub struct UnrecordedRun {
     pool: PgPool,
     run_id: Option<i64>,

@@ -213,8 +213,8 @@ pub struct Supervision<'a> {
     leftovers_killed: bool,
     /// Tells the reporter socket's reader that the run is over.
     over: Arc<AtomicBool>,
-    /// The run before this one, recorded at the first flush: well after
-    /// this run's tests started, so never in their way.
+    /// The run before this one, to record once this run's test process
+    /// is past its start.
     previous: Option<UnrecordedRun>,
 }
 
@@ -289,6 +289,12 @@ impl<'a> Supervision<'a> {
     pub fn run(mut self) -> Ended {
         while !self.is_over() {
             self.wait_for_event();
+            // The first wake-up comes with the test process's first
+            // output or exit, or a flush later: it is past its start, and
+            // recording the run before it is no longer in its way.
+            if let Some(previous) = self.previous.take() {
+                previous.record();
+            }
             let now = Instant::now();
             self.flush_if_due(now);
             self.renew_if_due(now);
@@ -299,9 +305,6 @@ impl<'a> Supervision<'a> {
             self.escalate();
         }
         self.over.store(true, Ordering::SeqCst);
-        if let Some(previous) = self.previous.take() {
-            previous.record();
-        }
         // Nothing of the tree may outlive the run.
         if process::group_alive(self.pgid) {
             process::kill_group_and_wait(self.pgid, Duration::from_secs(10));
@@ -545,9 +548,6 @@ impl<'a> Supervision<'a> {
             return;
         }
         self.next_flush = now + FLUSH_EVERY;
-        if let Some(previous) = self.previous.take() {
-            previous.record();
-        }
         if self.flush() == Flushed::Lost {
             self.stop(StopReason::LeaseLost);
         }
