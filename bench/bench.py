@@ -8,7 +8,8 @@ only. Everything it starts is stopped in `finally` blocks; all traffic is
 on 127.0.0.1.
 
 Phases (each figure is the median over --reps repetitions unless said):
-  dispatch   POST on an idle environment -> the test process exists
+  dispatch   POST on an idle environment -> the test process exists; and
+             a process started straight from here, the floor under it
   overhead   50 runs of a one-test file through the service vs 50 direct
              pytest calls, interleaved in blocks; hand-off gaps from the
              same runs
@@ -358,6 +359,23 @@ def wait_finished(client, run_id, timeout=120, interval=0.005):
 # --- phases --------------------------------------------------------------------
 
 
+def process_start_ms(args, samples):
+    """This machine's own cost of starting a process: the stamp, in `stub`
+    mode, started straight from here (no service, no supervisor), from the
+    call to its first instruction's stamp. Every dispatch and hand-off
+    contains one such start: a floor under both on this machine."""
+    path = os.path.join(args.work, "stamps-process-start.txt")
+    env = dict(os.environ, BENCH_STAMP_FILE=path, BENCH_STAMP_MODE="stub")
+    asked = {}
+    for i in range(samples):
+        env["TEST_RUN_ID"] = str(i)
+        time.sleep(0.01)
+        asked[i] = time.time_ns()
+        subprocess.run([args.stamp], env=env, stdin=subprocess.DEVNULL, check=True)
+    stamps = Stamps(path).refresh()
+    return pct([(stamps.start[i] - t0) / 1e6 for i, t0 in asked.items()], 50)
+
+
 def phase_dispatch(args, pg, res):
     """POST on an idle environment of an idle service -> wrapper's stamp.
     The wrapper is a stub here (no Python), so that many samples are cheap;
@@ -388,6 +406,8 @@ def phase_dispatch(args, pg, res):
             p99s.append(pct(lat, 99))
             pooled += lat
             log(f"dispatch rep {rep + 1}: p50 {p50s[-1]:.2f} ms, p99 {p99s[-1]:.2f} ms, max {max(lat):.2f} ms")
+        res["process_start_p50_ms"] = process_start_ms(args, args.dispatch_samples)
+        log(f"process start (no service): p50 {res['process_start_p50_ms']:.2f} ms")
         res["dispatch_p50_ms"] = med(p50s)
         res["dispatch_p99_ms"] = med(p99s)
         res["dispatch_max_ms"] = max(pooled)
@@ -1571,6 +1591,8 @@ def table(res, args):
     error_row("dispatch")
     row("dispatch latency p50", "dispatch_p50_ms", ".1f", " ms", "<= 3 ms", lambda v: v <= 3)
     row("dispatch latency p99", "dispatch_p99_ms", ".1f", " ms", "<= 100 ms", lambda v: v <= 100)
+    row("  a process start alone (in both)", "process_start_p50_ms", ".1f", " ms", "(report)",
+        lambda v: True)
     error_row("overhead")
     row("hand-off gap p50", "handoff_p50_ms", ".1f", " ms", "<= 3 ms", lambda v: v <= 3)
     row(f"overhead, {args.overhead_runs} runs, service/direct", "overhead_ratio", ".3f", "x",
