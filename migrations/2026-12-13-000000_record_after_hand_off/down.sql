@@ -1,5 +1,9 @@
 SELECT record_listed_run(run_id) FROM runs_to_record;
 
+DROP TRIGGER environment_run_stats_record_listed_runs ON environment_run_stats;
+DROP TRIGGER test_period_stats_record_listed_runs ON test_period_stats;
+DROP FUNCTION record_listed_runs();
+
 DROP TRIGGER environment_locks_notify ON environment_locks;
 
 CREATE OR REPLACE FUNCTION notify_environment_released() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -91,3 +91,21 @@ CREATE CONSTRAINT TRIGGER environment_locks_notify
     AFTER DELETE ON environment_locks
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION notify_environment_released();
+
+-- A rebuild derives its tables from every finished run, listed ones too:
+-- before it empties them, the listed runs are recorded (in the other
+-- rebuild's tables as well), so none of them is counted again later.
+CREATE FUNCTION record_listed_runs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM record_listed_run(run_id) FROM runs_to_record ORDER BY run_id;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER test_period_stats_record_listed_runs
+    BEFORE TRUNCATE ON test_period_stats
+    FOR EACH STATEMENT EXECUTE FUNCTION record_listed_runs();
+
+CREATE TRIGGER environment_run_stats_record_listed_runs
+    BEFORE TRUNCATE ON environment_run_stats
+    FOR EACH STATEMENT EXECUTE FUNCTION record_listed_runs();

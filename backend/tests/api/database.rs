@@ -634,7 +634,7 @@ fn a_run_handed_on_from_is_recorded_after_the_finish_and_exactly_once() {
         panic!("the third run is claimed");
     };
     queue_run(&mut conn, 10);
-    let (_, handed) = leases::finish_and_claim_next(
+    let (_, fourth) = leases::finish_and_claim_next(
         &mut conn,
         &third,
         30,
@@ -643,7 +643,7 @@ fn a_run_handed_on_from_is_recorded_after_the_finish_and_exactly_once() {
         Some(claimer("me")),
     )
     .unwrap();
-    assert!(handed.is_some());
+    let fourth = fourth.expect("the fourth run is claimed");
     assert_eq!(counted(&mut conn), (2, 2, 1));
     assert_eq!(
         leases::record_left_over_runs(&mut conn, 30).unwrap(),
@@ -656,6 +656,43 @@ fn a_run_handed_on_from_is_recorded_after_the_finish_and_exactly_once() {
     assert_eq!(leases::record_left_over_runs(&mut conn, 30).unwrap(), 1);
     assert_eq!(leases::record_left_over_runs(&mut conn, 30).unwrap(), 0);
     assert_eq!(counted(&mut conn), (3, 3, 0));
+
+    // A rebuild counts every finished run, listed ones too: it records
+    // them first, so that they are not counted again later.
+    queue_run(&mut conn, 10);
+    let (_, handed) = leases::finish_and_claim_next(
+        &mut conn,
+        &fourth,
+        30,
+        Stored::default(),
+        &with_a_case(),
+        Some(claimer("me")),
+    )
+    .unwrap();
+    assert!(handed.is_some());
+    assert_eq!(counted(&mut conn), (3, 3, 1));
+    diesel::sql_query("SELECT rebuild_environment_health()")
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(counted(&mut conn), (4, 4, 0));
+    diesel::sql_query("SELECT rebuild_test_insights()")
+        .execute(&mut conn)
+        .unwrap();
+    leases::record_listed_run(&mut conn, fourth.run.id).unwrap();
+    assert_eq!(leases::record_left_over_runs(&mut conn, 0).unwrap(), 0);
+    assert_eq!(counted(&mut conn), (4, 4, 0));
+    #[derive(QueryableByName)]
+    struct Bytes {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        bytes: i64,
+    }
+    let durations: Bytes = diesel::sql_query(
+        "SELECT coalesce(sum(length(durations_ms)), 0)::bigint AS bytes \
+         FROM test_period_stats WHERE period = 'day'",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(durations.bytes, 4 * 4, "each run's one duration, once");
 }
 
 /// The run list's total comes from counters the database keeps: they count
