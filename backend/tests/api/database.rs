@@ -402,6 +402,24 @@ fn succeeded() -> Outcome {
     }
 }
 
+/// Finishes `claim` with `outcome` and claims what comes next on its
+/// environment, as a run thread does.
+fn finish_handing_on(
+    conn: &mut PgConnection,
+    claim: &leases::Claim,
+    outcome: &Outcome,
+) -> (Written, Option<leases::Claim>) {
+    leases::finish_and_claim_next(
+        conn,
+        claim,
+        30,
+        Stored::default(),
+        outcome,
+        Some(claimer("me")),
+    )
+    .unwrap()
+}
+
 #[test]
 fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
     let (_db, mut conn, claim) = claimed_run("me");
@@ -460,15 +478,7 @@ fn a_finish_hands_its_environment_on_without_ever_waiting_for_a_lock() {
     let third = queue_run(&mut conn, 10);
     let finish = |conn: &mut PgConnection, claim: &leases::Claim| {
         let started = Instant::now();
-        let finished = leases::finish_and_claim_next(
-            conn,
-            claim,
-            30,
-            Stored::default(),
-            &succeeded(),
-            Some(claimer("me")),
-        )
-        .unwrap();
+        let finished = finish_handing_on(conn, claim, &succeeded());
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "no lock waited for"
@@ -584,15 +594,7 @@ fn a_run_handed_on_from_is_recorded_after_the_finish_and_exactly_once() {
     let second = queue_run(&mut conn, 10);
     notices();
 
-    let (written, handed) = leases::finish_and_claim_next(
-        &mut conn,
-        &first,
-        30,
-        Stored::default(),
-        &with_a_case(),
-        Some(claimer("me")),
-    )
-    .unwrap();
+    let (written, handed) = finish_handing_on(&mut conn, &first, &with_a_case());
     assert_eq!(written, Written::Done);
     let handed = handed.expect("the second run is claimed");
     assert_eq!(handed.run.id, second);
@@ -613,15 +615,7 @@ fn a_run_handed_on_from_is_recorded_after_the_finish_and_exactly_once() {
     assert_eq!(counted(&mut conn), (1, 1, 0), "recorded once only");
 
     // Nothing left to hand on to: recorded in the finish itself.
-    let (written, none) = leases::finish_and_claim_next(
-        &mut conn,
-        &handed,
-        30,
-        Stored::default(),
-        &with_a_case(),
-        Some(claimer("me")),
-    )
-    .unwrap();
+    let (written, none) = finish_handing_on(&mut conn, &handed, &with_a_case());
     assert_eq!(written, Written::Done);
     assert!(none.is_none());
     assert_eq!(counted(&mut conn), (2, 2, 0));
@@ -634,15 +628,7 @@ fn a_run_handed_on_from_is_recorded_after_the_finish_and_exactly_once() {
         panic!("the third run is claimed");
     };
     queue_run(&mut conn, 10);
-    let (_, fourth) = leases::finish_and_claim_next(
-        &mut conn,
-        &third,
-        30,
-        Stored::default(),
-        &with_a_case(),
-        Some(claimer("me")),
-    )
-    .unwrap();
+    let (_, fourth) = finish_handing_on(&mut conn, &third, &with_a_case());
     let fourth = fourth.expect("the fourth run is claimed");
     assert_eq!(counted(&mut conn), (2, 2, 1));
     assert_eq!(
@@ -660,15 +646,7 @@ fn a_run_handed_on_from_is_recorded_after_the_finish_and_exactly_once() {
     // A rebuild counts every finished run, listed ones too: it records
     // them first, so that they are not counted again later.
     queue_run(&mut conn, 10);
-    let (_, handed) = leases::finish_and_claim_next(
-        &mut conn,
-        &fourth,
-        30,
-        Stored::default(),
-        &with_a_case(),
-        Some(claimer("me")),
-    )
-    .unwrap();
+    let (_, handed) = finish_handing_on(&mut conn, &fourth, &with_a_case());
     assert!(handed.is_some());
     assert_eq!(counted(&mut conn), (3, 3, 1));
     diesel::sql_query("SELECT rebuild_environment_health()")

@@ -380,7 +380,8 @@ fn check_against_raw_rows(app: &TestApp, conn: &mut PgConnection, runs: &[Seeded
     app.get("/api/insights/environments?days=7").1
 }
 
-fn of(health: &Value, environment_id: i32) -> &Value {
+/// One environment's entry in the health answer.
+pub(crate) fn of(health: &Value, environment_id: i32) -> &Value {
     health
         .as_array()
         .unwrap()

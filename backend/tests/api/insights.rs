@@ -179,12 +179,7 @@ fn runs_handed_on_from_count_once_the_queue_is_done() {
     assert_eq!(failing["failures"], 5, "each run counted once");
     let (status, health) = app.get("/api/insights/environments?days=7");
     assert_eq!(status, 200, "{health}");
-    let here = health
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["environment_id"] == 41)
-        .unwrap();
+    let here = crate::health::of(&health, 41);
     assert_eq!(here["runs"], 5, "{here}");
     assert_eq!(here["failed_runs"], 5, "{here}");
 }
