@@ -54,8 +54,11 @@ $$;
 
 -- Records a listed run and takes it off the list; false if it was not on
 -- it (recorded already). A run deleted meanwhile only leaves the list.
+-- Its callers (a running run's loop, the scheduler's pass) must not hang
+-- on a row a stuck session holds: past the lock timeout it fails, the
+-- run stays listed, and a later sweep records it.
 CREATE FUNCTION record_listed_run(listed_run BIGINT) RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET lock_timeout = '200ms' AS $$
 DECLARE
     finished test_runs%ROWTYPE;
 BEGIN

@@ -576,9 +576,9 @@ impl Scheduler {
 
     /// Once a tick: if an instance went since the last look, says so to
     /// the polled views (its death changed nothing they watch otherwise),
-    /// and records the finished runs that a stopped instance left listed
-    /// (see [`runner::UnrecordedRun`]); a live one records its own well
-    /// within a lease.
+    /// and records the finished runs left listed for longer than a lease
+    /// (see [`runner::UnrecordedRun`]): by a stopped instance, or past a
+    /// stuck session's lock. A live one records its own well within a lease.
     fn once_a_tick(&self, conn: &mut db::PgConn) -> diesel::QueryResult<()> {
         let mut seen = self
             .live_instances
@@ -593,12 +593,11 @@ impl Scheduler {
             db::instance::live_set_changed(conn, &self.ctx.config.instance_id)?;
         }
         *seen = (Some(Instant::now()), live);
-        let recorded = leases::record_left_over_runs(conn, self.ctx.config.lease_secs)?;
-        if recorded > 0 {
-            tracing::info!(
-                recorded,
-                "recorded finished runs left listed by a stopped instance"
-            );
+        // A row held by a stuck session fails the sweep, never the pass.
+        match leases::record_left_over_runs(conn, self.ctx.config.lease_secs) {
+            Ok(0) => {}
+            Ok(recorded) => tracing::info!(recorded, "recorded finished runs left listed"),
+            Err(e) => tracing::warn!(error = %e, "finished runs left listed are recorded later"),
         }
         Ok(())
     }

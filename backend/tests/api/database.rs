@@ -736,3 +736,81 @@ fn the_run_count_stays_exact_through_inserts_deletes_and_an_upgrade() {
     insert(&mut conn, 2);
     assert_eq!(counted(&mut conn), 2);
 }
+
+/// A session stuck on rows of the insights tables never holds up a run:
+/// the recording gives up after a moment and leaves the run listed, a
+/// finish with nothing to hand on is written all the same, and the sweep
+/// fails without waiting; once the session is gone, the sweep records
+/// every listed run, once.
+#[test]
+fn a_session_stuck_on_insights_rows_delays_the_recording_and_nothing_else() {
+    let (db, mut conn, first) = claimed_run("me");
+    let with_a_case = || Outcome {
+        cases: vec![case("test_quick.py::test_a")],
+        ..succeeded()
+    };
+    let listed = |conn: &mut PgConnection| -> i64 {
+        diesel::sql_query("SELECT count(*) AS n FROM runs_to_record")
+            .get_result::<Count>(conn)
+            .unwrap()
+            .n
+    };
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    // The first run makes the test's insights rows.
+    let (written, none) = finish_handing_on(&mut conn, &first, &with_a_case());
+    assert_eq!(
+        (written, none.is_none(), listed(&mut conn)),
+        (Written::Done, true, 0)
+    );
+
+    let mut stuck = db.conn();
+    diesel::sql_query("BEGIN").execute(&mut stuck).unwrap();
+    diesel::sql_query("SELECT 1 FROM test_period_stats FOR UPDATE")
+        .execute(&mut stuck)
+        .unwrap();
+    queue_run(&mut conn, 10);
+    let leases::Claimed::Run(second) = leases::claim(&mut conn, 10, claimer("me")).unwrap() else {
+        panic!("the second run is claimed");
+    };
+    queue_run(&mut conn, 10);
+    let started = Instant::now();
+    let (written, third) = finish_handing_on(&mut conn, &second, &with_a_case());
+    let third = third.expect("the third run is claimed");
+    assert_eq!((written, listed(&mut conn)), (Written::Done, 1));
+    assert!(leases::record_listed_run(&mut conn, second.run.id).is_err());
+    let (written, none) = finish_handing_on(&mut conn, &third, &with_a_case());
+    assert_eq!(
+        written,
+        Written::Done,
+        "written though nothing could be recorded"
+    );
+    assert!(none.is_none());
+    assert_eq!(listed(&mut conn), 2);
+    assert!(leases::record_left_over_runs(&mut conn, 0).is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no lock waited for: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status_of(&mut conn, third.run.id), RunStatus::Success);
+
+    drop(stuck);
+    assert_eq!(leases::record_left_over_runs(&mut conn, 0).unwrap(), 2);
+    assert_eq!(leases::record_left_over_runs(&mut conn, 0).unwrap(), 0);
+    #[derive(QueryableByName)]
+    struct Bytes {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        bytes: i64,
+    }
+    let durations: Bytes = diesel::sql_query(
+        "SELECT coalesce(sum(length(durations_ms)), 0)::bigint AS bytes \
+         FROM test_period_stats WHERE period = 'day'",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(durations.bytes, 3 * 4, "each run's one duration, once");
+}
