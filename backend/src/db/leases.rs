@@ -384,9 +384,9 @@ fn start(
                   instance_id = $3, environment_id = l.environment_id \
            FROM leased l WHERE r.id = l.run_id RETURNING r.* \
          ), token AS ( \
-           INSERT INTO api_tokens (username, name, role, secret_hash, expires_at) \
+           INSERT INTO api_tokens (username, name, role, secret_hash, expires_at, run_id) \
            SELECT u.username, 'run ' || s.id, u.role, $7, \
-                  now() + make_interval(secs => coalesce(e.run_timeout_secs, $8) + 3600) \
+                  now() + make_interval(secs => coalesce(e.run_timeout_secs, $8) + 3600), s.id \
            FROM started s JOIN users u ON u.username = s.username \
            LEFT JOIN environments e ON e.id = s.environment_id \
            WHERE $7::text IS NOT NULL RETURNING id \
@@ -661,28 +661,34 @@ pub fn finish_and_claim_next(
     claimer: Option<Claimer<'_>>,
 ) -> QueryResult<(Written, Option<Claim>)> {
     conn.transaction(|conn| {
-        // With a claim to follow, the run is listed to be recorded in
-        // insights and health after the next run starts (or at the end of
-        // this transaction if nothing is claimed): see `runs_to_record`.
-        let record_later = claimer.is_some();
-        let written = finish_in(conn, claim, lease_secs, expected, outcome, record_later)?;
-        let Some(claimer) = claimer.filter(|_| written == Written::Done) else {
+        // The run is listed to be recorded in insights and health: after
+        // the next run starts if one is claimed, else at the end of this
+        // transaction. See `runs_to_record`.
+        let written = finish_in(conn, claim, lease_secs, expected, outcome)?;
+        if written != Written::Done {
             return Ok((written, None));
-        };
-        let next = match claim_in(conn, claim.environment.id, claimer, Patience::Skip)? {
-            Claimed::Run(next) => Some(*next),
-            Claimed::Reservation(_) | Claimed::Nothing => None,
+        }
+        let next = match claimer {
+            Some(claimer) => match claim_in(conn, claim.environment.id, claimer, Patience::Skip)? {
+                Claimed::Run(next) => Some(*next),
+                Claimed::Reservation(_) | Claimed::Nothing => None,
+            },
+            None => None,
         };
         if next.is_none() {
-            // In a savepoint: a row held by a stuck session leaves the run
-            // listed for the sweep instead of failing the finish.
-            let run_id = claim.run.id;
-            if let Err(e) = conn.transaction(|conn| record_listed_run(conn, run_id)) {
-                tracing::warn!(run_id, error = %e, "a finished run is left for the sweep to record");
-            }
+            record_in_savepoint(conn, claim.run.id);
         }
         Ok((written, next))
     })
+}
+
+/// [`record_listed_run`] in a savepoint of the caller's transaction: a row
+/// held by a stuck session leaves the run listed for the sweep instead of
+/// failing what the transaction writes besides.
+fn record_in_savepoint(conn: &mut PgConnection, run_id: i64) {
+    if let Err(e) = conn.transaction(|conn| record_listed_run(conn, run_id)) {
+        tracing::warn!(run_id, error = %e, "a finished run is left for the sweep to record");
+    }
 }
 
 /// Records a run that a finish listed in `runs_to_record` in insights and
@@ -724,7 +730,6 @@ fn finish_in(
     lease_secs: i64,
     expected: Stored,
     outcome: &Outcome,
-    record_later: bool,
 ) -> QueryResult<Written> {
     let (run_id, environment_id, fence) = (claim.run.id, claim.environment.id, claim.fence);
     if !renew(conn, environment_id, fence, lease_secs)? {
@@ -748,7 +753,7 @@ fn finish_in(
            WHERE id = $1 AND fence = $2 AND status = $3 AND log_bytes = $18 AND case_count = $19 \
            RETURNING id, status, username, hold_on_failure_minutes \
          ), listed AS ( \
-           INSERT INTO runs_to_record (run_id) SELECT id FROM finished WHERE $20 \
+           INSERT INTO runs_to_record (run_id) SELECT id FROM finished \
          ) \
          SELECT status, username, hold_on_failure_minutes FROM finished",
     )
@@ -771,7 +776,6 @@ fn finish_in(
     .bind::<Integer, _>(outcome.cases.len() as i32)
     .bind::<BigInt, _>(expected.log_bytes)
     .bind::<Integer, _>(expected.cases)
-    .bind::<Bool, _>(record_later)
     .get_result(conn)
     .optional()?;
     let Some(finished) = finished else {
@@ -787,15 +791,7 @@ fn finish_in(
     insert_cases(conn, run_id, &outcome.cases)?;
     hold_if_failed(conn, run_id, environment_id, finished)?;
     let token = claim.token.as_ref().map(|token| token.id);
-    record_and_release(
-        conn,
-        run_id,
-        environment_id,
-        fence,
-        outcome,
-        token,
-        record_later,
-    )?;
+    store_report_and_release(conn, run_id, environment_id, fence, outcome, token)?;
     Ok(Written::Done)
 }
 
@@ -833,45 +829,28 @@ struct Finished {
     hold_on_failure_minutes: Option<i32>,
 }
 
-/// Keeps the tables that insights and environment health read up to date
-/// with a run taken back from a lost holder (the run's own figures follow
-/// from a trigger), in one statement; a finish does it in
-/// [`record_and_release`].
-fn record_finished_run(conn: &mut PgConnection, run_id: i64) -> QueryResult<()> {
-    super::kept_sql("SELECT record_test_results($1), record_environment_results($1)")
-        .bind::<BigInt, _>(run_id)
-        .execute(conn)?;
-    Ok(())
-}
-
 /// The last statement of a finish: the JUnit report stored, the run's
-/// token revoked, the lease released and, unless the run is listed to be
-/// recorded later, the tables of insights and environment health brought
-/// up to date with the run's cases (written by the statements before it,
-/// so seen by it).
-fn record_and_release(
+/// token revoked and the lease released.
+fn store_report_and_release(
     conn: &mut PgConnection,
     run_id: i64,
     environment_id: i32,
     fence: i64,
     outcome: &Outcome,
     token: Option<i64>,
-    record_later: bool,
 ) -> QueryResult<()> {
     super::kept_sql(
         "WITH report AS ( \
            INSERT INTO run_reports (run_id, junit_xml) SELECT $1, $4 WHERE $4::text IS NOT NULL \
            ON CONFLICT DO NOTHING \
-         ), revoked AS (DELETE FROM api_tokens WHERE id = $5), \
-         released AS (DELETE FROM environment_locks WHERE environment_id = $2 AND fence = $3) \
-         SELECT record_test_results($1), record_environment_results($1) WHERE NOT $6",
+         ), revoked AS (DELETE FROM api_tokens WHERE id = $5) \
+         DELETE FROM environment_locks WHERE environment_id = $2 AND fence = $3",
     )
     .bind::<BigInt, _>(run_id)
     .bind::<Integer, _>(environment_id)
     .bind::<BigInt, _>(fence)
     .bind::<Nullable<Text>, _>(outcome.junit_xml.as_deref())
     .bind::<Nullable<BigInt>, _>(token)
-    .bind::<Bool, _>(record_later)
     .execute(conn)?;
     Ok(())
 }
@@ -960,27 +939,29 @@ pub fn reclaim(
                 );
                 return Ok(None);
             }
-            diesel::delete(
-                environment_locks::table
-                    .find(row.environment_id)
-                    .filter(environment_locks::fence.eq(lease.fence)),
+            // The run's token goes with its lease: its tests may outlive
+            // their instance. A lost run is listed to be recorded, like a
+            // finished one, so that its health trigger leaves it alone.
+            let lost: Option<RunIdRow> = super::kept_sql(
+                "WITH released AS ( \
+                   DELETE FROM environment_locks WHERE environment_id = $1 AND fence = $2 \
+                 ), revoked AS (DELETE FROM api_tokens WHERE run_id = $3), \
+                 lost AS ( \
+                   UPDATE test_runs SET status = 'error', status_reason = $4, finished_at = now() \
+                   WHERE id = $3 AND status = 'running' RETURNING id \
+                 ), listed AS (INSERT INTO runs_to_record (run_id) SELECT id FROM lost) \
+                 SELECT id FROM lost",
             )
-            .execute(conn)?;
-            let lost = diesel::update(
-                test_runs::table
-                    .find(row.run_id)
-                    .filter(test_runs::status.eq(RunStatus::Running)),
-            )
-            .set((
-                test_runs::status.eq(RunStatus::Error),
-                test_runs::status_reason.eq(reason),
-                test_runs::finished_at.eq(diesel::dsl::now),
-            ))
-            .execute(conn)?;
-            if lost == 1 {
+            .bind::<Integer, _>(row.environment_id)
+            .bind::<BigInt, _>(lease.fence)
+            .bind::<BigInt, _>(row.run_id)
+            .bind::<Text, _>(reason)
+            .get_result(conn)
+            .optional()?;
+            if lost.is_some() {
                 // The cases it reported live count like those of any
-                // finished run (its own figures follow from a trigger).
-                record_finished_run(conn, row.run_id)?;
+                // finished run; a stuck session only delays that.
+                record_in_savepoint(conn, row.run_id);
                 run_shard_again(conn, row.run_id)?;
             }
             QueryResult::Ok(Some(row))
@@ -1042,11 +1023,16 @@ fn run_exists(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
 
 /// Runs marked running without any lease: left by a crash between
 /// statements that cannot happen inside one transaction, but cheap to heal.
+/// They are listed for the sweep to record in insights and health.
 pub fn finish_orphans(conn: &mut PgConnection, reason: &str) -> QueryResult<usize> {
     super::kept_sql(
-        "UPDATE test_runs SET status = 'error', status_reason = $1, finished_at = now() \
-         WHERE status = 'running' AND NOT EXISTS \
-           (SELECT 1 FROM environment_locks l WHERE l.run_id = test_runs.id)",
+        "WITH orphaned AS ( \
+           UPDATE test_runs SET status = 'error', status_reason = $1, finished_at = now() \
+           WHERE status = 'running' AND NOT EXISTS \
+             (SELECT 1 FROM environment_locks l WHERE l.run_id = test_runs.id) \
+           RETURNING id \
+         ) \
+         INSERT INTO runs_to_record (run_id) SELECT id FROM orphaned",
     )
     .bind::<Text, _>(reason)
     .execute(conn)

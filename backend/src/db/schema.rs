@@ -322,6 +322,7 @@ diesel::table! {
         secret_hash -> Text,
         created_at -> Timestamptz,
         expires_at -> Nullable<Timestamptz>,
+        run_id -> Nullable<Int8>,
     }
 }
 

@@ -791,15 +791,60 @@ fn a_session_stuck_on_insights_rows_delays_the_recording_and_nothing_else() {
     assert!(none.is_none());
     assert_eq!(listed(&mut conn), 2);
     assert!(leases::record_left_over_runs(&mut conn, 0).is_err());
+
+    // A finish with no claim to follow (at shut-down) is written too.
+    queue_run(&mut conn, 10);
+    let leases::Claimed::Run(fourth) = leases::claim(&mut conn, 10, claimer("me")).unwrap() else {
+        panic!("the fourth run is claimed");
+    };
+    let written = leases::finish(&mut conn, &fourth, 30, Stored::default(), &with_a_case());
+    assert_eq!(written.unwrap(), Written::Done);
+    assert_eq!(listed(&mut conn), 3);
+
+    // A run whose instance is gone is taken back, and its token revoked.
+    diesel::sql_query("INSERT INTO users (username, role) VALUES ('fay', 'member')")
+        .execute(&mut conn)
+        .unwrap();
+    queue_run(&mut conn, 10);
+    let with_tokens = leases::Claimer {
+        run_tokens: Some(600),
+        ..claimer("gone")
+    };
+    let leases::Claimed::Run(fifth) = leases::claim(&mut conn, 10, with_tokens).unwrap() else {
+        panic!("the fifth run is claimed");
+    };
+    let token = fifth.token.as_ref().expect("the run's token").id;
+    let appended = leases::append(
+        &mut conn,
+        fifth.run.id,
+        fifth.fence,
+        Stored::default(),
+        "",
+        &[case("test_quick.py::test_a")],
+        &RunSummary::default(),
+    );
+    assert_eq!(appended.unwrap(), Written::Done);
+    let taken = leases::reclaim(&mut conn, Some("gone"), "executor lost").unwrap();
+    assert_eq!(taken.len(), 1, "taken back");
+    assert_eq!(status_of(&mut conn, fifth.run.id), RunStatus::Error);
+    assert_eq!(listed(&mut conn), 4);
+    assert_eq!(
+        backend::db::identity::token(&mut conn, token)
+            .unwrap()
+            .map(|t| t.id),
+        None,
+        "the lost run's token is revoked"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "no lock waited for: {:?}",
         started.elapsed()
     );
     assert_eq!(status_of(&mut conn, third.run.id), RunStatus::Success);
+    assert_eq!(status_of(&mut conn, fourth.run.id), RunStatus::Success);
 
     drop(stuck);
-    assert_eq!(leases::record_left_over_runs(&mut conn, 0).unwrap(), 2);
+    assert_eq!(leases::record_left_over_runs(&mut conn, 0).unwrap(), 4);
     assert_eq!(leases::record_left_over_runs(&mut conn, 0).unwrap(), 0);
     #[derive(QueryableByName)]
     struct Bytes {
@@ -812,5 +857,5 @@ fn a_session_stuck_on_insights_rows_delays_the_recording_and_nothing_else() {
     )
     .get_result(&mut conn)
     .unwrap();
-    assert_eq!(durations.bytes, 3 * 4, "each run's one duration, once");
+    assert_eq!(durations.bytes, 5 * 4, "each run's one duration, once");
 }
