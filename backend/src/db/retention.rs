@@ -1,5 +1,6 @@
 //! Retention: old runs lose their details (log, cases, report, artifacts)
-//! unless pinned, and insights rows older than any window are dropped. In
+//! unless pinned; insights rows older than any window and webhook
+//! deliveries that ended more than a month ago are dropped. In
 //! bounded batches, each claimed with `SKIP LOCKED`, so that several
 //! instances pruning at once share the work instead of colliding.
 
@@ -52,6 +53,25 @@ pub fn prune_runs(conn: &mut PgConnection, days: i32, batch: i64) -> QueryResult
         }
         Ok(ids)
     })
+}
+
+/// How long a webhook delivery that ended (sent, or given up on) stays in
+/// its webhook's log.
+pub const DELIVERIES_KEEP_DAYS: i32 = 30;
+
+/// Drops at most `batch` webhook deliveries that ended more than
+/// [`DELIVERIES_KEEP_DAYS`] ago; how many.
+pub fn prune_deliveries(conn: &mut PgConnection, batch: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM webhook_deliveries WHERE id = ANY(ARRAY( \
+           SELECT id FROM webhook_deliveries \
+           WHERE (delivered_at IS NOT NULL OR failed_at IS NOT NULL) \
+             AND coalesce(delivered_at, failed_at) < now() - make_interval(days => $1) \
+           LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    )
+    .bind::<Integer, _>(DELIVERIES_KEEP_DAYS)
+    .bind::<BigInt, _>(batch)
+    .execute(conn)
 }
 
 /// Drops at most `batch` rows of each insights table that no window

@@ -1,5 +1,6 @@
 //! The periodic clean-up: runs past `RETENTION_DAYS` lose their details
-//! (unless pinned), and insights rows older than any window go. Cheap when
+//! (unless pinned), and insights rows older than any window and webhook
+//! deliveries that ended more than a month ago go. Cheap when
 //! there is nothing to do (index range scans), so it runs often. Every
 //! instance runs it; the batches' `SKIP LOCKED` claims share the work.
 
@@ -14,8 +15,9 @@ pub const INSIGHTS_BATCH: i64 = 5000;
 /// Batches per pass at most, so that one pass never runs for long; what is
 /// left waits for the next.
 const MAX_BATCHES: usize = 50;
-/// How often the insights tables are pruned (and at start-up): rows leave
-/// their window by the day, and a pass reads more than the runs' one.
+/// How often the insights tables and webhook deliveries are pruned (and at
+/// start-up): rows leave their window by the day, and a pass reads more
+/// than the runs' one.
 const INSIGHTS_EVERY: Duration = Duration::from_secs(3600);
 
 /// What one pass removed.
@@ -23,11 +25,12 @@ const INSIGHTS_EVERY: Duration = Duration::from_secs(3600);
 pub struct Pruned {
     pub runs: usize,
     pub insights_rows: usize,
+    pub deliveries: usize,
 }
 
 /// One pass: the details of runs finished more than `retention_days` ago
 /// (none when `None`), then, with `insights`, insights rows past their
-/// longest window.
+/// longest window and webhook deliveries past theirs.
 pub fn prune_once(
     conn: &mut diesel::PgConnection,
     retention_days: Option<u32>,
@@ -48,6 +51,13 @@ pub fn prune_once(
         let removed = db::retention::prune_insights(conn, INSIGHTS_BATCH)?;
         pruned.insights_rows += removed;
         if removed == 0 {
+            break;
+        }
+    }
+    for _ in 0..if insights { MAX_BATCHES } else { 0 } {
+        let removed = db::retention::prune_deliveries(conn, INSIGHTS_BATCH)?;
+        pruned.deliveries += removed;
+        if (removed as i64) < INSIGHTS_BATCH {
             break;
         }
     }
@@ -77,6 +87,7 @@ pub async fn run(pool: PgPool, retention_days: Option<u32>, interval: Duration) 
                 tracing::info!(
                     runs = pruned.runs,
                     insights_rows = pruned.insights_rows,
+                    deliveries = pruned.deliveries,
                     "retention: old details removed"
                 );
             }

@@ -1,6 +1,6 @@
 //! Retention: details of runs past `RETENTION_DAYS` are removed unless
-//! pinned; insights past their longest window go; the database's size is
-//! a metric.
+//! pinned; insights past their longest window and webhook deliveries
+//! that ended a month ago go; the database's size is a metric.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -138,7 +138,7 @@ fn count(conn: &mut PgConnection, sql: &str) -> i64 {
 }
 
 #[test]
-fn insights_past_their_longest_window_are_pruned_and_recent_ones_kept() {
+fn insights_and_deliveries_past_their_window_are_pruned_and_recent_ones_kept() {
     let tests = TestsDir::with(&[("test_leaves.py", LEAVES)]);
     // Retention of runs off: insights are pruned anyway.
     let app = TestApp::spawn(&tests, &[]);
@@ -175,18 +175,50 @@ fn insights_past_their_longest_window_are_pruned_and_recent_ones_kept() {
         .execute(&mut conn)
         .unwrap();
     }
-    // Insights are pruned at start-up (then hourly): a second instance
-    // on the database starts and prunes them.
+    // Webhook deliveries that ended more than 30 days ago go; recent ones
+    // and those still to be sent stay.
+    diesel::sql_query(
+        "INSERT INTO webhooks (id, url, events) VALUES (7, 'http://127.0.0.1:9/', '{run.finished}')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    for (note, delivered_days, failed_days, pending) in [
+        ("old sent", Some(40), None, false),
+        ("old given up", None, Some(31), false),
+        ("recent sent", Some(29), None, false),
+        ("old still to send", None, None, true),
+    ] {
+        diesel::sql_query(
+            "INSERT INTO webhook_deliveries \
+               (webhook_id, event, subject_id, occurred_at, last_error, \
+                delivered_at, failed_at, next_attempt_at) \
+             VALUES (7, 'run.finished', 1, now() - interval '50 days', $1, \
+                     now() - make_interval(days => $2), now() - make_interval(days => $3), \
+                     CASE WHEN $4 THEN now() + interval '1 day' ELSE now() END)",
+        )
+        .bind::<Text, _>(note)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Integer>, _>(delivered_days)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Integer>, _>(failed_days)
+        .bind::<diesel::sql_types::Bool, _>(pending)
+        .execute(&mut conn)
+        .unwrap();
+    }
+    // Insights and deliveries are pruned at start-up (then hourly): a
+    // second instance on the database starts and prunes them.
     let _second = TestApp::spawn_on(app.db.clone(), &tests, &[]);
     eventually(
         Duration::from_secs(20),
-        "old insights rows are pruned",
+        "old insights rows and deliveries are pruned",
         || {
             let mut conn = app.db.conn();
             count(
                 &mut conn,
                 "SELECT count(*) AS n FROM test_flips WHERE nodeid = 't.py::old'",
             ) == 0
+                && count(
+                    &mut conn,
+                    "SELECT count(*) AS n FROM webhook_deliveries WHERE webhook_id = 7",
+                ) == 2
         },
     );
     for table in ["test_period_stats", "test_flips", "test_last_results"] {
@@ -200,6 +232,20 @@ fn insights_past_their_longest_window_are_pruned_and_recent_ones_kept() {
         );
         assert_eq!((table, old, kept), (table, 0, 1));
     }
+    #[derive(QueryableByName)]
+    struct Note {
+        #[diesel(sql_type = Text)]
+        last_error: String,
+    }
+    let deliveries: Vec<String> = diesel::sql_query(
+        "SELECT last_error FROM webhook_deliveries WHERE webhook_id = 7 ORDER BY id",
+    )
+    .load::<Note>(&mut conn)
+    .unwrap()
+    .into_iter()
+    .map(|note| note.last_error)
+    .collect();
+    assert_eq!(deliveries, ["recent sent", "old still to send"]);
     // The run's own details are kept: RETENTION_DAYS is off.
     assert!(app.run(run)["details_removed_at"].is_null());
     assert_eq!(details(&app, run).0, 1);
