@@ -124,7 +124,8 @@ impl Program {
             let (tag, bytes) = field.split_first().ok_or("an empty field")?;
             let value = OsString::from_vec(bytes.to_vec());
             match *tag {
-                PROGRAM_TAG if !named => {
+                PROGRAM_TAG if named => return Err("a second program".into()),
+                PROGRAM_TAG => {
                     program.program = value;
                     named = true;
                 }
@@ -445,5 +446,9 @@ mod tests {
         ] {
             assert!(Program::decode(body).is_err(), "{body:?}");
         }
+        assert_eq!(
+            Program::decode(b"Ppython3\0Ppython2\0"),
+            Err("a second program".into())
+        );
     }
 }
