@@ -447,6 +447,56 @@ fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
     assert_eq!(run.status, RunStatus::Error);
 }
 
+/// A listed run is recorded after the listed runs of its environment
+/// that came before it, whoever records first: here the run handed on to
+/// finishes before anyone recorded the one before it, and the flip
+/// between the two is still found.
+#[test]
+fn runs_of_an_environment_are_recorded_in_the_order_they_ran() {
+    let (_db, mut conn, first) = claimed_run("me");
+    queue_run(&mut conn, 10);
+    let passed = Outcome {
+        cases: vec![case("test_quick.py::test_a")],
+        ..succeeded()
+    };
+    let (written, second) = finish_handing_on(&mut conn, &first, &passed);
+    let second = second.expect("the second run is claimed");
+    assert_eq!(written, Written::Done);
+    let failed = Outcome {
+        status: RunStatus::Failed,
+        exit_code: Some(1),
+        cases: vec![CaseResult {
+            outcome: CaseOutcome::Failed,
+            ..case("test_quick.py::test_a")
+        }],
+        ..succeeded()
+    };
+    let written = leases::finish(&mut conn, &second, 30, Stored::default(), &failed);
+    assert_eq!(written.unwrap(), Written::Done);
+    assert_eq!(
+        leases::record_left_over_runs(&mut conn, 0).unwrap(),
+        0,
+        "the first run was recorded with the second"
+    );
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Flip {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        run_id: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        previous_run_id: i64,
+    }
+    let flips: Vec<Flip> = diesel::sql_query("SELECT run_id, previous_run_id FROM test_flips")
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(
+        flips,
+        [Flip {
+            run_id: second.run.id,
+            previous_run_id: first.run.id
+        }]
+    );
+}
+
 /// The lease on environment 10: its run and fence.
 fn lease_on_10(conn: &mut PgConnection) -> Option<(i64, i64)> {
     use backend::db::schema::environment_locks::dsl::*;
