@@ -789,7 +789,8 @@ fn the_run_count_stays_exact_through_inserts_deletes_and_an_upgrade() {
 
 /// A session stuck on rows of the insights tables never holds up a run:
 /// the recording gives up after a moment and leaves the run listed, a
-/// finish with nothing to hand on is written all the same, and the sweep
+/// finish with nothing to hand on (after a hand-off, or at shut-down) and
+/// the reclaim of a lost run are written all the same, and the sweep
 /// fails without waiting; once the session is gone, the sweep records
 /// every listed run, once.
 #[test]
