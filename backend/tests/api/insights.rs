@@ -404,7 +404,9 @@ fn insert_run(
     .bind::<Array<BigInt>, _>(cases.iter().map(|c| c.duration_ms).collect::<Vec<_>>())
     .execute(conn)
     .unwrap();
-    diesel::sql_query("SELECT record_test_results($1)")
+    // Recorded as a finish records a run: environment health, which the
+    // answer's suspect environments come from, included.
+    diesel::sql_query("SELECT record_test_results($1), record_environment_results($1)")
         .bind::<BigInt, _>(id)
         .execute(conn)
         .unwrap();
