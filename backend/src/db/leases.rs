@@ -1020,20 +1020,3 @@ struct RunIdRow {
 fn run_exists(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(test_runs::table.find(id))).get_result(conn)
 }
-
-/// Runs marked running without any lease: left by a crash between
-/// statements that cannot happen inside one transaction, but cheap to heal.
-/// They are listed for the sweep to record in insights and health.
-pub fn finish_orphans(conn: &mut PgConnection, reason: &str) -> QueryResult<usize> {
-    super::kept_sql(
-        "WITH orphaned AS ( \
-           UPDATE test_runs SET status = 'error', status_reason = $1, finished_at = now() \
-           WHERE status = 'running' AND NOT EXISTS \
-             (SELECT 1 FROM environment_locks l WHERE l.run_id = test_runs.id) \
-           RETURNING id \
-         ) \
-         INSERT INTO runs_to_record (run_id) SELECT id FROM orphaned",
-    )
-    .bind::<Text, _>(reason)
-    .execute(conn)
-}
