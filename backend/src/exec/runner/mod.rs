@@ -60,25 +60,26 @@ pub type HandedOff = (Claim, Instant, UnrecordedRun);
 /// later sweep records it.
 pub struct UnrecordedRun {
     pool: PgPool,
-    run_id: Option<i64>,
+    run_id: i64,
 }
 
 impl UnrecordedRun {
     fn new(pool: &PgPool, run_id: i64) -> UnrecordedRun {
         UnrecordedRun {
             pool: pool.clone(),
-            run_id: Some(run_id),
+            run_id,
         }
     }
 
-    pub fn record(mut self) {
-        self.record_once();
+    /// Records the run now: dropping it does.
+    pub fn record(self) {
+        drop(self);
     }
+}
 
-    fn record_once(&mut self) {
-        let Some(run_id) = self.run_id.take() else {
-            return;
-        };
+impl Drop for UnrecordedRun {
+    fn drop(&mut self) {
+        let run_id = self.run_id;
         let recorded = self
             .pool
             .get()
@@ -89,12 +90,6 @@ impl UnrecordedRun {
         if let Err(e) = recorded {
             tracing::warn!(run_id, error = %e, "a finished run is not in insights yet; a sweep will record it");
         }
-    }
-}
-
-impl Drop for UnrecordedRun {
-    fn drop(&mut self) {
-        self.record_once();
     }
 }
 
