@@ -497,6 +497,23 @@ fn runs_of_an_environment_are_recorded_in_the_order_they_ran() {
     );
 }
 
+/// The bytes of durations the daily insights rows hold: 4 for each
+/// recorded result, so a run recorded twice shows.
+fn daily_duration_bytes(conn: &mut PgConnection) -> i64 {
+    #[derive(QueryableByName)]
+    struct Bytes {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        bytes: i64,
+    }
+    diesel::sql_query(
+        "SELECT coalesce(sum(length(durations_ms)), 0)::bigint AS bytes \
+         FROM test_period_stats WHERE period = 'day'",
+    )
+    .get_result::<Bytes>(conn)
+    .unwrap()
+    .bytes
+}
+
 /// The lease on environment 10: its run and fence.
 fn lease_on_10(conn: &mut PgConnection) -> Option<(i64, i64)> {
     use backend::db::schema::environment_locks::dsl::*;
@@ -709,18 +726,11 @@ fn a_run_handed_on_from_is_recorded_after_the_finish_and_exactly_once() {
     leases::record_listed_run(&mut conn, fourth.run.id).unwrap();
     assert_eq!(leases::record_left_over_runs(&mut conn, 0).unwrap(), 0);
     assert_eq!(counted(&mut conn), (4, 4, 0));
-    #[derive(QueryableByName)]
-    struct Bytes {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        bytes: i64,
-    }
-    let durations: Bytes = diesel::sql_query(
-        "SELECT coalesce(sum(length(durations_ms)), 0)::bigint AS bytes \
-         FROM test_period_stats WHERE period = 'day'",
-    )
-    .get_result(&mut conn)
-    .unwrap();
-    assert_eq!(durations.bytes, 4 * 4, "each run's one duration, once");
+    assert_eq!(
+        daily_duration_bytes(&mut conn),
+        4 * 4,
+        "each run's one duration, once"
+    );
 }
 
 /// The run list's total comes from counters the database keeps: they count
@@ -897,16 +907,9 @@ fn a_session_stuck_on_insights_rows_delays_the_recording_and_nothing_else() {
     drop(stuck);
     assert_eq!(leases::record_left_over_runs(&mut conn, 0).unwrap(), 4);
     assert_eq!(leases::record_left_over_runs(&mut conn, 0).unwrap(), 0);
-    #[derive(QueryableByName)]
-    struct Bytes {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        bytes: i64,
-    }
-    let durations: Bytes = diesel::sql_query(
-        "SELECT coalesce(sum(length(durations_ms)), 0)::bigint AS bytes \
-         FROM test_period_stats WHERE period = 'day'",
-    )
-    .get_result(&mut conn)
-    .unwrap();
-    assert_eq!(durations.bytes, 5 * 4, "each run's one duration, once");
+    assert_eq!(
+        daily_duration_bytes(&mut conn),
+        5 * 4,
+        "each run's one duration, once"
+    );
 }
