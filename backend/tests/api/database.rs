@@ -497,6 +497,45 @@ fn runs_of_an_environment_are_recorded_in_the_order_they_ran() {
     );
 }
 
+/// Two instances recording the same listed run at once count it once:
+/// the second waits for the first's delete of the listing, then finds it
+/// gone, whether the first commits or is still recording.
+#[test]
+fn two_sessions_recording_one_listed_run_count_it_once() {
+    let (db, mut conn, first) = claimed_run("me");
+    queue_run(&mut conn, 10);
+    let with_a_case = Outcome {
+        cases: vec![case("test_quick.py::test_a")],
+        ..succeeded()
+    };
+    let (_, second) = finish_handing_on(&mut conn, &first, &with_a_case);
+    assert!(second.is_some(), "the first run is listed, not recorded");
+    #[derive(QueryableByName)]
+    struct Recorded {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        recorded: bool,
+    }
+    let run_id = first.run.id;
+    let record = move |conn: &mut PgConnection| -> QueryResult<bool> {
+        diesel::sql_query("SELECT record_listed_run($1) AS recorded")
+            .bind::<diesel::sql_types::BigInt, _>(run_id)
+            .get_result::<Recorded>(conn)
+            .map(|row| row.recorded)
+    };
+    let mut one = db.conn();
+    diesel::sql_query("BEGIN").execute(&mut one).unwrap();
+    assert!(record(&mut one).unwrap(), "the first session records it");
+    let mut other = db.conn();
+    let racing = std::thread::spawn(move || record(&mut other));
+    std::thread::sleep(Duration::from_millis(50));
+    diesel::sql_query("COMMIT").execute(&mut one).unwrap();
+    // Within its 200 ms the second sees the listing gone; past them it
+    // fails. Either way it records nothing.
+    assert!(!racing.join().unwrap().unwrap_or(false));
+    assert!(!record(&mut conn).unwrap(), "nothing is left to record");
+    assert_eq!(daily_duration_bytes(&mut conn), 4, "one duration, once");
+}
+
 /// The bytes of durations the daily insights rows hold: 4 for each
 /// recorded result, so a run recorded twice shows.
 fn daily_duration_bytes(conn: &mut PgConnection) -> i64 {
