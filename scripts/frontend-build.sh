@@ -14,7 +14,10 @@
 #
 # Environment: CARGO_TARGET_DIR (default target/wasm, apart from the host
 # builds so neither invalidates the other or blocks on its lock);
-# WASM_GZ_BUDGET (default 290000): warn when the gzipped wasm is larger.
+# WASM_GZ_BUDGET (default 400000): warn when the gzipped wasm is larger. The
+# app with every page is 388 717 bytes, most of it the pages themselves and
+# yew's code generated for each (no one function is over 27 KB raw), so
+# the budget is a tripwire for growth, not a target.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,7 +29,7 @@ die() { printf '[frontend-build] error: %s\n' "$*" >&2; exit 1; }
 
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/wasm}"
-WASM_GZ_BUDGET="${WASM_GZ_BUDGET:-290000}"
+WASM_GZ_BUDGET="${WASM_GZ_BUDGET:-400000}"
 # Size over speed for every crate of the wasm (the workspace profile only
 # makes the frontend crate itself opt-level z); this target dir holds
 # nothing else, so the host builds keep their own profile. About a quarter
