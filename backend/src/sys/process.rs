@@ -342,6 +342,32 @@ pub fn group_is_ours(pgid: i32, boot_id: Option<&str>, start_ticks: Option<u64>)
     procfs::stat(pgid).is_none_or(|leader| leader.start_ticks == start_ticks)
 }
 
+/// Kills every process whose environment holds `entry` (see
+/// [`procfs::processes_with_env_entry`]), again until none is left or
+/// `timeout` passed, and answers how many it killed: what a run's tests
+/// left outside its group when their supervisor, which would have killed
+/// them, is gone.
+pub fn kill_marked(entry: &[u8], timeout: Duration) -> usize {
+    let me = std::process::id() as i32;
+    let deadline = Instant::now() + timeout;
+    let mut killed = std::collections::HashSet::new();
+    loop {
+        let found: Vec<i32> = procfs::processes_with_env_entry(entry)
+            .into_iter()
+            .filter(|pid| *pid != me)
+            .collect();
+        if found.is_empty() || Instant::now() > deadline {
+            return killed.len();
+        }
+        for pid in found {
+            if nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+                killed.insert(pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Kills a group and waits (bounded) until it is gone; false if it is not.
 pub fn kill_group_and_wait(pgid: i32, timeout: Duration) -> bool {
     signal_group(pgid, Signal::SIGKILL);
@@ -358,6 +384,35 @@ pub fn kill_group_and_wait(pgid: i32, timeout: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn the_processes_with_a_mark_are_found_and_killed_and_no_other() {
+        let mark = format!("TEST_MARK={}", std::process::id());
+        let start = |value: &str| {
+            Command::new("sleep")
+                .arg("30")
+                .env("TEST_MARK", value)
+                .spawn()
+                .expect("sleep starts")
+        };
+        let mut marked = start(&std::process::id().to_string());
+        let mut other = start("another run");
+        let found = procfs::processes_with_env_entry(mark.as_bytes());
+        assert_eq!(found, vec![marked.id() as i32]);
+        assert_eq!(kill_marked(mark.as_bytes(), Duration::from_secs(5)), 1);
+        assert_eq!(
+            marked.wait().unwrap().signal(),
+            Some(Signal::SIGKILL as i32)
+        );
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "the other is untouched"
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+        assert_eq!(kill_marked(mark.as_bytes(), Duration::from_secs(5)), 0);
+    }
 
     #[test]
     fn an_empty_group_is_not_alive() {

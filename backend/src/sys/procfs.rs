@@ -55,6 +55,23 @@ pub fn processes() -> impl Iterator<Item = Stat> {
         .filter_map(stat)
 }
 
+/// The processes (that can be seen) whose environment holds `entry`
+/// (`NAME=value`), byte for byte. One that cleared its environment, or
+/// that another user owns or made non-dumpable, cannot be read, so it is
+/// not found; nor is a zombie (its environment is gone).
+pub fn processes_with_env_entry(entry: &[u8]) -> Vec<i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|environ| environ.split(|b| *b == 0).any(|e| e == entry))
+        })
+        .collect()
+}
+
 /// This boot of the machine: process ids and start times are only
 /// comparable within one.
 pub fn boot_id() -> Option<String> {

@@ -512,16 +512,15 @@ fn a_restarted_instance_finishes_what_it_held_in_a_past_life_at_once() {
     assert_eq!(second.wait_finished(next, SECS_30)["status"], "success");
 }
 
-#[test]
-fn a_daemon_escaping_into_its_own_session_dies_with_the_run() {
-    let tests = TestsDir::with(&[(
-        "test_daemon.py",
-        r#"
-import os, subprocess, sys, time
+/// A test module's head: `start_daemon()` starts a process in a session
+/// of its own (out of the run's process group) and returns once it wrote
+/// its pid to `marks/<run id>/daemon`.
+const DAEMON_STARTER: &str = r#"
+import os, signal, subprocess, sys, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 DAEMON = "import os, sys, time\nif os.fork():\n    sys.exit(0)\nos.setsid()\nwith open(sys.argv[1] + '.tmp', 'w') as f:\n    f.write(str(os.getpid()))\nos.rename(sys.argv[1] + '.tmp', sys.argv[1])\nwhile True:\n    time.sleep(0.1)\n"
 
-def test_leaves_a_daemon():
+def start_daemon():
     marks = os.path.join(HERE, "marks", os.environ["TEST_RUN_ID"])
     os.makedirs(marks, exist_ok=True)
     target = os.path.join(marks, "daemon")
@@ -529,17 +528,53 @@ def test_leaves_a_daemon():
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait()
     while not os.path.exists(target):
         time.sleep(0.05)
-"#,
-    )]);
+"#;
+
+fn daemon_pid(tests: &TestsDir, run_id: i64) -> i32 {
+    std::fs::read_to_string(marks(tests, run_id).join("daemon"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .expect("the daemon's pid")
+}
+
+#[test]
+fn a_daemon_escaping_into_its_own_session_dies_with_the_run() {
+    let module = format!("{DAEMON_STARTER}\ndef test_leaves_a_daemon():\n    start_daemon()\n");
+    let tests = TestsDir::with(&[("test_daemon.py", module.as_str())]);
     let app = TestApp::spawn(&tests, &[]);
     let id = app.create_run("eve", 12, &["test_daemon.py"]);
     let run = app.wait_finished(id, SECS_30);
     assert_eq!(run["status"], "success", "{}", app.log_text(id));
-    let pid: i32 = std::fs::read_to_string(marks(&tests, id).join("daemon"))
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
-        .expect("the daemon's pid");
-    assert_tree_gone(&[pid]);
+    assert_tree_gone(&[daemon_pid(&tests, id)]);
+}
+
+/// Running as the service's user, a test can kill its own supervisor,
+/// which would have killed what the tests left behind: the service then
+/// finds those by the run's mark in their environment.
+#[test]
+fn a_daemon_dies_with_the_run_even_when_a_test_killed_its_supervisor() {
+    let module = format!(
+        "{DAEMON_STARTER}\ndef test_kills_its_supervisor():\n    start_daemon()\n    \
+         os.kill(os.getppid(), signal.SIGKILL)\n    time.sleep(30)\n"
+    );
+    let tests = TestsDir::with(&[("test_regicide.py", module.as_str())]);
+    let app = TestApp::spawn(&tests, &[]);
+    let id = app.create_run("eve", 13, &["test_regicide.py"]);
+    let run = app.wait_finished(id, SECS_30);
+    let log = app.log_text(id);
+    assert_eq!(run["status"], "error", "{log}");
+    let reason = run["status_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("the tests' supervisor was killed by signal 9 (SIGKILL)"),
+        "{reason}"
+    );
+    assert!(
+        log.contains("1 process(es) the tests had left outside their group were killed"),
+        "{log}"
+    );
+    assert_tree_gone(&[daemon_pid(&tests, id)]);
+    let next = app.create_run("eve", 13, &["test_regicide.py"]);
+    assert_eq!(app.wait_finished(next, SECS_30)["status"], "error");
 }
 
 #[derive(QueryableByName)]

@@ -11,6 +11,7 @@ pub mod reporter_socket;
 pub mod supervision;
 
 use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -435,6 +436,14 @@ fn outcome_of(ended: Ended, junit_file: &Path, timeout: Duration) -> Outcome {
         ..
     } = ended;
     let exit_code = exit.and_then(|status| status.code());
+    // The supervisor answers the program's signal as 128 + its number: a
+    // signal of its own means the supervisor itself was killed.
+    let supervisor_killed = exit.and_then(|status| status.signal()).map(|signal| {
+        format!(
+            "the tests' supervisor was killed by {}",
+            signal_name(signal)
+        )
+    });
     let junit_xml = read_report(junit_file).filter(|xml| {
         let keep = xml.len() as u64 <= MAX_REPORT_BYTES;
         if !keep {
@@ -465,7 +474,7 @@ fn outcome_of(ended: Ended, junit_file: &Path, timeout: Duration) -> Outcome {
                 (_, Some(code)) => {
                     format!("pytest exited with code {code} before its session ended")
                 }
-                (_, None) => "pytest was killed".to_string(),
+                (_, None) => supervisor_killed.unwrap_or_else(|| "pytest was killed".to_string()),
             };
             let running = results.interrupt(&why);
             if verdict.is_none() {
@@ -493,9 +502,10 @@ fn outcome_of(ended: Ended, junit_file: &Path, timeout: Duration) -> Outcome {
             .clone()
             .or_else(|| (!cases.is_empty()).then(|| summary_of(&cases)))
             .unwrap_or_default();
-        let (status, reason) = match stopped {
-            Some((status, why)) => (status, Some(why)),
-            None => status_of_exit(exit_code),
+        let (status, reason) = match (stopped, supervisor_killed) {
+            (Some((status, why)), _) => (status, Some(why)),
+            (None, Some(why)) => (RunStatus::Error, Some(why)),
+            (None, None) => status_of_exit(exit_code),
         };
         (status, reason, summary)
     };
@@ -518,6 +528,11 @@ fn signal_name(number: i32) -> String {
         Err(_) => format!("signal {number}"),
     }
 }
+
+/// Names the run's reporter socket to its plugin. Unique to the run, and
+/// inherited by whatever the tests start: it also marks what they leave
+/// behind (see [`supervision::leftovers_marker`]).
+const EVENTS_VAR: &str = "TEST_EXECUTOR_EVENTS";
 
 /// Loads the reporter plugin; prints of the tests reach the log as they
 /// happen, and are still captured for failure reports.
@@ -588,7 +603,7 @@ fn pytest_command(
         ("TEST_ENV_NAME".into(), claim.environment.name.clone()),
         ("EXECUTOR_URL".into(), ctx.public_url.clone()),
         ("TEST_RUN_ID".into(), claim.run.id.to_string()),
-        ("TEST_EXECUTOR_EVENTS".into(), events.display().to_string()),
+        (EVENTS_VAR.into(), events.display().to_string()),
         (
             "TEST_ARTIFACTS_DIR".into(),
             artifacts_dir.display().to_string(),

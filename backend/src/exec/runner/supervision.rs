@@ -14,6 +14,8 @@
 //! process exited has a deadline.
 
 use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Child, ChildStdin, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -211,11 +213,19 @@ pub struct Supervision<'a> {
     output_done: bool,
     report_done: bool,
     leftovers_killed: bool,
+    /// The environment entry of every process the tests started.
+    leftovers_marker: Vec<u8>,
     /// Tells the reporter socket's reader that the run is over.
     over: Arc<AtomicBool>,
     /// The run before this one, to record once this run's test process
     /// is past its start.
     previous: Option<UnrecordedRun>,
+}
+
+/// `NAME=value` of the variable that names the run's reporter socket, as
+/// every process the tests start inherits it.
+pub fn leftovers_marker(reporter_socket: &Path) -> Vec<u8> {
+    format!("{}={}", super::EVENTS_VAR, reporter_socket.display()).into_bytes()
 }
 
 impl<'a> Supervision<'a> {
@@ -238,6 +248,7 @@ impl<'a> Supervision<'a> {
         let heartbeat = child.stdin.take();
         let run_id = claim.run.id;
         let over = Arc::new(AtomicBool::new(false));
+        let marker = leftovers_marker(reporter.path());
         reporter.serve(run_id, pgid, events_tx.clone(), Arc::clone(&over))?;
         let lines = events_tx.clone();
         std::thread::Builder::new()
@@ -273,6 +284,7 @@ impl<'a> Supervision<'a> {
             output_done: false,
             report_done: false,
             leftovers_killed: false,
+            leftovers_marker: marker,
             over,
             previous: None,
         })
@@ -308,6 +320,22 @@ impl<'a> Supervision<'a> {
         // Nothing of the tree may outlive the run.
         if process::group_alive(self.pgid) {
             process::kill_group_and_wait(self.pgid, Duration::from_secs(10));
+        }
+        if self.exit.flatten().and_then(|s| s.signal()).is_some() {
+            // The supervisor itself was killed: by a test running as the
+            // service's user, or by a stop's last resort. Whatever the
+            // tests moved out of the group has nobody else to kill it.
+            let killed = process::kill_marked(&self.leftovers_marker, Duration::from_secs(10));
+            if killed > 0 {
+                tracing::warn!(
+                    killed,
+                    "the tests' supervisor was killed; so is what they left"
+                );
+                self.log.push(format!(
+                    "test-executor: the tests' supervisor was killed; {killed} process(es) \
+                     the tests had left outside their group were killed\n"
+                ));
+            }
         }
         self.unstored_cases.extend(self.results.take_finished());
         Ended {
