@@ -721,16 +721,7 @@ fn server_address() -> String {
 
 /// Whether a process is alive (a zombie counts as gone).
 pub fn process_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let after = &stat[stat.rfind(')')? + 1..];
-            after
-                .split_whitespace()
-                .next()
-                .map(|s| s != "Z" && s != "X")
-        })
-        .unwrap_or(false)
+    backend::sys::procfs::stat(pid).is_some_and(|process| process.is_live())
 }
 
 /// Waits until `check` holds, `timeout` (scaled) at most, or panics with
