@@ -45,14 +45,18 @@ pub fn stat(pid: i32) -> Option<Stat> {
     parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// Every process of the machine (that can be seen).
-pub fn processes() -> impl Iterator<Item = Stat> {
+/// The pid of every process of the machine (that can be seen).
+fn pids() -> impl Iterator<Item = i32> {
     fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(stat)
+}
+
+/// Every process of the machine (that can be seen).
+pub fn processes() -> impl Iterator<Item = Stat> {
+    pids().filter_map(stat)
 }
 
 /// The processes (that can be seen) whose environment holds `entry`
@@ -60,11 +64,7 @@ pub fn processes() -> impl Iterator<Item = Stat> {
 /// that another user owns or made non-dumpable, cannot be read, so it is
 /// not found; nor is a zombie (its environment is gone).
 pub fn processes_with_env_entry(entry: &[u8]) -> Vec<i32> {
-    fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+    pids()
         .filter(|pid| {
             fs::read(format!("/proc/{pid}/environ"))
                 .is_ok_and(|environ| environ.split(|b| *b == 0).any(|e| e == entry))
