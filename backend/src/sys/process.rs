@@ -351,12 +351,16 @@ pub fn kill_marked(entry: &[u8], timeout: Duration) -> usize {
     let me = std::process::id() as i32;
     let deadline = Instant::now() + timeout;
     let mut killed = std::collections::HashSet::new();
+    // A process in the middle of an exec shows no environment for that
+    // moment: only a second empty look, a little later, ends the search.
+    let mut empty_looks = 0;
     loop {
         let found: Vec<i32> = procfs::processes_with_env_entry(entry)
             .into_iter()
             .filter(|pid| *pid != me)
             .collect();
-        if found.is_empty() || Instant::now() > deadline {
+        empty_looks = if found.is_empty() { empty_looks + 1 } else { 0 };
+        if empty_looks == 2 || Instant::now() > deadline {
             return killed.len();
         }
         for pid in found {
@@ -398,7 +402,13 @@ mod tests {
         };
         let mut marked = start(&std::process::id().to_string());
         let mut other = start("another run");
-        let found = procfs::processes_with_env_entry(mark.as_bytes());
+        // `spawn` returns before the exec has set up the new environment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut found = procfs::processes_with_env_entry(mark.as_bytes());
+        while found.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            found = procfs::processes_with_env_entry(mark.as_bytes());
+        }
         assert_eq!(found, vec![marked.id() as i32]);
         assert_eq!(kill_marked(mark.as_bytes(), Duration::from_secs(5)), 1);
         assert_eq!(
