@@ -10,11 +10,19 @@
 //!   BENCH_STAMP_MODE   `exec`: stamp, then exec the interpreter (no end stamp)
 //!                      `wrap`: stamp, run it, stamp its exit, exit alike
 //!                      `stub`: stamp start and end, exit 0 without Python
+//!
+//! Started as a warm start's interpreter (`-c` and the service's
+//! bootstrap), it speaks that bootstrap's protocol instead of running it:
+//! "ready" on descriptor 3, the run's command read there, its directory,
+//! variables and output (descriptor 4) taken, and only then the start
+//! stamp, so the figure ends where a cold start's would.
 
-use std::fs::OpenOptions;
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::io::FromRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn now_ns() -> u128 {
@@ -36,18 +44,66 @@ fn stamp(kind: &str, at: u128) {
     }
 }
 
+/// The run's arguments and output when started warm (see the top),
+/// after its directory and environment were taken; `None` when cold.
+fn warm_start(args: &[std::ffi::OsString]) -> Option<(Vec<std::ffi::OsString>, Stdio, Stdio)> {
+    let bootstrap = args.get(1)?.to_str()?;
+    if args[0] != "-c" || !bootstrap.starts_with("# test-executor warm start") {
+        return None;
+    }
+    // SAFETY: the service's supervisor starts the bootstrap with its
+    // channel on 3 and the run's output on 4, and nothing else uses them.
+    let (mut channel, output) = unsafe { (File::from_raw_fd(3), File::from_raw_fd(4)) };
+    let mut message = Vec::new();
+    if channel.write_all(b"R").is_err() || channel.read_to_end(&mut message).is_err() {
+        std::process::exit(0);
+    }
+    if message.len() < 5 {
+        std::process::exit(0); // dismissed
+    }
+    let mut run_args = Vec::new();
+    for field in message[4..message.len() - 1].split(|b| *b == 0) {
+        let (tag, value) = field.split_first()?;
+        let value = value.to_vec();
+        match tag {
+            b'C' => std::env::set_current_dir(std::ffi::OsString::from_vec(value)).ok()?,
+            b'A' => run_args.push(std::ffi::OsString::from_vec(value)),
+            b'E' => {
+                let at = value.iter().position(|b| *b == b'=')?;
+                let name = std::ffi::OsString::from_vec(value[..at].to_vec());
+                let value = std::ffi::OsString::from_vec(value[at + 1..].to_vec());
+                std::env::set_var(name, value);
+            }
+            b'U' => std::env::remove_var(std::ffi::OsString::from_vec(value)),
+            _ => {}
+        }
+    }
+    let error = output.try_clone().ok()?;
+    Some((run_args, Stdio::from(output), Stdio::from(error)))
+}
+
 fn main() -> ExitCode {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut output = None;
+    if let Some((run_args, stdout, stderr)) = warm_start(&args) {
+        args = run_args;
+        output = Some((stdout, stderr));
+    }
     stamp("start", now_ns());
     let mode = std::env::var("BENCH_STAMP_MODE").unwrap_or_else(|_| "exec".into());
     let python = std::env::var("BENCH_REAL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut command = Command::new(&python);
+    command.args(&args);
+    if let Some((stdout, stderr)) = output {
+        command.stdout(stdout).stderr(stderr);
+    }
     match mode.as_str() {
         "stub" => {
             stamp("end", now_ns());
             ExitCode::SUCCESS
         }
         "wrap" => {
-            let status = Command::new(&python).args(&args).status();
+            let status = command.status();
             stamp("end", now_ns());
             match status {
                 Ok(status) => {
@@ -64,7 +120,7 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            let e = Command::new(&python).args(&args).exec();
+            let e = command.exec();
             eprintln!("stamp: cannot exec {python}: {e}");
             ExitCode::from(127)
         }

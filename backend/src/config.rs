@@ -142,6 +142,8 @@ pub struct Config {
     pub upload_max_bytes: u64,
     pub log_max_bytes: usize,
     pub python: String,
+    /// Start each run's interpreter before the run comes (`WARM_START`).
+    pub warm_start: bool,
     /// Names this instance in the leases it holds. Left unset, it becomes
     /// host name and port once the port is bound: stable across restarts,
     /// so a restarted instance finishes its past life's runs at once.
@@ -257,6 +259,10 @@ impl Config {
             upload_max_bytes: number("UPLOAD_MAX_BYTES", 1024 * 1024)?,
             log_max_bytes: number("LOG_MAX_BYTES", 16 * 1024 * 1024)?.max(4096) as usize,
             python: var("PYTHON").unwrap_or_else(|| "python3".into()),
+            warm_start: match var("WARM_START") {
+                None => true,
+                raw => parse_switch("WARM_START", raw)?,
+            },
             instance_id: var("INSTANCE_ID").unwrap_or_default(),
             kill_grace: Duration::from_millis(number("KILL_GRACE_MS", 3000)?),
             shutdown_grace: Duration::from_secs(number("SHUTDOWN_GRACE_SECS", 30)?),

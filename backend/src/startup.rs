@@ -36,8 +36,6 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         crate::sys::process::run_tests_as(user);
     }
     crate::sys::process::prepare_supervisor();
-    // The first run need not wait for a supervisor to start.
-    crate::sys::process::keep_a_spare(crate::exec::runner::supervisor_settings(&config));
     let listener = TcpListener::bind(&config.bind_addr)
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind_addr))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
@@ -90,6 +88,8 @@ pub async fn run(mut config: Config) -> Result<(), String> {
         shutdown_at: Arc::default(),
         runtime: Arc::new(runtime),
     };
+    // The first run need not wait for a supervisor to start.
+    crate::sys::process::keep_a_spare(crate::exec::runner::supervisor_settings(&ctx));
     // Runs of a past life are finished by the scheduler before it claims
     // anything, while requests are already answered: a database that is
     // slow to answer never keeps the port from serving.

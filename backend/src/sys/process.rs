@@ -23,7 +23,9 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::procfs;
-use super::supervisor::{Program, KILL_TREE, PARENT_PID_VAR, RUN_AS_VAR, WATCHDOG_VAR};
+use super::supervisor::{
+    Program, KILL_TREE, PARENT_PID_VAR, RUN_AS_VAR, WARM_ARG, WARM_MARKER_VAR, WATCHDOG_VAR,
+};
 use super::user::RunAs;
 
 /// The subcommand under which this binary supervises one test process.
@@ -47,6 +49,10 @@ pub struct SupervisorSettings {
     /// The service's variables that neither the supervisor nor the tests
     /// get.
     pub remove_env: Vec<String>,
+    /// The interpreter a spare starts ahead of its run, and what every run
+    /// gives it (see [`super::supervisor`]'s warm start); `None`: every
+    /// run starts its own.
+    pub warm: Option<Program>,
 }
 
 /// A supervisor, its stdin (the heartbeat) in `child`, and the read end
@@ -54,6 +60,9 @@ pub struct SupervisorSettings {
 pub struct Started {
     pub child: Child,
     pub output: io::PipeReader,
+    /// `NAME=value` in the environment of a warm start's interpreter (and
+    /// of what it forks), which has no run variables in its own.
+    pub warm_marker: Option<Vec<u8>>,
 }
 
 /// Starts the command under a supervisor, in a new process group whose id
@@ -78,6 +87,7 @@ pub fn spawn(command: &TestCommand, settings: &SupervisorSettings) -> io::Result
         args: command.args.clone(),
         cwd: Some(command.cwd.as_os_str().to_owned()),
         env,
+        ..Program::default()
     }
     .encode()?;
     let spare = SPARES.take(settings);
@@ -202,11 +212,46 @@ fn start_supervisor(settings: &SupervisorSettings) -> io::Result<Started> {
         Some(user) => cmd.env(RUN_AS_VAR, user.ids()).envs(run_as_env(user)),
         None => cmd.env_remove(RUN_AS_VAR),
     };
+    if settings.warm.is_some() {
+        cmd.arg(WARM_ARG);
+    }
     let child = cmd.spawn()?;
     // The command held the pipe's write ends: once it is gone, the pipe
     // reports end of file when the test tree closes it.
     drop(cmd);
-    Ok(Started { child, output })
+    let mut started = Started {
+        child,
+        output,
+        warm_marker: None,
+    };
+    if let Some(template) = &settings.warm {
+        let (name, value) = (WARM_MARKER_VAR, next_warm_id());
+        let mut template = template.clone();
+        template.env.push((name.into(), value.clone().into()));
+        if let Err(e) = template
+            .encode()
+            .and_then(|message| send(&mut started.child, &message))
+        {
+            dismiss(started);
+            return Err(e);
+        }
+        started.warm_marker = Some(format!("{name}={value}").into_bytes());
+    }
+    Ok(started)
+}
+
+/// Tells one warm start from every other on this machine: this process's
+/// number, its start and a count.
+fn next_warm_id() -> String {
+    static STARTED_AT: OnceLock<u128> = OnceLock::new();
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let started_at = STARTED_AT.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    });
+    let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}.{started_at}.{count}", std::process::id())
 }
 
 /// The variables that name the user tests run as.
@@ -342,12 +387,12 @@ pub fn group_is_ours(pgid: i32, boot_id: Option<&str>, start_ticks: Option<u64>)
     procfs::stat(pgid).is_none_or(|leader| leader.start_ticks == start_ticks)
 }
 
-/// Kills every process whose environment holds `entry` (see
+/// Kills every process whose environment holds one of `entries` (see
 /// [`procfs::processes_with_env_entry`]), again until none is left or
 /// `timeout` passed, and answers how many it killed: what a run's tests
 /// left outside its group when their supervisor, which would have killed
 /// them, is gone.
-pub fn kill_marked(entry: &[u8], timeout: Duration) -> usize {
+pub fn kill_marked(entries: &[Vec<u8>], timeout: Duration) -> usize {
     let me = std::process::id() as i32;
     let deadline = Instant::now() + timeout;
     let mut killed = std::collections::HashSet::new();
@@ -355,7 +400,7 @@ pub fn kill_marked(entry: &[u8], timeout: Duration) -> usize {
     // moment: only a second empty look, a little later, ends the search.
     let mut empty_looks = 0;
     loop {
-        let found: Vec<i32> = procfs::processes_with_env_entry(entry)
+        let found: Vec<i32> = procfs::processes_with_env_entry(entries)
             .into_iter()
             .filter(|pid| *pid != me)
             .collect();
@@ -392,36 +437,41 @@ mod tests {
 
     #[test]
     fn the_processes_with_a_mark_are_found_and_killed_and_no_other() {
-        let mark = format!("TEST_MARK={}", std::process::id());
-        let start = |value: &str| {
+        let me = std::process::id().to_string();
+        let marks = [format!("TEST_MARK={me}"), format!("TEST_MARK_TOO={me}")]
+            .map(String::into_bytes)
+            .to_vec();
+        let start = |name: &str, value: &str| {
             Command::new("sleep")
                 .arg("30")
-                .env("TEST_MARK", value)
+                .env(name, value)
                 .spawn()
                 .expect("sleep starts")
         };
-        let mut marked = start(&std::process::id().to_string());
-        let mut other = start("another run");
+        let mut marked = [start("TEST_MARK", &me), start("TEST_MARK_TOO", &me)];
+        let mut other = start("TEST_MARK", "another run");
+        let mut expected: Vec<i32> = marked.iter().map(|child| child.id() as i32).collect();
+        expected.sort_unstable();
         // `spawn` returns before the exec has set up the new environment.
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut found = procfs::processes_with_env_entry(mark.as_bytes());
-        while found.is_empty() && Instant::now() < deadline {
+        let mut found = procfs::processes_with_env_entry(&marks);
+        while found.len() < expected.len() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
-            found = procfs::processes_with_env_entry(mark.as_bytes());
+            found = procfs::processes_with_env_entry(&marks);
         }
-        assert_eq!(found, vec![marked.id() as i32]);
-        assert_eq!(kill_marked(mark.as_bytes(), Duration::from_secs(5)), 1);
-        assert_eq!(
-            marked.wait().unwrap().signal(),
-            Some(Signal::SIGKILL as i32)
-        );
+        found.sort_unstable();
+        assert_eq!(found, expected);
+        assert_eq!(kill_marked(&marks, Duration::from_secs(5)), 2);
+        for child in &mut marked {
+            assert_eq!(child.wait().unwrap().signal(), Some(Signal::SIGKILL as i32));
+        }
         assert!(
             other.try_wait().unwrap().is_none(),
             "the other is untouched"
         );
         let _ = other.kill();
         let _ = other.wait();
-        assert_eq!(kill_marked(mark.as_bytes(), Duration::from_secs(5)), 0);
+        assert_eq!(kill_marked(&marks, Duration::from_secs(5)), 0);
     }
 
     #[test]

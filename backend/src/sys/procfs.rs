@@ -59,15 +59,19 @@ pub fn processes() -> impl Iterator<Item = Stat> {
     pids().filter_map(stat)
 }
 
-/// The processes (that can be seen) whose environment holds `entry`
-/// (`NAME=value`), byte for byte. One that cleared its environment, or
-/// that another user owns or made non-dumpable, cannot be read, so it is
-/// not found; nor is a zombie (its environment is gone).
-pub fn processes_with_env_entry(entry: &[u8]) -> Vec<i32> {
+/// The processes (that can be seen) whose environment, as they were
+/// started with it, holds one of `entries` (`NAME=value`), byte for byte.
+/// One that cleared its environment, or that another user owns or made
+/// non-dumpable, cannot be read, so it is not found; nor is a zombie (its
+/// environment is gone).
+pub fn processes_with_env_entry(entries: &[Vec<u8>]) -> Vec<i32> {
     pids()
         .filter(|pid| {
-            fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|environ| environ.split(|b| *b == 0).any(|e| e == entry))
+            fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ
+                    .split(|b| *b == 0)
+                    .any(|e| entries.iter().any(|entry| e == entry.as_slice()))
+            })
         })
         .collect()
 }

@@ -9,6 +9,13 @@
 //! so that starting a run costs a write instead of an executable's
 //! start-up.
 //!
+//! A spare may also start the test interpreter ahead of time (a
+//! [`WarmStart`]): started with [`WARM_ARG`], it reads a first message, the
+//! interpreter and the variables every run gives it, starts that
+//! interpreter on a small bootstrap that waits, and hands it the run's
+//! command when it comes, if nothing the interpreter reads as it starts
+//! differs; otherwise it starts the command cold, as without.
+//!
 //! It learns about the service through its stdin: the service writes a
 //! byte after every lease renewal, and [`KILL_TREE`] when a stop reached
 //! its last step (the tree dies, then the supervisor). End of file means
@@ -49,6 +56,13 @@ pub const KILL_TREE: u8 = b'K';
 /// itself keeps its rights.
 pub const RUN_AS_VAR: &str = "TEST_EXECUTOR_RUN_AS";
 
+/// On a spare's command line (before any `--`): read a warm start's
+/// template first (see [`WarmStart`]).
+pub const WARM_ARG: &str = "--warm";
+/// Names the processes of one warm start in their environment, the way
+/// the run's own variables name a cold start's.
+pub const WARM_MARKER_VAR: &str = "TEST_EXECUTOR_WARM";
+
 /// The longest command a waiting supervisor accepts.
 const MAX_PROGRAM_BYTES: usize = 16 << 20;
 
@@ -63,12 +77,15 @@ pub struct Program {
     pub cwd: Option<OsString>,
     /// Variables set for it, on top of the supervisor's own.
     pub env: Vec<(OsString, OsString)>,
+    /// Variables removed from its environment (a warm start's only).
+    pub unset: Vec<OsString>,
 }
 
 const PROGRAM_TAG: u8 = b'P';
 const ARG_TAG: u8 = b'A';
 const CWD_TAG: u8 = b'C';
 const ENV_TAG: u8 = b'E';
+const UNSET_TAG: u8 = b'U';
 
 impl Program {
     /// The message to write on a waiting supervisor's stdin.
@@ -103,6 +120,9 @@ impl Program {
                 ));
             }
             field(ENV_TAG, &[name, OsStr::new("="), value])?;
+        }
+        for name in &self.unset {
+            field(UNSET_TAG, &[name])?;
         }
         if body.len() > MAX_PROGRAM_BYTES {
             return Err(io::Error::new(
@@ -142,6 +162,7 @@ impl Program {
                         OsString::from_vec(bytes[at + 1..].to_vec()),
                     ));
                 }
+                UNSET_TAG => program.unset.push(value),
                 other => return Err(format!("an unknown field {other:#x}")),
             }
         }
@@ -193,6 +214,11 @@ fn receive_program() -> Result<Option<Program>, String> {
 /// for the program to react to them.
 pub fn supervise(args: &[OsString]) -> i32 {
     let given: Vec<&OsString> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
+    let warm_wanted = args
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == WARM_ARG);
+    close_inherited_descriptors();
     let parent_died = Arc::new(AtomicBool::new(false));
     if let Err(e) = arm(&parent_died) {
         let _ = writeln!(io::stderr(), "supervise: cannot arm the supervisor: {e}");
@@ -206,51 +232,62 @@ pub fn supervise(args: &[OsString]) -> i32 {
         // The service died before the parent-death signal was armed.
         return 1;
     }
+    let mut warm = None;
     let program = match given.split_first() {
         Some((program, rest)) => Program {
             program: (*program).clone(),
             args: rest.iter().map(|a| (*a).clone()).collect(),
             ..Program::default()
         },
-        None => match receive_program() {
-            Ok(Some(program)) => program,
-            Ok(None) => return 0,
-            Err(e) => {
-                let _ = writeln!(io::stderr(), "supervise: a bad command: {e}");
-                return 2;
+        None => {
+            if warm_wanted {
+                match receive_program() {
+                    // A warm start that cannot start leaves a cold one.
+                    Ok(Some(template)) => warm = WarmStart::start(template).ok(),
+                    Ok(None) => return 0,
+                    Err(e) => {
+                        let _ = writeln!(io::stderr(), "supervise: a bad warm start: {e}");
+                        return 2;
+                    }
+                }
             }
-        },
+            let received = receive_program();
+            if !matches!(received, Ok(Some(_))) {
+                // Dismissed, or garbled: the waiting interpreter goes too.
+                drop(warm.take());
+                kill_descendants();
+            }
+            match received {
+                Ok(Some(program)) => program,
+                Ok(None) => return 0,
+                Err(e) => {
+                    let _ = writeln!(io::stderr(), "supervise: a bad command: {e}");
+                    return 2;
+                }
+            }
+        }
     };
     let watchdog = std::env::var(WATCHDOG_VAR)
         .ok()
         .and_then(|ms| ms.parse::<u64>().ok())
         .map(Duration::from_millis);
-    let mut command = Command::new(&program.program);
-    command
-        .args(&program.args)
-        .stdin(Stdio::null())
-        .envs(program.env.iter().map(|(name, value)| (name, value)))
-        // Last: the supervisor's own variables are not the program's, even
-        // when the command names them.
-        .env_remove(PARENT_PID_VAR)
-        .env_remove(WATCHDOG_VAR)
-        .env_remove(RUN_AS_VAR);
-    if let Some(cwd) = &program.cwd {
-        command.current_dir(cwd);
-    }
-    if let Some(raw) = std::env::var(RUN_AS_VAR).ok().filter(|v| !v.is_empty()) {
-        let Some(ids) = Ids::parse(&raw) else {
-            let _ = writeln!(io::stderr(), "supervise: bad {RUN_AS_VAR}: {raw:?}");
+    let mut command = match command_for(&program) {
+        Ok(command) => command,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "supervise: {e}");
             return 127;
-        };
-        // SAFETY: between fork and exec the closure only makes the
-        // setgroups/setgid/setuid system calls on data prepared before the
-        // fork; it allocates nothing and takes no lock.
-        unsafe {
-            command.pre_exec(move || ids.switch());
         }
-    }
-    let child = command.spawn();
+    };
+    command.args(&program.args);
+    let child = match warm.and_then(|warm| warm.go(&program)) {
+        Some(child) => Ok(child),
+        None => {
+            // Whatever a warm start left (one that did not fit, or never
+            // got ready) goes before the cold start.
+            kill_descendants();
+            command.spawn()
+        }
+    };
     let child = match child {
         Ok(child) => child,
         Err(e) => {
@@ -276,6 +313,267 @@ pub fn supervise(args: &[OsString]) -> i32 {
     // The tests are over; so is anything they started.
     kill_descendants();
     code
+}
+
+/// The bootstrap a warm start's interpreter runs (`python -c`): it says it
+/// is ready on descriptor 3, reads the run's command there until end of
+/// file, and then becomes `python -m <module> <args>` as a cold start would
+/// have been: the run's directory, variables and output (descriptor 4
+/// becomes stdout and stderr), `sys.argv`, `sys.orig_argv` and
+/// `sys.path[0]`, and no name of its own left in `__main__`. End of file
+/// with nothing read means the spare was dismissed.
+pub const WARM_BOOTSTRAP: &str = r#"# test-executor warm start
+def _test_executor_warm_start():
+    import os, sys
+    try:
+        os.write(3, b"R")
+        parts = []
+        while True:
+            part = os.read(3, 1 << 16)
+            if not part:
+                break
+            parts.append(part)
+        os.close(3)
+    except OSError:
+        os._exit(0)
+    message = b"".join(parts)
+    if not message:
+        os._exit(0)
+    cwd, args, env, unset = None, [], {}, []
+    for field in message[4:-1].split(b"\0"):
+        tag, value = field[:1], field[1:]
+        if tag == b"C":
+            cwd = value
+        elif tag == b"A":
+            args.append(os.fsdecode(value))
+        elif tag == b"E":
+            name, _, value = value.partition(b"=")
+            env[name] = value
+        elif tag == b"U":
+            unset.append(value)
+    os.dup2(4, 1)
+    os.dup2(4, 2)
+    os.close(4)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+    except OSError as e:
+        os.write(2, ("could not start %s: %s\n" % (sys.orig_argv[0], e)).encode())
+        os._exit(127)
+    for name in unset:
+        os.environb.pop(name, None)
+    os.environb.update(env)
+    if sys.path and sys.path[0] == "" and not getattr(sys.flags, "safe_path", False):
+        sys.path[0] = os.getcwd()
+    sys.argv = ["-m"] + args[2:]
+    sys.orig_argv = sys.orig_argv[:1] + args
+    del globals()["_test_executor_warm_start"]
+    return args[1]
+__import__("runpy")._run_module_as_main(_test_executor_warm_start())
+"#;
+
+/// How long a run waits for its warm interpreter to say it is ready (it
+/// may still be starting) before it is started cold instead.
+const WARM_READY_WAIT: Duration = Duration::from_secs(3);
+
+/// An interpreter started ahead of its run, waiting in [`WARM_BOOTSTRAP`].
+struct WarmStart {
+    child: std::process::Child,
+    channel: std::os::unix::net::UnixStream,
+    template: Program,
+}
+
+impl WarmStart {
+    /// Starts `template.program -c WARM_BOOTSTRAP` as its command would be
+    /// started, with the template's variables and directory, stdout and
+    /// stderr on /dev/null until its run comes, the channel on descriptor
+    /// 3 and the run's output on 4.
+    fn start(template: Program) -> io::Result<WarmStart> {
+        use std::os::unix::net::UnixStream;
+        let (channel, theirs) = UnixStream::pair()?;
+        let channel = UnixStream::from(above_four(channel.into())?);
+        let theirs = above_four(theirs.into())?;
+        // Both numbers are free (so that nothing of ours is lost), and
+        // stay taken until the spawn: its own pipe gets others.
+        for fd in [3, 4] {
+            if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok() {
+                return Err(io::Error::other(format!("descriptor {fd} is taken")));
+            }
+        }
+        nix::unistd::dup2(theirs.as_raw_fd(), 3)?;
+        drop(theirs);
+        if let Err(e) = nix::unistd::dup2(io::stdout().as_raw_fd(), 4) {
+            let _ = nix::unistd::close(3);
+            return Err(e.into());
+        }
+        let mut command = match command_for(&template) {
+            Ok(command) => command,
+            Err(e) => {
+                let _ = nix::unistd::close(3);
+                let _ = nix::unistd::close(4);
+                return Err(e);
+            }
+        };
+        command
+            .arg("-c")
+            .arg(WARM_BOOTSTRAP)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let spawned = command.spawn();
+        // Inherited without close-on-exec by the child alone.
+        let _ = nix::unistd::close(3);
+        let _ = nix::unistd::close(4);
+        let child = spawned?;
+        Ok(WarmStart {
+            child,
+            channel,
+            template,
+        })
+    }
+
+    /// Hands `program` to the waiting interpreter, once it is ready, if
+    /// it is what a cold start of `program` would have started; `None`
+    /// (the interpreter left to be killed) otherwise.
+    fn go(mut self, program: &Program) -> Option<std::process::Child> {
+        let run_env = environment_for(program);
+        let fits = self.template.program == program.program
+            && self.template.cwd == program.cwd
+            && program.args.len() >= 2
+            && program.args[0] == "-m"
+            && same_start_up(&environment_for(&self.template), &run_env);
+        if !fits {
+            return None;
+        }
+        self.channel.set_read_timeout(Some(WARM_READY_WAIT)).ok()?;
+        let mut ready = [0u8; 1];
+        if !matches!(io::Read::read(&mut self.channel, &mut ready), Ok(1)) || ready[0] != b'R' {
+            return None;
+        }
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return None;
+        }
+        // What differs from the interpreter's own start: whatever a
+        // launcher (a pyenv shim, a wrapper) added to that stays, as it
+        // would in a cold start.
+        let warm_env = environment_for(&self.template);
+        let message = Program {
+            program: program.program.clone(),
+            args: program.args.clone(),
+            cwd: program.cwd.clone(),
+            unset: warm_env
+                .keys()
+                .filter(|name| !run_env.contains_key(*name))
+                .cloned()
+                .collect(),
+            env: run_env
+                .into_iter()
+                .filter(|(name, value)| warm_env.get(name) != Some(value))
+                .collect(),
+        }
+        .encode()
+        .ok()?;
+        self.channel.write_all(&message).ok()?;
+        self.channel.shutdown(std::net::Shutdown::Write).ok()?;
+        Some(self.child)
+    }
+}
+
+/// The same descriptor under a number above 4 (closed on exec), the old
+/// one closed: 3 and 4 are a warm start's.
+fn above_four(fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let raw = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(5))?;
+    // SAFETY: `fcntl` just made `raw`, and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}
+
+/// The command that starts `program` (without its arguments): its
+/// variables on top of this supervisor's own, which are not the
+/// program's, stdin on /dev/null, its directory and its user.
+fn command_for(program: &Program) -> io::Result<Command> {
+    let mut command = Command::new(&program.program);
+    command
+        .stdin(Stdio::null())
+        .envs(program.env.iter().map(|(name, value)| (name, value)))
+        // Last: the supervisor's own variables are not the program's, even
+        // when the command names them.
+        .env_remove(PARENT_PID_VAR)
+        .env_remove(WATCHDOG_VAR)
+        .env_remove(RUN_AS_VAR);
+    if let Some(cwd) = &program.cwd {
+        command.current_dir(cwd);
+    }
+    if let Some(raw) = std::env::var(RUN_AS_VAR).ok().filter(|v| !v.is_empty()) {
+        let ids = Ids::parse(&raw).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad {RUN_AS_VAR}: {raw:?}"),
+            )
+        })?;
+        // SAFETY: between fork and exec the closure only makes the
+        // setgroups/setgid/setuid system calls on data prepared before the
+        // fork; it allocates nothing and takes no lock.
+        unsafe {
+            command.pre_exec(move || ids.switch());
+        }
+    }
+    Ok(command)
+}
+
+/// The whole environment `program` is started with (see [`command_for`]).
+fn environment_for(program: &Program) -> std::collections::BTreeMap<OsString, OsString> {
+    let mut env: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    env.extend(program.env.iter().cloned());
+    for own in [PARENT_PID_VAR, WATCHDOG_VAR, RUN_AS_VAR] {
+        env.remove(OsStr::new(own));
+    }
+    env
+}
+
+/// Whether the interpreter starts alike with either environment: every
+/// variable that Python, its loader, its C library or a launcher like
+/// pyenv reads as it starts has the same value (or is unset) in both.
+/// The others are read after the start, when the run's are in place.
+fn same_start_up(
+    warm: &std::collections::BTreeMap<OsString, OsString>,
+    run: &std::collections::BTreeMap<OsString, OsString>,
+) -> bool {
+    warm.keys()
+        .chain(run.keys())
+        .filter(|name| read_at_start_up(name))
+        .all(|name| warm.get(name) == run.get(name))
+}
+
+fn read_at_start_up(name: &OsStr) -> bool {
+    const PREFIXES: [&[u8]; 5] = [b"PYTHON", b"PYENV", b"LC_", b"LD_", b"MALLOC_"];
+    const NAMES: [&[u8]; 8] = [
+        b"LANG",
+        b"LANGUAGE",
+        b"HOME",
+        b"PATH",
+        b"TZ",
+        b"GLIBC_TUNABLES",
+        b"VIRTUAL_ENV",
+        b"__PYVENV_LAUNCHER__",
+    ];
+    let name = name.as_bytes();
+    NAMES.contains(&name) || PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+}
+
+/// Closes every descriptor but stdin, stdout and stderr: one that the
+/// service opened without close-on-exec (a library reading a file on
+/// another thread as this supervisor was forked) is none of the tests'.
+fn close_inherited_descriptors() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    // Listed first: the listing's own descriptor is among them.
+    let open: Vec<i32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open.into_iter().filter(|fd| *fd > 2) {
+        let _ = nix::unistd::close(fd);
+    }
 }
 
 /// Makes this process the reaper of its orphaned descendants, has it told
@@ -413,8 +711,44 @@ mod tests {
                 ("EXECUTOR_TOKEN".into(), "te_x=y".into()),
                 ("EMPTY".into(), "".into()),
             ],
+            unset: vec!["GONE".into()],
         };
         assert_eq!(decoded(&program.encode().unwrap()), Ok(program));
+    }
+
+    #[test]
+    fn only_a_variable_read_at_start_up_keeps_a_run_from_its_warm_interpreter() {
+        let env = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<OsString, OsString> {
+            pairs
+                .iter()
+                .map(|(name, value)| (name.into(), value.into()))
+                .collect()
+        };
+        let warm = env(&[("PATH", "/usr/bin"), ("PYTHONPATH", "/plugin")]);
+        let same = env(&[
+            ("PATH", "/usr/bin"),
+            ("PYTHONPATH", "/plugin"),
+            ("TEST_RUN_ID", "7"),
+            ("BASE_URL", "http://x"),
+        ]);
+        assert!(same_start_up(&warm, &same));
+        for (name, value) in [
+            ("PYTHONPATH", "/plugin:/theirs"),
+            ("PYTHONHASHSEED", "0"),
+            ("LC_ALL", "C"),
+            ("LANG", "C"),
+            ("LD_PRELOAD", "/x.so"),
+            ("PATH", "/opt/bin"),
+            ("HOME", "/home/x"),
+            ("PYENV_VERSION", "3.12"),
+        ] {
+            let mut run = same.clone();
+            run.insert(name.into(), value.into());
+            assert!(!same_start_up(&warm, &run), "{name}");
+        }
+        let mut without_path = same.clone();
+        without_path.remove(OsStr::new("PATH"));
+        assert!(!same_start_up(&warm, &without_path));
     }
 
     #[test]

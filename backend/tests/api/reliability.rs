@@ -649,14 +649,34 @@ fn spare_supervisors(pid: u32) -> Vec<i32> {
             .is_ok_and(|name| name.trim_end() == "te-supervise")
     };
     let processes: Vec<procfs::Stat> = procfs::processes().collect();
+    // A spare's only child, if any, is the interpreter it started warm.
     processes
         .iter()
         .filter(|p| {
             p.ppid == pid as i32
                 && p.is_live()
                 && named_supervisor(p.pid)
-                && !processes.iter().any(|other| other.ppid == p.pid)
+                && !processes
+                    .iter()
+                    .any(|other| other.ppid == p.pid && !warm_interpreter(other.pid))
         })
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Whether `pid` is an interpreter a spare started warm, still waiting.
+fn warm_interpreter(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg.starts_with(b"# test-executor warm start"))
+    })
+}
+
+/// The children of `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    backend::sys::procfs::processes()
+        .filter(|p| p.ppid == pid)
         .map(|p| p.pid)
         .collect()
 }
@@ -686,11 +706,21 @@ fn a_spare_supervisor_killed_while_it_waits_is_replaced_and_dies_with_its_servic
     assert_eq!(run["status"], "success", "{run}\n{}", app.log_text(id));
     let next = wait_for_spare(service);
     assert_ne!(next, spare);
+    // Its interpreter, started ahead of the next run.
+    let warm = std::cell::Cell::new(None);
+    eventually(Duration::from_secs(10), "a warm interpreter waits", || {
+        warm.set(
+            children_of(next)
+                .into_iter()
+                .find(|pid| warm_interpreter(*pid)),
+        );
+        warm.get().is_some()
+    });
     app.signal(libc::SIGKILL);
     app.wait_exit(Duration::from_secs(5)).expect("killed");
     eventually(
         Duration::from_secs(10),
-        "the spare supervisor is gone with its service",
-        || !process_alive(next),
+        "the spare supervisor and its interpreter are gone with their service",
+        || !process_alive(next) && !warm.get().is_some_and(process_alive),
     );
 }

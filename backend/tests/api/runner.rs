@@ -542,3 +542,111 @@ fn a_failing_tests_huge_output_is_shown_once() {
     );
     assert!(log.contains("line 00000 of a loud test"));
 }
+
+/// What a test can see of how its interpreter was started, as JSON in the
+/// file its environment names.
+const SEEN_TEST: &str = r#"import json, os, subprocess, sys
+
+def test_seen():
+    child = subprocess.run(["env", "-0"], capture_output=True, check=True).stdout
+    seen = {
+        "argv": sys.argv,
+        "orig_argv": sys.orig_argv[1:],
+        "path": sys.path,
+        "cwd": os.getcwd(),
+        "main": sorted(vars(sys.modules["__main__"])),
+        "env": sorted(os.environ),
+        "child_env": sorted(e.split(b"=")[0].decode() for e in child.split(b"\0") if e),
+        "fds": sorted(
+            (fd, os.readlink("/proc/self/fd/" + fd).split(":[")[0])
+            for fd in os.listdir("/proc/self/fd")
+            if os.path.exists("/proc/self/fd/" + fd)
+        ),
+        "stdout": os.path.realpath("/proc/self/fd/1") == os.path.realpath("/proc/self/fd/2"),
+        "stdin": os.readlink("/proc/self/fd/0"),
+        "cmdline": open("/proc/self/cmdline", "rb").read().split(b"\0")[1].decode(),
+        "name": __name__,
+    }
+    with open(os.environ["SEEN_FILE"], "w") as out:
+        json.dump(seen, out)
+    print("seen by the test")
+"#;
+
+#[test]
+fn a_warm_start_runs_tests_exactly_as_a_cold_start_would() {
+    let tests = TestsDir::with(&[("test_seen.py", SEEN_TEST)]);
+    let seen_dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&tests, &[]);
+    let seen_file = |name: &str| seen_dir.path().join(name).display().to_string();
+    let mut seen = Vec::new();
+    // A variable the interpreter may read as it starts (a locale's)
+    // makes the second run start cold.
+    for (environment, variables) in [
+        (3, json!({"SEEN_FILE": seen_file("warm.json")})),
+        (
+            4,
+            json!({"SEEN_FILE": seen_file("cold.json"), "LC_NOT_A_LOCALE": "1"}),
+        ),
+    ] {
+        let answer = app.put(
+            &format!("/api/environments/{environment}"),
+            &json!({ "variables": variables }),
+        );
+        assert_eq!(answer.0, 200, "{answer:?}");
+        let id = app.create_run("lea", environment, &["test_seen.py"]);
+        let run = app.wait_finished(id, SECS_30);
+        let log = app.log_text(id);
+        assert_eq!(run["status"], "success", "{run}\n{log}");
+        assert!(log.contains("seen by the test"), "{log}");
+        let file = seen_file(if environment == 3 {
+            "warm.json"
+        } else {
+            "cold.json"
+        });
+        let mut what: Value =
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        // The run's own values (its id, its files) differ; their names not.
+        for key in ["argv", "orig_argv"] {
+            let shape: Vec<String> = what[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|arg| {
+                    let arg = arg.as_str().unwrap();
+                    arg.split_once('=')
+                        .map_or(arg.to_string(), |(k, _)| k.to_string())
+                })
+                .collect();
+            what[key] = json!(shape);
+        }
+        what["env"] = json!(what["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|name| *name != "LC_NOT_A_LOCALE")
+            .collect::<Vec<_>>());
+        what["child_env"] = json!(what["child_env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|name| *name != "LC_NOT_A_LOCALE")
+            .collect::<Vec<_>>());
+        seen.push(what);
+    }
+    let (warm, cold) = (&mut seen[0].clone(), &mut seen[1].clone());
+    assert_eq!(warm["cmdline"], "-c", "the first run started warm: {warm}");
+    assert_eq!(cold["cmdline"], "-m", "the second run started cold: {cold}");
+    warm["cmdline"] = Value::Null;
+    cold["cmdline"] = Value::Null;
+    for (key, value) in warm.as_object().unwrap() {
+        assert_eq!(value, &cold[key], "{key} differs");
+    }
+    assert_eq!(warm, cold);
+    assert_eq!(warm["stdin"], "/dev/null");
+    assert_eq!(warm["stdout"], true);
+    assert_eq!(warm["path"][0], tests.path().display().to_string());
+    assert!(
+        !warm["env"].to_string().contains("TEST_EXECUTOR_WARM"),
+        "{warm}"
+    );
+}

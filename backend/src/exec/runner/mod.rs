@@ -25,6 +25,7 @@ use crate::db::leases::{self, Claim, Outcome, Stored, Written};
 use crate::db::PgPool;
 use crate::junit;
 use crate::sys::process;
+use crate::sys::supervisor::Program;
 use crate::telemetry::metrics;
 use plugin::RuntimeDir;
 use reporter_socket::ReporterSocket;
@@ -347,14 +348,17 @@ fn run_pytest(
     if claimed_at.elapsed() >= supervision::margin(lease) && !lease_still_ours(ctx, claim) {
         return None;
     }
-    let process::Started { child, output } =
-        match process::spawn(&command, &supervisor_settings(config)) {
-            Ok(started) => started,
-            Err(e) => {
-                let why = format!("cannot start {} -m pytest: {e}", config.python);
-                return not_started(why);
-            }
-        };
+    let process::Started {
+        child,
+        output,
+        warm_marker,
+    } = match process::spawn(&command, &supervisor_settings(ctx)) {
+        Ok(started) => started,
+        Err(e) => {
+            let why = format!("cannot start {} -m pytest: {e}", config.python);
+            return not_started(why);
+        }
+    };
     let pgid = child.id() as i32;
     if let Ok(mut conn) = ctx.pool.get() {
         let (boot_id, start_ticks) = process::group_identity(pgid);
@@ -372,6 +376,7 @@ fn run_pytest(
         child,
         output,
         reporter,
+        warm_marker,
     };
     let supervision = match Supervision::new(ctx, claim, channel, process, claimed_at, timeout) {
         Ok(supervision) => supervision.recording(previous),
@@ -387,8 +392,11 @@ fn run_pytest(
 }
 
 /// What every test process's supervisor starts with: the watchdog a
-/// little inside the lease, and none of the service's own secrets.
-pub fn supervisor_settings(config: &Config) -> process::SupervisorSettings {
+/// little inside the lease, none of the service's own secrets, and (with
+/// `WARM_START`) the interpreter to start ahead of the run, with the
+/// variables [`pytest_command`] gives every run.
+pub fn supervisor_settings(ctx: &RunnerContext) -> process::SupervisorSettings {
+    let config = &ctx.config;
     let lease = config.lease();
     process::SupervisorSettings {
         watchdog: lease.saturating_sub(supervision::margin(lease)),
@@ -400,6 +408,16 @@ pub fn supervisor_settings(config: &Config) -> process::SupervisorSettings {
         ]
         .map(String::from)
         .to_vec(),
+        warm: config.warm_start.then(|| Program {
+            program: config.python.clone().into(),
+            args: Vec::new(),
+            cwd: Some(ctx.tests_root.path().as_os_str().to_owned()),
+            env: interpreter_env(ctx, None)
+                .into_iter()
+                .map(|(name, value)| (name.into(), value.into()))
+                .collect(),
+            ..Program::default()
+        }),
     }
 }
 
@@ -590,15 +608,10 @@ fn pytest_command(
     }
 
     let variables = claim.environment.variables();
-    let python_path = match variables.get("PYTHONPATH").filter(|p| !p.is_empty()) {
-        Some(theirs) => format!("{}:{theirs}", ctx.runtime.plugin_dir().display()),
-        None => ctx.runtime.plugin_dir().display().to_string(),
-    };
+    let python_env = interpreter_env(ctx, variables.get("PYTHONPATH").map(String::as_str));
     let mut env: Vec<(String, String)> = variables.into_iter().collect();
+    env.extend(python_env);
     env.extend([
-        ("PYTHONUNBUFFERED".into(), "1".into()),
-        ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
-        ("PYTHONPATH".into(), python_path),
         ("TEST_ENV_ID".into(), claim.environment.id.to_string()),
         ("TEST_ENV_NAME".into(), claim.environment.name.clone()),
         ("EXECUTOR_URL".into(), ctx.public_url.clone()),
@@ -616,6 +629,22 @@ fn pytest_command(
         ));
     }
     (args, env)
+}
+
+/// What the interpreter of every run reads as it starts: unbuffered
+/// output, no bytecode written into the tests root, and the reporter
+/// plugin first on `PYTHONPATH` (before the environment's own entries).
+fn interpreter_env(ctx: &RunnerContext, their_path: Option<&str>) -> [(String, String); 3] {
+    let plugin_dir = ctx.runtime.plugin_dir().display().to_string();
+    let python_path = match their_path.filter(|p| !p.is_empty()) {
+        Some(theirs) => format!("{plugin_dir}:{theirs}"),
+        None => plugin_dir,
+    };
+    [
+        ("PYTHONUNBUFFERED".into(), "1".into()),
+        ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
+        ("PYTHONPATH".into(), python_path),
+    ]
 }
 
 /// The report pytest wrote, if it wrote one; read up to twice the size

@@ -184,6 +184,8 @@ pub struct TestProcess {
     pub child: Child,
     pub output: std::io::PipeReader,
     pub reporter: ReporterSocket,
+    /// See [`process::Started::warm_marker`].
+    pub warm_marker: Option<Vec<u8>>,
 }
 
 pub struct Supervision<'a> {
@@ -213,8 +215,9 @@ pub struct Supervision<'a> {
     output_done: bool,
     report_done: bool,
     leftovers_killed: bool,
-    /// The environment entry of every process the tests started.
-    leftovers_marker: Vec<u8>,
+    /// Environment entries of which every process the tests started has
+    /// one.
+    leftovers_markers: Vec<Vec<u8>>,
     /// Tells the reporter socket's reader that the run is over.
     over: Arc<AtomicBool>,
     /// The run before this one, to record once this run's test process
@@ -243,12 +246,17 @@ impl<'a> Supervision<'a> {
             mut child,
             output,
             reporter,
+            warm_marker,
         } = process;
         let pgid = child.id() as i32;
         let heartbeat = child.stdin.take();
         let run_id = claim.run.id;
         let over = Arc::new(AtomicBool::new(false));
-        let marker = leftovers_marker(reporter.path());
+        // A warm start's interpreter has the run's variables only in its
+        // memory: what it forks without an exec shows its own marker.
+        let markers = std::iter::once(leftovers_marker(reporter.path()))
+            .chain(warm_marker)
+            .collect();
         reporter.serve(run_id, pgid, events_tx.clone(), Arc::clone(&over))?;
         let lines = events_tx.clone();
         std::thread::Builder::new()
@@ -284,7 +292,7 @@ impl<'a> Supervision<'a> {
             output_done: false,
             report_done: false,
             leftovers_killed: false,
-            leftovers_marker: marker,
+            leftovers_markers: markers,
             over,
             previous: None,
         })
@@ -325,7 +333,7 @@ impl<'a> Supervision<'a> {
             // The supervisor itself was killed: by a test running as the
             // service's user, or by a stop's last resort. Whatever the
             // tests moved out of the group has nobody else to kill it.
-            let killed = process::kill_marked(&self.leftovers_marker, Duration::from_secs(10));
+            let killed = process::kill_marked(&self.leftovers_markers, Duration::from_secs(10));
             if killed > 0 {
                 tracing::warn!(
                     killed,
