@@ -253,7 +253,8 @@ pub fn supervise(args: &[OsString]) -> i32 {
             }
             let received = receive_program();
             if !matches!(received, Ok(Some(_))) {
-                // Dismissed, or garbled: the waiting interpreter goes too.
+                // Dismissed, or garbled: the waiting interpreter goes too,
+                // and whatever it started.
                 drop(warm.take());
                 kill_descendants();
             }
@@ -378,7 +379,8 @@ const WARM_READY_WAIT: Duration = Duration::from_secs(3);
 
 /// An interpreter started ahead of its run, waiting in [`WARM_BOOTSTRAP`].
 struct WarmStart {
-    child: std::process::Child,
+    /// Taken by a run; killed and reaped with this when not.
+    child: Option<std::process::Child>,
     channel: std::os::unix::net::UnixStream,
     template: Program,
 }
@@ -425,7 +427,7 @@ impl WarmStart {
         let _ = nix::unistd::close(4);
         let child = spawned?;
         Ok(WarmStart {
-            child,
+            child: Some(child),
             channel,
             template,
         })
@@ -433,7 +435,7 @@ impl WarmStart {
 
     /// Hands `program` to the waiting interpreter, once it is ready, if
     /// it is what a cold start of `program` would have started; `None`
-    /// (the interpreter left to be killed) otherwise.
+    /// (the interpreter killed) otherwise.
     fn go(mut self, program: &Program) -> Option<std::process::Child> {
         let run_env = environment_for(program);
         let fits = self.template.program == program.program
@@ -449,7 +451,7 @@ impl WarmStart {
         if !matches!(io::Read::read(&mut self.channel, &mut ready), Ok(1)) || ready[0] != b'R' {
             return None;
         }
-        if !matches!(self.child.try_wait(), Ok(None)) {
+        if !matches!(self.child.as_mut()?.try_wait(), Ok(None)) {
             return None;
         }
         // What differs from the interpreter's own start: whatever a
@@ -474,7 +476,16 @@ impl WarmStart {
         .ok()?;
         self.channel.write_all(&message).ok()?;
         self.channel.shutdown(std::net::Shutdown::Write).ok()?;
-        Some(self.child)
+        self.child.take()
+    }
+}
+
+impl Drop for WarmStart {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

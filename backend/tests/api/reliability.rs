@@ -577,6 +577,49 @@ fn a_daemon_dies_with_the_run_even_when_a_test_killed_its_supervisor() {
     assert_eq!(app.wait_finished(next, SECS_30)["status"], "error");
 }
 
+/// A warm start's interpreter has the run's variables only in its memory:
+/// what it forks without an exec shows the interpreter's own environment,
+/// which names its warm start instead.
+#[test]
+fn a_forked_daemon_dies_with_the_run_even_when_a_test_killed_its_supervisor() {
+    let module = r#"
+import os, signal, sys, time
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+def test_forks_and_kills_its_supervisor():
+    assert open("/proc/self/cmdline", "rb").read().split(b"\0")[1] == b"-c", "a warm start"
+    marks = os.path.join(HERE, "marks", os.environ["TEST_RUN_ID"])
+    os.makedirs(marks, exist_ok=True)
+    target = os.path.join(marks, "daemon")
+    child = os.fork()
+    if child == 0:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        with open(target + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(target + ".tmp", target)
+        while True:
+            time.sleep(0.1)
+    os.waitpid(child, 0)
+    while not os.path.exists(target):
+        time.sleep(0.05)
+    os.kill(os.getppid(), signal.SIGKILL)
+    time.sleep(30)
+"#;
+    let tests = TestsDir::with(&[("test_forker.py", module)]);
+    let app = TestApp::spawn(&tests, &[]);
+    let id = app.create_run("eve", 14, &["test_forker.py"]);
+    let run = app.wait_finished(id, SECS_30);
+    let log = app.log_text(id);
+    assert_eq!(run["status"], "error", "{log}");
+    assert!(
+        log.contains("1 process(es) the tests had left outside their group were killed"),
+        "{log}"
+    );
+    assert_tree_gone(&[daemon_pid(&tests, id)]);
+}
+
 #[derive(QueryableByName)]
 struct RunInstance {
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
