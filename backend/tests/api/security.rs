@@ -913,3 +913,51 @@ fn absurd_durations_are_refused_at_start_rather_than_overflowing_a_clock() {
         }
     }
 }
+
+/// The interpreter a spare started for the next run takes its command
+/// through a socket: a test (even one running as root, as here) cannot
+/// open it through `/proc` to hand it a command of its own.
+#[test]
+fn a_test_cannot_hand_a_command_to_the_interpreter_waiting_for_the_next_run() {
+    let module = r#"
+import errno, os, time
+
+def children(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+def test_reaches_for_the_next_run():
+    supervisor = os.getppid()
+    service = int(open(f"/proc/{supervisor}/stat").read().rsplit(")", 1)[1].split()[1])
+    deadline = time.time() + 10
+    waiting = []
+    while not waiting and time.time() < deadline:
+        spares = [pid for pid in children(service) if pid != supervisor]
+        waiting = [pid for spare in spares for pid in children(spare)]
+        time.sleep(0.05)
+    assert waiting, "an interpreter waits for the next run"
+    for pid in waiting:
+        try:
+            open(f"/proc/{pid}/fd/3", "wb").close()
+        except OSError as e:
+            assert e.errno == errno.ENXIO, e
+        else:
+            raise AssertionError("the channel of the waiting interpreter was opened")
+"#;
+    let tests = TestsDir::with(&[("test_reach.py", module)]);
+    let app = TestApp::spawn(&tests, &[]);
+    let id = app.create_run("mallory", 15, &["test_reach.py"]);
+    let run = app.wait_finished(id, SECS_30);
+    assert_eq!(run["status"], "success", "{}", app.log_text(id));
+    // The next run, on the interpreter the test reached for, is its own.
+    let next = app.create_run("mallory", 15, &["test_reach.py"]);
+    let run = app.wait_finished(next, SECS_30);
+    assert_eq!(run["status"], "success", "{}", app.log_text(next));
+}
