@@ -359,7 +359,7 @@ def _test_executor_warm_start():
         if cwd is not None:
             os.chdir(cwd)
     except OSError as e:
-        os.write(2, ("could not start %s: %s\n" % (sys.orig_argv[0], e)).encode())
+        os.write(2, ("could not start %s: %s\n" % (sys.executable, e)).encode())
         os._exit(127)
     for name in unset:
         os.environb.pop(name, None)
@@ -367,7 +367,8 @@ def _test_executor_warm_start():
     if sys.path and sys.path[0] == "" and not getattr(sys.flags, "safe_path", False):
         sys.path[0] = os.getcwd()
     sys.argv = ["-m"] + args[2:]
-    sys.orig_argv = sys.orig_argv[:1] + args
+    if hasattr(sys, "orig_argv"):  # Python 3.10 and later
+        sys.orig_argv = sys.orig_argv[:1] + args
     del globals()["_test_executor_warm_start"]
     return args[1]
 __import__("runpy")._run_module_as_main(_test_executor_warm_start())
