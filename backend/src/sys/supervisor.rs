@@ -383,19 +383,24 @@ struct WarmStart {
     /// Taken by a run; killed and reaped with this when not.
     child: Option<std::process::Child>,
     channel: std::os::unix::net::UnixStream,
+    /// The interpreter's stdout and stderr until its run comes.
+    start_up_output: io::PipeReader,
     template: Program,
 }
 
 impl WarmStart {
     /// Starts `template.program -c WARM_BOOTSTRAP` as its command would be
     /// started, with the template's variables and directory, stdout and
-    /// stderr on /dev/null until its run comes, the channel on descriptor
-    /// 3 and the run's output on 4.
+    /// stderr kept apart until its run comes, the channel on descriptor 3
+    /// and the run's output on 4.
     fn start(template: Program) -> io::Result<WarmStart> {
         use std::os::unix::net::UnixStream;
         let (channel, theirs) = UnixStream::pair()?;
         let channel = UnixStream::from(above_four(channel.into())?);
         let theirs = above_four(theirs.into())?;
+        let (start_up_output, start_up_writer) = io::pipe()?;
+        let start_up_output = io::PipeReader::from(above_four(start_up_output.into())?);
+        let start_up_writer = above_four(start_up_writer.into())?;
         // Both numbers are free (so that nothing of ours is lost), and
         // stay taken until the spawn: its own pipe gets others.
         for fd in [3, 4] {
@@ -417,21 +422,46 @@ impl WarmStart {
                 return Err(e);
             }
         };
-        command
-            .arg("-c")
-            .arg(WARM_BOOTSTRAP)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let spawned = command.spawn();
-        // Inherited without close-on-exec by the child alone.
+        let start_up_stderr = start_up_writer.try_clone();
+        command.arg("-c").arg(WARM_BOOTSTRAP);
+        let spawned = start_up_stderr.and_then(|stderr| {
+            command
+                .stdout(Stdio::from(start_up_writer))
+                .stderr(Stdio::from(stderr))
+                .spawn()
+        });
+        // Inherited without close-on-exec by the child alone; the pipe's
+        // write ends go with the command.
+        drop(command);
         let _ = nix::unistd::close(3);
         let _ = nix::unistd::close(4);
         let child = spawned?;
         Ok(WarmStart {
             child: Some(child),
             channel,
+            start_up_output,
             template,
         })
+    }
+
+    /// What the interpreter wrote as it started (a `.pth` file's error, a
+    /// warning), into the run's output ahead of the rest, as a cold start
+    /// would have it. A program that never gets ready writes nowhere.
+    fn pass_on_start_up_output(&mut self) {
+        let fd = self.start_up_output.as_raw_fd();
+        let Ok(flags) = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL) else {
+            return;
+        };
+        let flags = nix::fcntl::OFlag::from_bits_retain(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(flags)).is_err() {
+            return;
+        }
+        let mut buffer = [0u8; 16 << 10];
+        let mut stdout = io::stdout().lock();
+        while let Ok(n @ 1..) = io::Read::read(&mut self.start_up_output, &mut buffer) {
+            let _ = stdout.write_all(&buffer[..n]);
+        }
+        let _ = stdout.flush();
     }
 
     /// Hands `program` to the waiting interpreter, once it is ready, if
@@ -455,6 +485,7 @@ impl WarmStart {
         if !matches!(self.child.as_mut()?.try_wait(), Ok(None)) {
             return None;
         }
+        self.pass_on_start_up_output();
         // What differs from the interpreter's own start: whatever a
         // launcher (a pyenv shim, a wrapper) added to that stays, as it
         // would in a cold start.

@@ -650,3 +650,43 @@ fn a_warm_start_runs_tests_exactly_as_a_cold_start_would() {
         "{warm}"
     );
 }
+
+#[test]
+fn what_the_interpreter_prints_as_it_starts_is_in_the_log_warm_or_cold() {
+    let home = tempfile::tempdir().unwrap();
+    let user_site = std::process::Command::new("python3")
+        .args(["-c", "import site; print(site.getusersitepackages())"])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    let user_site = String::from_utf8(user_site.stdout).unwrap();
+    let user_site = std::path::Path::new(user_site.trim());
+    assert!(user_site.starts_with(home.path()), "{user_site:?}");
+    std::fs::create_dir_all(user_site).unwrap();
+    std::fs::write(
+        user_site.join("usercustomize.py"),
+        "import sys\nsys.stderr.write('said at start-up\\n')\n",
+    )
+    .unwrap();
+    let tests = TestsDir::with(&[("test_ok.py", "def test_ok():\n    pass\n")]);
+    let home_var = home.path().display().to_string();
+    let app = TestApp::spawn(&tests, &[("HOME", home_var.as_str())]);
+    let answer = app.put(
+        "/api/environments/6",
+        &json!({"variables": {"LC_NOT_A_LOCALE": "1"}}),
+    );
+    assert_eq!(answer.0, 200, "{answer:?}");
+    for environment in [5, 6] {
+        let id = app.create_run("lea", environment, &["test_ok.py"]);
+        let run = app.wait_finished(id, SECS_30);
+        let log = app.log_text(id);
+        assert_eq!(run["status"], "success", "{run}\n{log}");
+        let said = log
+            .find("said at start-up")
+            .unwrap_or_else(|| panic!("{log}"));
+        let session = log
+            .find("test session starts")
+            .unwrap_or_else(|| panic!("{log}"));
+        assert!(said < session, "{log}");
+    }
+}
