@@ -619,21 +619,20 @@ fn a_warm_start_runs_tests_exactly_as_a_cold_start_would() {
                 .collect();
             what[key] = json!(shape);
         }
-        what["env"] = json!(what["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|name| *name != "LC_NOT_A_LOCALE")
-            .collect::<Vec<_>>());
-        what["child_env"] = json!(what["child_env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|name| *name != "LC_NOT_A_LOCALE")
-            .collect::<Vec<_>>());
+        // The variable that made the cold start, in its environments.
+        for key in ["env", "child_env"] {
+            what[key] = json!(what[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|name| *name != "LC_NOT_A_LOCALE")
+                .collect::<Vec<_>>());
+        }
         seen.push(what);
     }
-    let (warm, cold) = (&mut seen[0].clone(), &mut seen[1].clone());
+    let [warm, cold] = &mut seen[..] else {
+        unreachable!("two runs")
+    };
     assert_eq!(warm["cmdline"], "-c", "the first run started warm: {warm}");
     assert_eq!(cold["cmdline"], "-m", "the second run started cold: {cold}");
     warm["cmdline"] = Value::Null;
