@@ -468,12 +468,12 @@ impl WarmStart {
     /// it is what a cold start of `program` would have started; `None`
     /// (the interpreter killed) otherwise.
     fn go(mut self, program: &Program) -> Option<std::process::Child> {
-        let run_env = environment_for(program);
+        let (warm_env, run_env) = (environment_for(&self.template), environment_for(program));
         let fits = self.template.program == program.program
             && self.template.cwd == program.cwd
             && program.args.len() >= 2
             && program.args[0] == "-m"
-            && same_start_up(&environment_for(&self.template), &run_env);
+            && same_start_up(&warm_env, &run_env);
         if !fits {
             return None;
         }
@@ -489,7 +489,6 @@ impl WarmStart {
         // What differs from the interpreter's own start: whatever a
         // launcher (a pyenv shim, a wrapper) added to that stays, as it
         // would in a cold start.
-        let warm_env = environment_for(&self.template);
         let message = Program {
             program: program.program.clone(),
             args: program.args.clone(),
