@@ -14,6 +14,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -24,7 +25,8 @@ use nix::unistd::Pid;
 
 use super::procfs;
 use super::supervisor::{
-    Program, KILL_TREE, PARENT_PID_VAR, RUN_AS_VAR, WARM_ARG, WARM_MARKER_VAR, WATCHDOG_VAR,
+    warm_start_fits, Program, KILL_TREE, PARENT_PID_VAR, RUN_AS_VAR, WARM_ARG, WARM_MARKER_VAR,
+    WATCHDOG_VAR,
 };
 use super::user::RunAs;
 
@@ -82,14 +84,25 @@ pub fn spawn(command: &TestCommand, settings: &SupervisorSettings) -> io::Result
         // Last, so that they win: whoever the tests run as, these say so.
         env.extend(run_as_env(user));
     }
-    let message = Program {
+    let program = Program {
         program: command.program.into(),
         args: command.args.clone(),
         cwd: Some(command.cwd.as_os_str().to_owned()),
         env,
         ..Program::default()
+    };
+    let message = program.encode()?;
+    if let Some(template) = &settings.warm {
+        // The next run is likely to be like this one: a spare need not
+        // start an interpreter that such a run would only kill.
+        let mut template = template.clone();
+        if let Some(user) = RUN_AS.get() {
+            template.env.extend(run_as_env(user));
+        }
+        SPARES
+            .warm_fits
+            .store(warm_start_fits(&template, &program), Ordering::Relaxed);
     }
-    .encode()?;
     let spare = SPARES.take(settings);
     keep_a_spare(settings.clone());
     if let Some(mut started) = spare {
@@ -138,12 +151,23 @@ const SPARE_DELAY: Duration = Duration::from_millis(20);
 struct Spares {
     waiting: Mutex<Option<(SupervisorSettings, Started)>>,
     refill: Mutex<Option<Sender<SupervisorSettings>>>,
+    /// Whether the last run could have taken a warm start.
+    warm_fits: AtomicBool,
 }
 
 static SPARES: Spares = Spares {
     waiting: Mutex::new(None),
     refill: Mutex::new(None),
+    warm_fits: AtomicBool::new(true),
 };
+
+impl SupervisorSettings {
+    /// Whether a supervisor started with `other` serves these settings:
+    /// with a warm start or without, the supervisor decides for itself.
+    fn served_by(&self, other: &SupervisorSettings) -> bool {
+        self.watchdog == other.watchdog && self.remove_env == other.remove_env
+    }
+}
 
 impl Spares {
     /// The waiting spare, if it has these settings and is still alive.
@@ -151,7 +175,7 @@ impl Spares {
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         if waiting
             .as_ref()
-            .is_none_or(|(theirs, _)| theirs != settings)
+            .is_none_or(|(theirs, _)| !settings.served_by(theirs))
         {
             return None;
         }
@@ -165,15 +189,18 @@ impl Spares {
         }
     }
 
-    fn refill_with(&self, settings: SupervisorSettings) {
+    fn refill_with(&self, mut settings: SupervisorSettings) {
         let ready = self
             .waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .is_some_and(|(theirs, _)| *theirs == settings);
+            .is_some_and(|(theirs, _)| settings.served_by(theirs));
         if ready {
             return;
+        }
+        if !self.warm_fits.load(Ordering::Relaxed) {
+            settings.warm = None;
         }
         match start_supervisor(&settings) {
             Ok(started) => {

@@ -468,15 +468,10 @@ impl WarmStart {
     /// it is what a cold start of `program` would have started; `None`
     /// (the interpreter killed) otherwise.
     fn go(mut self, program: &Program) -> Option<std::process::Child> {
-        let (warm_env, run_env) = (environment_for(&self.template), environment_for(program));
-        let fits = self.template.program == program.program
-            && self.template.cwd == program.cwd
-            && program.args.len() >= 2
-            && program.args[0] == "-m"
-            && same_start_up(&warm_env, &run_env);
-        if !fits {
+        if !warm_start_fits(&self.template, program) {
             return None;
         }
+        let (warm_env, run_env) = (environment_for(&self.template), environment_for(program));
         self.channel.set_read_timeout(Some(WARM_READY_WAIT)).ok()?;
         let mut ready = [0u8; 1];
         if !matches!(io::Read::read(&mut self.channel, &mut ready), Ok(1)) || ready[0] != b'R' {
@@ -518,6 +513,18 @@ impl Drop for WarmStart {
             let _ = child.wait();
         }
     }
+}
+
+/// Whether `program` can be handed to an interpreter started warm with
+/// `template`: the same interpreter and directory, a `-m` start, and the
+/// same start-up (see [`same_start_up`]), both on top of this process's
+/// own variables.
+pub fn warm_start_fits(template: &Program, program: &Program) -> bool {
+    template.program == program.program
+        && template.cwd == program.cwd
+        && program.args.len() >= 2
+        && program.args[0] == "-m"
+        && same_start_up(&environment_for(template), &environment_for(program))
 }
 
 /// The same descriptor under a number above 4 (closed on exec), the old

@@ -733,6 +733,58 @@ fn wait_for_spare(pid: u32) -> i32 {
     found.get().unwrap()
 }
 
+/// The interpreter the spare waiting for the next run started, once it
+/// has (within `patience`).
+fn warm_interpreter_of(spare: i32, patience: Duration) -> Option<i32> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let found = children_of(spare)
+            .into_iter()
+            .find(|pid| warm_interpreter(*pid));
+        if found.is_some() || std::time::Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A run whose variables keep it from a warm start (a locale's here) has
+/// the next spare start without an interpreter, which such a run would
+/// only kill; a run that could have taken one brings it back.
+#[test]
+fn spares_start_an_interpreter_only_while_runs_can_take_it() {
+    let tests = TestsDir::with(&[("test_ok.py", "def test_ok():\n    pass\n")]);
+    let app = TestApp::spawn(&tests, &[]);
+    let service = app.pid();
+    let answer = app.put(
+        "/api/environments/16",
+        &json!({"variables": {"LC_NOT_A_LOCALE": "1"}}),
+    );
+    assert_eq!(answer.0, 200, "{answer:?}");
+    let first = wait_for_spare(service);
+    assert!(
+        warm_interpreter_of(first, Duration::from_secs(10)).is_some(),
+        "the first spare starts an interpreter"
+    );
+    let id = app.create_run("lea", 16, &["test_ok.py"]);
+    assert_eq!(app.wait_finished(id, SECS_30)["status"], "success");
+    let cold_spare = wait_for_spare(service);
+    assert_ne!(cold_spare, first);
+    assert_eq!(
+        warm_interpreter_of(cold_spare, Duration::from_millis(500)),
+        None,
+        "after a run that could not take it, none is started"
+    );
+    let id = app.create_run("lea", 17, &["test_ok.py"]);
+    assert_eq!(app.wait_finished(id, SECS_30)["status"], "success");
+    let warm_spare = wait_for_spare(service);
+    assert_ne!(warm_spare, cold_spare);
+    assert!(
+        warm_interpreter_of(warm_spare, Duration::from_secs(10)).is_some(),
+        "after a run that could, one is started again"
+    );
+}
+
 #[test]
 fn a_spare_supervisor_killed_while_it_waits_is_replaced_and_dies_with_its_service() {
     let tests = TestsDir::with(&[("test_ok.py", "def test_ok():\n    pass\n")]);
