@@ -680,6 +680,8 @@ def test_runs_as_nobody_at_home():
     assert os.environ["HOME"] == nobody.pw_dir
     assert os.environ["USER"] == "nobody"
     assert "TEST_EXECUTOR_RUN_AS" not in os.environ
+    # Started warm, as that user too.
+    assert open("/proc/self/cmdline", "rb").read().split(b"\0")[1] == b"-c"
 "#;
     let tests = shared_tests(&[
         ("pytest.py", FAKE_PYTEST),
