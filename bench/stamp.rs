@@ -55,7 +55,8 @@ fn warm_start(args: &[std::ffi::OsString]) -> Option<(Vec<std::ffi::OsString>, S
     // channel on 3 and the run's output on 4, and nothing else uses them.
     let (mut channel, output) = unsafe { (File::from_raw_fd(3), File::from_raw_fd(4)) };
     let mut message = Vec::new();
-    if channel.write_all(b"R").is_err() || channel.read_to_end(&mut message).is_err() {
+    // Ready, with no directories read at start-up to watch.
+    if channel.write_all(b"R\0\0\0\0").is_err() || channel.read_to_end(&mut message).is_err() {
         std::process::exit(0);
     }
     if message.len() < 5 {

@@ -280,8 +280,13 @@ pub fn supervise(args: &[OsString]) -> i32 {
         }
     };
     command.args(&program.args);
+    // Kept open for as long as the run goes (see `WarmStart::go`).
+    let mut _warm_channel = None;
     let child = match warm.and_then(|warm| warm.go(&program)) {
-        Some(child) => Ok(child),
+        Some((child, channel)) => {
+            _warm_channel = Some(channel);
+            Ok(child)
+        }
         None => {
             // Whatever a warm start left (one that did not fit, or never
             // got ready) goes before the cold start.
@@ -317,7 +322,9 @@ pub fn supervise(args: &[OsString]) -> i32 {
 }
 
 /// The bootstrap a warm start's interpreter runs (`python -c`): it says it
-/// is ready on descriptor 3, reads the run's command there until end of
+/// is ready on descriptor 3 (`R`, a length, then each directory on its
+/// `sys.path` and its modification time in nanoseconds, each ended by a
+/// NUL), reads the run's command there until end of
 /// file, and then becomes `python -m <module> <args>` as a cold start would
 /// have been: the run's directory, variables and output (descriptor 4
 /// becomes stdout and stderr), `sys.argv`, `sys.orig_argv` and
@@ -327,7 +334,12 @@ pub const WARM_BOOTSTRAP: &str = r#"# test-executor warm start
 def _test_executor_warm_start():
     import os, sys
     try:
-        os.write(3, b"R")
+        # Ready, with the directories it started from, as it saw them.
+        read = b"".join(
+            os.fsencode(p) + b"\0" + str(os.stat(p).st_mtime_ns).encode() + b"\0"
+            for p in sys.path if p and os.path.isdir(p)
+        )
+        os.write(3, b"R" + len(read).to_bytes(4, "little") + read)
         parts = []
         while True:
             part = os.read(3, 1 << 16)
@@ -335,8 +347,10 @@ def _test_executor_warm_start():
                 break
             parts.append(part)
         os.close(3)
-    except OSError:
-        os._exit(0)
+    except OSError as e:
+        # The channel broke: the run, if one came, is told on its output.
+        os.write(4, ("could not start %s: %s\n" % (sys.executable, e)).encode())
+        os._exit(127)
     message = b"".join(parts)
     if not message:
         os._exit(0)
@@ -386,6 +400,8 @@ struct WarmStart {
     /// The interpreter's stdout and stderr until its run comes.
     start_up_output: io::PipeReader,
     template: Program,
+    /// Just after it was started.
+    started_at: std::time::SystemTime,
 }
 
 impl WarmStart {
@@ -441,6 +457,55 @@ impl WarmStart {
             channel,
             start_up_output,
             template,
+            started_at: std::time::SystemTime::now(),
+        })
+    }
+
+    /// Waits (at most [`WARM_READY_WAIT`]) for the interpreter to say it
+    /// is ready, and answers the directories it started from, each with
+    /// its modification time (nanoseconds) as the interpreter saw it.
+    fn ready(&mut self) -> Option<Vec<(std::path::PathBuf, i128)>> {
+        use std::io::Read;
+        self.channel.set_read_timeout(Some(WARM_READY_WAIT)).ok()?;
+        let mut head = [0u8; 5];
+        self.channel.read_exact(&mut head).ok()?;
+        let length = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        if head[0] != b'R' || length > MAX_PROGRAM_BYTES {
+            return None;
+        }
+        let mut read = vec![0u8; length];
+        self.channel.read_exact(&mut read).ok()?;
+        if read.is_empty() {
+            return Some(Vec::new());
+        }
+        let fields: Vec<&[u8]> = read.strip_suffix(&[0])?.split(|b| *b == 0).collect();
+        fields
+            .chunks(2)
+            .map(|pair| match pair {
+                [path, seen] => Some((
+                    OsStr::from_bytes(path).into(),
+                    std::str::from_utf8(seen).ok()?.parse().ok()?,
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether one of `directories` changed since the interpreter read it
+    /// (a package installed since, say, whose `.pth` file it never read),
+    /// or changed so close to its start that it may have read either
+    /// state: file times come from a clock a tick or two behind.
+    fn stale(&self, directories: &[(std::path::PathBuf, i128)]) -> bool {
+        let nanos = |time: std::time::SystemTime| {
+            time.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_nanos() as i128)
+        };
+        let started = nanos(self.started_at) - Duration::from_millis(10).as_nanos() as i128;
+        directories.iter().any(|(directory, seen)| {
+            let now = std::fs::metadata(directory)
+                .and_then(|meta| meta.modified())
+                .map(nanos);
+            *seen >= started || now.map_or(true, |now| now != *seen)
         })
     }
 
@@ -467,17 +532,18 @@ impl WarmStart {
     /// Hands `program` to the waiting interpreter, once it is ready, if
     /// it is what a cold start of `program` would have started; `None`
     /// (the interpreter killed) otherwise.
-    fn go(mut self, program: &Program) -> Option<std::process::Child> {
+    /// The channel comes along: closed while the interpreter may still
+    /// have sent something unread, it would lose what it was sent.
+    fn go(
+        mut self,
+        program: &Program,
+    ) -> Option<(std::process::Child, std::os::unix::net::UnixStream)> {
         if !warm_start_fits(&self.template, program) {
             return None;
         }
         let (warm_env, run_env) = (environment_for(&self.template), environment_for(program));
-        self.channel.set_read_timeout(Some(WARM_READY_WAIT)).ok()?;
-        let mut ready = [0u8; 1];
-        if !matches!(io::Read::read(&mut self.channel, &mut ready), Ok(1)) || ready[0] != b'R' {
-            return None;
-        }
-        if !matches!(self.child.as_mut()?.try_wait(), Ok(None)) {
+        let directories = self.ready()?;
+        if self.stale(&directories) || !matches!(self.child.as_mut()?.try_wait(), Ok(None)) {
             return None;
         }
         self.pass_on_start_up_output();
@@ -502,7 +568,8 @@ impl WarmStart {
         .ok()?;
         self.channel.write_all(&message).ok()?;
         self.channel.shutdown(std::net::Shutdown::Write).ok()?;
-        self.child.take()
+        let channel = self.channel.try_clone().ok()?;
+        Some((self.child.take()?, channel))
     }
 }
 

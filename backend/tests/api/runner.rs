@@ -689,3 +689,51 @@ fn what_the_interpreter_prints_as_it_starts_is_in_the_log_warm_or_cold() {
         assert!(said < session, "{log}");
     }
 }
+
+/// A package installed while an interpreter waits for the next run (an
+/// editable install's `.pth` file, here in the user's site directory) is
+/// there for that run: the interpreter started before it is not used.
+#[test]
+fn a_package_installed_while_an_interpreter_waits_is_there_for_the_next_run() {
+    let home = tempfile::tempdir().unwrap();
+    let user_site = std::process::Command::new("python3")
+        .args(["-c", "import site; print(site.getusersitepackages())"])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    let user_site = std::path::PathBuf::from(String::from_utf8(user_site.stdout).unwrap().trim());
+    std::fs::create_dir_all(&user_site).unwrap();
+    let tests = TestsDir::with(&[(
+        "test_installed.py",
+        "def test_installed():\n    import installed_later\n    assert installed_later.HERE\n",
+    )]);
+    let home_var = home.path().display().to_string();
+    let app = TestApp::spawn(&tests, &[("HOME", home_var.as_str())]);
+    // The interpreter for the next run has started, and read the site
+    // directory without the package.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let waiting = || {
+        backend::sys::procfs::processes().any(|p| {
+            std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                .is_ok_and(|c| c.windows(26).any(|w| w == b"# test-executor warm start"))
+                && std::fs::read(format!("/proc/{}/environ", p.pid))
+                    .is_ok_and(|e| e.windows(home_var.len()).any(|w| w == home_var.as_bytes()))
+        })
+    };
+    while !waiting() {
+        assert!(std::time::Instant::now() < deadline, "no interpreter waits");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let package = home.path().join("src");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(package.join("installed_later.py"), "HERE = True\n").unwrap();
+    std::fs::write(
+        user_site.join("installed_later.pth"),
+        format!("{}\n", package.display()),
+    )
+    .unwrap();
+    let id = app.create_run("lea", 18, &["test_installed.py"]);
+    let run = app.wait_finished(id, SECS_30);
+    assert_eq!(run["status"], "success", "{run}\n{}", app.log_text(id));
+}
