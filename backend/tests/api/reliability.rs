@@ -766,19 +766,22 @@ fn spares_start_an_interpreter_only_while_runs_can_take_it() {
         warm_interpreter_of(first, Duration::from_secs(10)).is_some(),
         "the first spare starts an interpreter"
     );
-    let id = app.create_run("lea", 16, &["test_ok.py"]);
-    assert_eq!(app.wait_finished(id, SECS_30)["status"], "success");
-    let cold_spare = wait_for_spare(service);
-    assert_ne!(cold_spare, first);
+    // A run on the environment, then the spare that replaced the one it
+    // took.
+    let run_then_next_spare = |environment: i32, taken: i32| {
+        let id = app.create_run("lea", environment, &["test_ok.py"]);
+        assert_eq!(app.wait_finished(id, SECS_30)["status"], "success");
+        let next = wait_for_spare(service);
+        assert_ne!(next, taken);
+        next
+    };
+    let cold_spare = run_then_next_spare(16, first);
     assert_eq!(
         warm_interpreter_of(cold_spare, Duration::from_millis(500)),
         None,
         "after a run that could not take it, none is started"
     );
-    let id = app.create_run("lea", 17, &["test_ok.py"]);
-    assert_eq!(app.wait_finished(id, SECS_30)["status"], "success");
-    let warm_spare = wait_for_spare(service);
-    assert_ne!(warm_spare, cold_spare);
+    let warm_spare = run_then_next_spare(17, cold_spare);
     assert!(
         warm_interpreter_of(warm_spare, Duration::from_secs(10)).is_some(),
         "after a run that could, one is started again"

@@ -650,18 +650,24 @@ fn a_warm_start_runs_tests_exactly_as_a_cold_start_would() {
     );
 }
 
-#[test]
-fn what_the_interpreter_prints_as_it_starts_is_in_the_log_warm_or_cold() {
+/// A home of its own with its user site directory made (Python reads that
+/// directory at start-up when it exists), and that directory.
+fn home_with_user_site() -> (tempfile::TempDir, std::path::PathBuf) {
     let home = tempfile::tempdir().unwrap();
     let user_site = std::process::Command::new("python3")
         .args(["-c", "import site; print(site.getusersitepackages())"])
         .env("HOME", home.path())
         .output()
         .unwrap();
-    let user_site = String::from_utf8(user_site.stdout).unwrap();
-    let user_site = std::path::Path::new(user_site.trim());
+    let user_site = std::path::PathBuf::from(String::from_utf8(user_site.stdout).unwrap().trim());
     assert!(user_site.starts_with(home.path()), "{user_site:?}");
-    std::fs::create_dir_all(user_site).unwrap();
+    std::fs::create_dir_all(&user_site).unwrap();
+    (home, user_site)
+}
+
+#[test]
+fn what_the_interpreter_prints_as_it_starts_is_in_the_log_warm_or_cold() {
+    let (home, user_site) = home_with_user_site();
     std::fs::write(
         user_site.join("usercustomize.py"),
         "import sys\nsys.stderr.write('said at start-up\\n')\n",
@@ -695,14 +701,7 @@ fn what_the_interpreter_prints_as_it_starts_is_in_the_log_warm_or_cold() {
 /// there for that run: the interpreter started before it is not used.
 #[test]
 fn a_package_installed_while_an_interpreter_waits_is_there_for_the_next_run() {
-    let home = tempfile::tempdir().unwrap();
-    let user_site = std::process::Command::new("python3")
-        .args(["-c", "import site; print(site.getusersitepackages())"])
-        .env("HOME", home.path())
-        .output()
-        .unwrap();
-    let user_site = std::path::PathBuf::from(String::from_utf8(user_site.stdout).unwrap().trim());
-    std::fs::create_dir_all(&user_site).unwrap();
+    let (home, user_site) = home_with_user_site();
     let tests = TestsDir::with(&[(
         "test_installed.py",
         "def test_installed():\n    import installed_later\n    assert installed_later.HERE\n",
