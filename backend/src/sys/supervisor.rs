@@ -566,9 +566,11 @@ impl WarmStart {
         }
         .encode()
         .ok()?;
+        // Taken before the interpreter has its command: past that point,
+        // nothing may fail and have it killed.
+        let channel = self.channel.try_clone().ok()?;
         self.channel.write_all(&message).ok()?;
         self.channel.shutdown(std::net::Shutdown::Write).ok()?;
-        let channel = self.channel.try_clone().ok()?;
         Some((self.child.take()?, channel))
     }
 }
