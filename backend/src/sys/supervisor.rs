@@ -280,18 +280,15 @@ pub fn supervise(args: &[OsString]) -> i32 {
         }
     };
     command.args(&program.args);
-    // Kept open for as long as the run goes (see `WarmStart::go`).
-    let mut _warm_channel = None;
-    let child = match warm.and_then(|warm| warm.go(&program)) {
-        Some((child, channel)) => {
-            _warm_channel = Some(channel);
-            Ok(child)
-        }
+    // The warm start's channel is kept open for as long as the run goes
+    // (see `WarmStart::go`).
+    let (child, _warm_channel) = match warm.and_then(|warm| warm.go(&program)) {
+        Some((child, channel)) => (Ok(child), Some(channel)),
         None => {
             // Whatever a warm start left (one that did not fit, or never
             // got ready) goes before the cold start.
             kill_descendants();
-            command.spawn()
+            (command.spawn(), None)
         }
     };
     let child = match child {
@@ -417,40 +414,21 @@ impl WarmStart {
         let (start_up_output, start_up_writer) = io::pipe()?;
         let start_up_output = io::PipeReader::from(above_four(start_up_output.into())?);
         let start_up_writer = above_four(start_up_writer.into())?;
-        // Both numbers are free (so that nothing of ours is lost), and
-        // stay taken until the spawn: its own pipe gets others.
-        for fd in [3, 4] {
-            if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok() {
-                return Err(io::Error::other(format!("descriptor {fd} is taken")));
-            }
-        }
-        nix::unistd::dup2(theirs.as_raw_fd(), 3)?;
+        // Inherited without close-on-exec by the child alone: they stay
+        // taken until the spawn (its own pipe gets other numbers), and are
+        // closed here on every way out.
+        let _channel_at_3 = at_number(theirs.as_fd(), 3)?;
+        let _output_at_4 = at_number(io::stdout().as_fd(), 4)?;
         drop(theirs);
-        if let Err(e) = nix::unistd::dup2(io::stdout().as_raw_fd(), 4) {
-            let _ = nix::unistd::close(3);
-            return Err(e.into());
-        }
-        let mut command = match command_for(&template) {
-            Ok(command) => command,
-            Err(e) => {
-                let _ = nix::unistd::close(3);
-                let _ = nix::unistd::close(4);
-                return Err(e);
-            }
-        };
-        let start_up_stderr = start_up_writer.try_clone();
-        command.arg("-c").arg(WARM_BOOTSTRAP);
-        let spawned = start_up_stderr.and_then(|stderr| {
-            command
-                .stdout(Stdio::from(start_up_writer))
-                .stderr(Stdio::from(stderr))
-                .spawn()
-        });
-        // Inherited without close-on-exec by the child alone; the pipe's
-        // write ends go with the command.
+        let mut command = command_for(&template)?;
+        command
+            .arg("-c")
+            .arg(WARM_BOOTSTRAP)
+            .stdout(Stdio::from(start_up_writer.try_clone()?))
+            .stderr(Stdio::from(start_up_writer));
+        let spawned = command.spawn();
+        // The pipe's write ends go with the command.
         drop(command);
-        let _ = nix::unistd::close(3);
-        let _ = nix::unistd::close(4);
         let child = spawned?;
         Ok(WarmStart {
             child: Some(child),
@@ -538,10 +516,10 @@ impl WarmStart {
         mut self,
         program: &Program,
     ) -> Option<(std::process::Child, std::os::unix::net::UnixStream)> {
-        if !warm_start_fits(&self.template, program) {
+        let (warm_env, run_env) = (environment_for(&self.template), environment_for(program));
+        if !fits(&self.template, program, &warm_env, &run_env) {
             return None;
         }
-        let (warm_env, run_env) = (environment_for(&self.template), environment_for(program));
         let directories = self.ready()?;
         if self.stale(&directories) || !matches!(self.child.as_mut()?.try_wait(), Ok(None)) {
             return None;
@@ -589,11 +567,39 @@ impl Drop for WarmStart {
 /// same start-up (see [`same_start_up`]), both on top of this process's
 /// own variables.
 pub fn warm_start_fits(template: &Program, program: &Program) -> bool {
+    fits(
+        template,
+        program,
+        &environment_for(template),
+        &environment_for(program),
+    )
+}
+
+/// [`warm_start_fits`], with both environments at hand.
+fn fits(
+    template: &Program,
+    program: &Program,
+    warm_env: &Environment,
+    run_env: &Environment,
+) -> bool {
     template.program == program.program
         && template.cwd == program.cwd
         && program.args.len() >= 2
         && program.args[0] == "-m"
-        && same_start_up(&environment_for(template), &environment_for(program))
+        && same_start_up(warm_env, run_env)
+}
+
+/// A copy of `fd` under `number`, which must be free (nothing of ours is
+/// lost), open across an exec; closed when dropped.
+fn at_number(fd: std::os::fd::BorrowedFd<'_>, number: i32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if nix::fcntl::fcntl(number, nix::fcntl::FcntlArg::F_GETFD).is_ok() {
+        return Err(io::Error::other(format!("descriptor {number} is taken")));
+    }
+    nix::unistd::dup2(fd.as_raw_fd(), number)?;
+    // SAFETY: `dup2` just made `number`, which was free, and nothing else
+    // owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(number) })
 }
 
 /// The same descriptor under a number above 4 (closed on exec), the old
@@ -638,9 +644,12 @@ fn command_for(program: &Program) -> io::Result<Command> {
     Ok(command)
 }
 
+/// A process's variables, by name.
+type Environment = std::collections::BTreeMap<OsString, OsString>;
+
 /// The whole environment `program` is started with (see [`command_for`]).
-fn environment_for(program: &Program) -> std::collections::BTreeMap<OsString, OsString> {
-    let mut env: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+fn environment_for(program: &Program) -> Environment {
+    let mut env: Environment = std::env::vars_os().collect();
     env.extend(program.env.iter().cloned());
     for own in [PARENT_PID_VAR, WATCHDOG_VAR, RUN_AS_VAR] {
         env.remove(OsStr::new(own));
@@ -652,10 +661,7 @@ fn environment_for(program: &Program) -> std::collections::BTreeMap<OsString, Os
 /// variable that Python, its loader, its C library or a launcher like
 /// pyenv reads as it starts has the same value (or is unset) in both.
 /// The others are read after the start, when the run's are in place.
-fn same_start_up(
-    warm: &std::collections::BTreeMap<OsString, OsString>,
-    run: &std::collections::BTreeMap<OsString, OsString>,
-) -> bool {
+fn same_start_up(warm: &Environment, run: &Environment) -> bool {
     warm.keys()
         .chain(run.keys())
         .filter(|name| read_at_start_up(name))
@@ -836,7 +842,7 @@ mod tests {
 
     #[test]
     fn only_a_variable_read_at_start_up_keeps_a_run_from_its_warm_interpreter() {
-        let env = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<OsString, OsString> {
+        let env = |pairs: &[(&str, &str)]| -> Environment {
             pairs
                 .iter()
                 .map(|(name, value)| (name.into(), value.into()))
