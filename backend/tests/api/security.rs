@@ -916,13 +916,11 @@ fn absurd_durations_are_refused_at_start_rather_than_overflowing_a_clock() {
     }
 }
 
-/// The interpreter a spare started for the next run takes its command
-/// through a socket: a test (even one running as root, as here) cannot
-/// open it through `/proc` to hand it a command of its own.
-#[test]
-fn a_test_cannot_hand_a_command_to_the_interpreter_waiting_for_the_next_run() {
-    let module = r#"
-import errno, os, time
+/// Python for a test module: `waiting_for_the_next_run()` answers the
+/// interpreters the service's spare supervisors started for the next run
+/// (the test's own supervisor aside), waiting up to 10 s for one.
+const FIND_WAITING: &str = r#"
+import os, time
 
 def children(pid):
     found = []
@@ -935,7 +933,7 @@ def children(pid):
             pass
     return found
 
-def test_reaches_for_the_next_run():
+def waiting_for_the_next_run():
     supervisor = os.getppid()
     service = int(open(f"/proc/{supervisor}/stat").read().rsplit(")", 1)[1].split()[1])
     deadline = time.time() + 10
@@ -945,21 +943,68 @@ def test_reaches_for_the_next_run():
         waiting = [pid for spare in spares for pid in children(spare)]
         time.sleep(0.05)
     assert waiting, "an interpreter waits for the next run"
-    for pid in waiting:
+    return waiting
+"#;
+
+/// The interpreter a spare started for the next run takes its command
+/// through a socket: a test (even one running as root, as here) cannot
+/// open it through `/proc` to hand it a command of its own.
+#[test]
+fn a_test_cannot_hand_a_command_to_the_interpreter_waiting_for_the_next_run() {
+    let module = format!(
+        "{FIND_WAITING}{}",
+        r#"
+import errno
+
+def test_reaches_for_the_next_run():
+    for pid in waiting_for_the_next_run():
         try:
             open(f"/proc/{pid}/fd/3", "wb").close()
         except OSError as e:
             assert e.errno == errno.ENXIO, e
         else:
             raise AssertionError("the channel of the waiting interpreter was opened")
-"#;
-    let tests = TestsDir::with(&[("test_reach.py", module)]);
+"#
+    );
+    let tests = TestsDir::with(&[("test_reach.py", module.as_str())]);
     let app = TestApp::spawn(&tests, &[]);
     let id = app.create_run("mallory", 15, &["test_reach.py"]);
     let run = app.wait_finished(id, SECS_30);
     assert_eq!(run["status"], "success", "{}", app.log_text(id));
     // The next run, on the interpreter the test reached for, is its own.
     let next = app.create_run("mallory", 15, &["test_reach.py"]);
+    let run = app.wait_finished(next, SECS_30);
+    assert_eq!(run["status"], "success", "{}", app.log_text(next));
+}
+
+/// A test may kill the interpreter waiting for the next run (it runs as
+/// the tests' user): that run starts cold and goes on as if nothing
+/// happened.
+#[test]
+fn a_run_whose_waiting_interpreter_a_test_killed_starts_cold() {
+    let module = format!(
+        "{FIND_WAITING}{}",
+        r#"
+import signal
+
+def test_kills_what_waits_for_the_next_run():
+    for pid in waiting_for_the_next_run():
+        os.kill(pid, signal.SIGKILL)
+
+def test_started_cold():
+    assert open("/proc/self/cmdline", "rb").read().split(b"\0")[1] == b"-m"
+"#
+    );
+    let tests = TestsDir::with(&[("test_kill.py", module.as_str())]);
+    let app = TestApp::spawn(&tests, &[]);
+    let id = app.create_run(
+        "mallory",
+        19,
+        &["test_kill.py::test_kills_what_waits_for_the_next_run"],
+    );
+    let run = app.wait_finished(id, SECS_30);
+    assert_eq!(run["status"], "success", "{}", app.log_text(id));
+    let next = app.create_run("mallory", 19, &["test_kill.py::test_started_cold"]);
     let run = app.wait_finished(next, SECS_30);
     assert_eq!(run["status"], "success", "{}", app.log_text(next));
 }
