@@ -2,8 +2,11 @@
 //! reclaim. Every write about a running run names the fence it was started
 //! under, so a holder that lost its lease changes nothing.
 
+use diesel::deserialize;
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
+use diesel::row::NamedRow;
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
 
 use super::logs::MAX_CHUNK_BYTES;
 use super::models::{EnvironmentRow, NewCaseRow, RunRow};
@@ -337,15 +340,17 @@ struct StartedRun {
     run_token_id: Option<i64>,
 }
 
-/// In one statement: locks queued run `run_id`, takes `environment`'s busy
-/// row for it under a new fence, marks it running there (a pool's run gets
-/// its environment now) and, if the claimer issues them, inserts the run's
-/// token (as the run's user, if it has an account, good for the run's
-/// time-out and an hour). A run whose row is locked elsewhere (a cancel
-/// under way) is not waited for, so that a claim riding along in a finish
-/// never stalls it. With `only_if_first`, the run starts only when nothing
-/// else has a claim to the environment or to the slot (see
-/// [`start_queued_here`]). `None`: nothing started.
+/// Starts queued run `run_id` on `environment` in one statement (the
+/// database's `start_queued_run`, which a hand-off calls too): locks the
+/// run, takes the environment's busy row for it under a new fence, marks
+/// it running there (a pool's run gets its environment now) and, if the
+/// claimer issues them, inserts the run's token (as the run's user, if it
+/// has an account, good for the run's time-out and an hour). A run whose
+/// row is locked elsewhere (a cancel under way) is not waited for, so that
+/// a claim riding along in a finish never stalls it. With
+/// `only_if_first`, the run starts only when nothing else has a claim to
+/// the environment or to the slot (see [`start_queued_here`]). `None`:
+/// nothing started.
 fn start(
     conn: &mut PgConnection,
     environment: &EnvironmentRow,
@@ -353,47 +358,11 @@ fn start(
     claimer: Claimer<'_>,
     only_if_first: bool,
 ) -> QueryResult<Option<Claim>> {
-    let secret = claimer.run_tokens.and_then(|_| {
-        crate::secrets::new_secret()
-            .map(|secret| format!("te_{secret}"))
-            .inspect_err(|e| tracing::warn!(run_id, error = %e, "no API token for the run's tests"))
-            .ok()
-    });
+    let secret = run_secret(claimer);
     let secret_hash = secret.as_deref().map(crate::secrets::secret_hash);
     let started: Option<StartedRun> = super::kept_sql(
-        "WITH target AS ( \
-           SELECT id FROM test_runs WHERE id = $2 AND status = 'queued' \
-           FOR NO KEY UPDATE SKIP LOCKED \
-         ), leased AS ( \
-           INSERT INTO environment_locks (environment_id, run_id, holder, fence, expires_at) \
-           SELECT e.id, t.id, $3, nextval('lease_fences'), now() + make_interval(secs => $4) \
-           FROM target t JOIN environments e ON e.id = $1 \
-           WHERE NOT $5 OR ( \
-             (e.maintenance_reason IS NULL OR e.maintenance_until <= now()) \
-             AND ($6::text[] IS NULL OR e.labels && $6) \
-             AND NOT EXISTS (SELECT 1 FROM reservations w \
-                             WHERE w.environment_id = e.id AND w.state IN ('active', 'waiting')) \
-             AND NOT EXISTS (SELECT 1 FROM test_runs q \
-                             WHERE q.status = 'queued' AND q.id < t.id \
-                               AND (q.environment_id IS NULL OR NOT EXISTS ( \
-                                    SELECT 1 FROM environment_locks l \
-                                    WHERE l.environment_id = q.environment_id)))) \
-           ON CONFLICT (environment_id) DO NOTHING RETURNING environment_id, run_id, fence \
-         ), started AS ( \
-           UPDATE test_runs r SET status = 'running', started_at = now(), fence = l.fence, \
-                  instance_id = $3, environment_id = l.environment_id \
-           FROM leased l WHERE r.id = l.run_id RETURNING r.* \
-         ), token AS ( \
-           INSERT INTO api_tokens (username, name, role, secret_hash, expires_at, run_id) \
-           SELECT u.username, 'run ' || s.id, u.role, $7, \
-                  now() + make_interval(secs => coalesce(e.run_timeout_secs, $8) + 3600), s.id \
-           FROM started s JOIN users u ON u.username = s.username \
-           LEFT JOIN environments e ON e.id = s.environment_id \
-           WHERE $7::text IS NOT NULL RETURNING id \
-         ) \
-         SELECT started.*, started.fence AS lease_fence, \
-                (SELECT id FROM token) AS run_token_id \
-         FROM started",
+        "SELECT (s.run).*, s.lease_fence, s.run_token_id \
+         FROM start_queued_run($1, $2, $3, $4, $5, $6, $7, $8) AS s",
     )
     .bind::<Integer, _>(environment.id)
     .bind::<BigInt, _>(run_id)
@@ -419,6 +388,16 @@ fn start(
             fence: lease_fence,
         },
     ))
+}
+
+/// The secret of the token a claim issues, if the claimer issues them.
+fn run_secret(claimer: Claimer<'_>) -> Option<String> {
+    claimer.run_tokens.and_then(|_| {
+        crate::secrets::new_secret()
+            .map(|secret| format!("te_{secret}"))
+            .inspect_err(|e| tracing::warn!(error = %e, "no API token for the run's tests"))
+            .ok()
+    })
 }
 
 /// Pushes the lease's expiry forward. False: the lease is no longer ours.
@@ -660,6 +639,9 @@ pub fn finish_and_claim_next(
     outcome: &Outcome,
     claimer: Option<Claimer<'_>>,
 ) -> QueryResult<(Written, Option<Claim>)> {
+    if let Some(done) = finish_in_one_call(conn, claim, lease_secs, expected, outcome, claimer)? {
+        return Ok(done);
+    }
     conn.transaction(|conn| {
         // The run is listed to be recorded in insights and health: after
         // the next run starts if one is claimed, else at the end of this
@@ -680,6 +662,179 @@ pub fn finish_and_claim_next(
         }
         Ok((written, next))
     })
+}
+
+/// [`finish_and_claim_next`] in one call of the database's
+/// `finish_and_hand_off`, which does the same statements in one round
+/// trip: between two runs on an environment, the time is the database's
+/// work alone. `None` when it wrote nothing: a case has attachments to
+/// link, a hold may follow a failure, or the lease or the stored progress
+/// is not what was expected; the transaction statement by statement then
+/// does the finish, or tells why not.
+fn finish_in_one_call(
+    conn: &mut PgConnection,
+    claim: &Claim,
+    lease_secs: i64,
+    expected: Stored,
+    outcome: &Outcome,
+    claimer: Option<Claimer<'_>>,
+) -> QueryResult<Option<(Written, Option<Claim>)>> {
+    if outcome
+        .cases
+        .iter()
+        .any(|case| !case.attachments.is_empty())
+    {
+        return Ok(None);
+    }
+    let pieces = super::logs::pieces(&outcome.log_tail, MAX_CHUNK_BYTES as usize);
+    let offsets: Vec<i64> = pieces
+        .iter()
+        .scan(expected.log_bytes, |offset, piece| {
+            let start = *offset;
+            *offset += piece.len() as i64;
+            Some(start)
+        })
+        .collect();
+    let nodeids: Vec<_> = outcome
+        .cases
+        .iter()
+        .map(|case| super::runs::stored_nodeid(&case.nodeid))
+        .collect();
+    let nodeids: Vec<&str> = nodeids.iter().map(AsRef::as_ref).collect();
+    let case_outcomes: Vec<&str> = outcome.cases.iter().map(|c| c.outcome.as_str()).collect();
+    let durations: Vec<i64> = outcome.cases.iter().map(|c| c.duration_ms).collect();
+    let messages: Vec<Option<&str>> = outcome.cases.iter().map(|c| c.message.as_deref()).collect();
+    let summary = &outcome.summary;
+    let summary = [
+        summary.total,
+        summary.passed,
+        summary.failed,
+        summary.skipped,
+        summary.errors,
+        summary.xfailed,
+        summary.xpassed,
+        summary.subtests_passed,
+        summary.completed,
+    ];
+    let secret = claimer.and_then(run_secret);
+    let secret_hash = secret.as_deref().map(crate::secrets::secret_hash);
+    let handed: HandOff = super::kept_sql(
+        "SELECT h.finished, h.left_for_sweep, h.next_fence, h.next_token, (h.started_run).*, \
+                (h.next_environment).id AS next_environment_id, \
+                (h.next_environment).name AS next_environment_name, \
+                (h.next_environment).description AS next_environment_description, \
+                (h.next_environment).variables AS next_environment_variables, \
+                (h.next_environment).run_timeout_secs AS next_environment_run_timeout_secs, \
+                (h.next_environment).labels AS next_environment_labels, \
+                (h.next_environment).maintenance_reason AS next_environment_maintenance_reason, \
+                (h.next_environment).maintenance_since AS next_environment_maintenance_since, \
+                (h.next_environment).maintenance_until AS next_environment_maintenance_until, \
+                (h.next_environment).protected AS next_environment_protected, \
+                (h.next_environment).allowed_users AS next_environment_allowed_users \
+         FROM finish_and_hand_off($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                                  $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) AS h",
+    )
+    .bind::<BigInt, _>(claim.run.id)
+    .bind::<Integer, _>(claim.environment.id)
+    .bind::<BigInt, _>(claim.fence)
+    .bind::<BigInt, _>(lease_secs)
+    .bind::<Text, _>(outcome.status.as_str())
+    .bind::<Nullable<Text>, _>(outcome.reason.as_deref())
+    .bind::<Nullable<Integer>, _>(outcome.exit_code)
+    .bind::<BigInt, _>(expected.log_bytes + outcome.log_tail.len() as i64)
+    .bind::<Array<Nullable<Integer>>, _>(&summary[..])
+    .bind::<BigInt, _>(expected.log_bytes)
+    .bind::<Integer, _>(expected.cases)
+    .bind::<Array<BigInt>, _>(&offsets)
+    .bind::<Array<Text>, _>(&pieces)
+    .bind::<Array<Text>, _>(&nodeids)
+    .bind::<Array<Text>, _>(&case_outcomes)
+    .bind::<Array<BigInt>, _>(&durations)
+    .bind::<Array<Nullable<Text>>, _>(&messages)
+    .bind::<Nullable<Text>, _>(outcome.junit_xml.as_deref())
+    .bind::<Nullable<BigInt>, _>(claim.token.as_ref().map(|token| token.id))
+    .bind::<Nullable<Text>, _>(claimer.map(|c| c.holder))
+    .bind::<Nullable<Array<Text>>, _>(claimer.and_then(|c| c.runner_labels))
+    .bind::<Nullable<Text>, _>(secret_hash.as_deref())
+    .bind::<BigInt, _>(claimer.and_then(|c| c.run_tokens).unwrap_or(0))
+    .get_result(conn)?;
+    if !handed.finished {
+        return Ok(None);
+    }
+    if handed.left_for_sweep {
+        tracing::warn!(
+            run_id = claim.run.id,
+            "a finished run is left for the sweep to record"
+        );
+    }
+    let next = handed
+        .next
+        .map(|(run, environment, fence, token_id)| Claim {
+            token: token_id
+                .zip(secret)
+                .map(|(id, secret)| RunToken { id, secret }),
+            run,
+            environment,
+            fence,
+        });
+    Ok(Some((Written::Done, next)))
+}
+
+/// What `finish_and_hand_off` answers: whether it finished the run, and
+/// the run it started next with that run's environment, lease fence and
+/// token id. The environment's columns come renamed: the run's share some
+/// of their names.
+struct HandOff {
+    finished: bool,
+    left_for_sweep: bool,
+    next: Option<(RunRow, EnvironmentRow, i64, Option<i64>)>,
+}
+
+impl QueryableByName<Pg> for HandOff {
+    fn build<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Self> {
+        let finished = NamedRow::get::<Bool, bool>(row, "finished")?;
+        let left_for_sweep = NamedRow::get::<Bool, bool>(row, "left_for_sweep")?;
+        let Some(fence) = NamedRow::get::<Nullable<BigInt>, Option<i64>>(row, "next_fence")? else {
+            return Ok(HandOff {
+                finished,
+                left_for_sweep,
+                next: None,
+            });
+        };
+        let token_id = NamedRow::get::<Nullable<BigInt>, Option<i64>>(row, "next_token")?;
+        let run = <RunRow as QueryableByName<Pg>>::build(row)?;
+        let column = |name: &str| format!("next_environment_{name}");
+        let environment = EnvironmentRow {
+            id: NamedRow::get::<Integer, _>(row, &column("id"))?,
+            name: NamedRow::get::<Text, _>(row, &column("name"))?,
+            description: NamedRow::get::<Text, _>(row, &column("description"))?,
+            variables: NamedRow::get::<Jsonb, _>(row, &column("variables"))?,
+            run_timeout_secs: NamedRow::get::<Nullable<Integer>, _>(
+                row,
+                &column("run_timeout_secs"),
+            )?,
+            labels: NamedRow::get::<Array<Text>, _>(row, &column("labels"))?,
+            maintenance_reason: NamedRow::get::<Nullable<Text>, _>(
+                row,
+                &column("maintenance_reason"),
+            )?,
+            maintenance_since: NamedRow::get::<Nullable<Timestamptz>, _>(
+                row,
+                &column("maintenance_since"),
+            )?,
+            maintenance_until: NamedRow::get::<Nullable<Timestamptz>, _>(
+                row,
+                &column("maintenance_until"),
+            )?,
+            protected: NamedRow::get::<Bool, _>(row, &column("protected"))?,
+            allowed_users: NamedRow::get::<Array<Text>, _>(row, &column("allowed_users"))?,
+        };
+        Ok(HandOff {
+            finished,
+            left_for_sweep,
+            next: Some((run, environment, fence, token_id)),
+        })
+    }
 }
 
 /// [`record_listed_run`] in a savepoint of the caller's transaction: a row

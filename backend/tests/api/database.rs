@@ -952,3 +952,86 @@ fn a_session_stuck_on_insights_rows_delays_the_recording_and_nothing_else() {
         "each run's one duration, once"
     );
 }
+
+/// A finish that hands the environment on is done in one call of the
+/// database; what it writes is what the statements one by one write: a
+/// log tail of several chunks (cut between characters), cases in their
+/// order with a node id too long to store whole, the counts, the report,
+/// and the next run started under a new fence with its environment.
+#[test]
+fn a_finish_in_one_call_writes_all_the_long_way_would() {
+    let (_db, mut conn, claim) = claimed_run("me");
+    diesel::sql_query(
+        "UPDATE environments SET variables = '{\"BASE_URL\": \"http://ten\"}' WHERE id = 10",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let next_id = queue_run(&mut conn, 10);
+    let chunk = backend::db::logs::MAX_CHUNK_BYTES as usize;
+    let log_tail = "é".repeat(chunk * 5 / 4) + "end\n";
+    let long_nodeid = format!("a.py::test_{}", "x".repeat(5000));
+    let mut failing = case("a.py::t2");
+    failing.outcome = CaseOutcome::Failed;
+    failing.message = Some("assert 1 == 2".into());
+    let outcome = Outcome {
+        status: RunStatus::Failed,
+        reason: Some("some tests failed".into()),
+        exit_code: Some(1),
+        summary: RunSummary {
+            total: Some(3),
+            passed: Some(2),
+            failed: Some(1),
+            ..RunSummary::default()
+        },
+        cases: vec![case("a.py::t1"), failing, case(&long_nodeid)],
+        log_tail: log_tail.clone(),
+        junit_xml: Some("<testsuites/>".into()),
+    };
+    let (written, next) = finish_handing_on(&mut conn, &claim, &outcome);
+    assert_eq!(written, Written::Done);
+
+    let run = backend::db::runs::find(&mut conn, claim.run.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.status_reason.as_deref(), Some("some tests failed"));
+    assert_eq!(
+        (run.exit_code, run.total, run.passed, run.failed),
+        (Some(1), Some(3), Some(2), Some(1))
+    );
+    assert_eq!(run.log_bytes, log_tail.len() as i64);
+    assert_eq!(run.case_count, 3);
+    assert!(run.finished_at.is_some());
+    assert_eq!(
+        backend::db::logs::read_all(&mut conn, claim.run.id).unwrap(),
+        log_tail
+    );
+    let cases = backend::db::runs::cases(&mut conn, claim.run.id).unwrap();
+    let ids: Vec<&str> = cases.iter().map(|c| c.nodeid.as_str()).collect();
+    assert_eq!(ids[..2], ["a.py::t1", "a.py::t2"]);
+    assert_eq!(ids[2], backend::db::runs::stored_nodeid(&long_nodeid));
+    assert_eq!(cases[1].message.as_deref(), Some("assert 1 == 2"));
+    let report: i64 = diesel::sql_query("SELECT count(*) AS n FROM run_reports WHERE run_id = $1")
+        .bind::<diesel::sql_types::BigInt, _>(claim.run.id)
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+    assert_eq!(report, 1);
+
+    let next = next.expect("the next run is started");
+    assert_eq!(next.run.id, next_id);
+    assert_eq!(next.run.status, RunStatus::Running);
+    assert!(next.fence > claim.fence);
+    assert_eq!(next.environment.id, 10);
+    assert_eq!(
+        next.environment.variables,
+        json!({"BASE_URL": "http://ten"})
+    );
+    assert_eq!(lease_on_10(&mut conn), Some((next_id, next.fence)));
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}

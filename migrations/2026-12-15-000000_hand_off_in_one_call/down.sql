@@ -1,0 +1,2 @@
+DROP FUNCTION finish_and_hand_off;
+DROP FUNCTION start_queued_run;
