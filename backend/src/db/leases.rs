@@ -630,7 +630,10 @@ pub fn finish(
 /// run starts without a transaction of its own or a trip through the
 /// scheduler. The claim never waits for a lock, so it cannot hold the
 /// finish up, and leaves to the scheduler whatever needs its ordering
-/// (see [`Patience::Skip`]); `None` when it claims nothing.
+/// (see [`Patience::Skip`]); `None` when it claims nothing. The usual
+/// finish is one call of `finish_and_hand_off` (see
+/// [`finish_in_one_call`]), which repeats these steps in SQL: a change to
+/// them is a change to both.
 pub fn finish_and_claim_next(
     conn: &mut PgConnection,
     claim: &Claim,
