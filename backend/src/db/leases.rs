@@ -806,31 +806,30 @@ impl QueryableByName<Pg> for HandOff {
         };
         let token_id = NamedRow::get::<Nullable<BigInt>, Option<i64>>(row, "next_token")?;
         let run = <RunRow as QueryableByName<Pg>>::build(row)?;
-        let column = |name: &str| format!("next_environment_{name}");
         let environment = EnvironmentRow {
-            id: NamedRow::get::<Integer, _>(row, &column("id"))?,
-            name: NamedRow::get::<Text, _>(row, &column("name"))?,
-            description: NamedRow::get::<Text, _>(row, &column("description"))?,
-            variables: NamedRow::get::<Jsonb, _>(row, &column("variables"))?,
+            id: NamedRow::get::<Integer, _>(row, "next_environment_id")?,
+            name: NamedRow::get::<Text, _>(row, "next_environment_name")?,
+            description: NamedRow::get::<Text, _>(row, "next_environment_description")?,
+            variables: NamedRow::get::<Jsonb, _>(row, "next_environment_variables")?,
             run_timeout_secs: NamedRow::get::<Nullable<Integer>, _>(
                 row,
-                &column("run_timeout_secs"),
+                "next_environment_run_timeout_secs",
             )?,
-            labels: NamedRow::get::<Array<Text>, _>(row, &column("labels"))?,
+            labels: NamedRow::get::<Array<Text>, _>(row, "next_environment_labels")?,
             maintenance_reason: NamedRow::get::<Nullable<Text>, _>(
                 row,
-                &column("maintenance_reason"),
+                "next_environment_maintenance_reason",
             )?,
             maintenance_since: NamedRow::get::<Nullable<Timestamptz>, _>(
                 row,
-                &column("maintenance_since"),
+                "next_environment_maintenance_since",
             )?,
             maintenance_until: NamedRow::get::<Nullable<Timestamptz>, _>(
                 row,
-                &column("maintenance_until"),
+                "next_environment_maintenance_until",
             )?,
-            protected: NamedRow::get::<Bool, _>(row, &column("protected"))?,
-            allowed_users: NamedRow::get::<Array<Text>, _>(row, &column("allowed_users"))?,
+            protected: NamedRow::get::<Bool, _>(row, "next_environment_protected")?,
+            allowed_users: NamedRow::get::<Array<Text>, _>(row, "next_environment_allowed_users")?,
         };
         Ok(HandOff {
             finished,
