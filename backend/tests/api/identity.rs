@@ -934,3 +934,35 @@ fn a_run_s_tests_call_the_api_as_its_user_with_a_token_revoked_at_its_end() {
     assert_eq!(names, ["suite"], "the run's token is gone: {tokens}");
     assert!(!app.service_log().contains("te_"), "no token in the log");
 }
+
+/// The nastiest way to get a run's token: from the finish of the run
+/// before it on the same environment, which starts it in the same call.
+/// Each run's tests still call the API as its user, and both tokens are
+/// revoked at their runs' ends.
+#[test]
+fn a_run_handed_its_environment_by_the_run_before_gets_a_token_of_its_own() {
+    let slow = format!(
+        "import time\n{CALLS_THE_API}\ndef test_long_enough_for_the_next_to_queue():\n    time.sleep(1)\n"
+    );
+    let tests = TestsDir::with(&[("test_me.py", CALLS_THE_API), ("test_slow_me.py", &slow)]);
+    let app = TestApp::spawn(&tests, &[]);
+    let first = app.create_run("tess", 5, &["test_slow_me.py"]);
+    let second = app.create_run("tess", 5, &["test_me.py"]);
+    assert_eq!(
+        app.run(second)["status"],
+        "queued",
+        "it waits for the first"
+    );
+    for id in [first, second] {
+        let run = app.wait_finished(id, SECS_30);
+        assert_eq!(run["status"], "success", "{}", app.log_text(id));
+    }
+    let (_, tokens) = app.request_as("tess", "GET", "/api/tokens");
+    let names: Vec<&str> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["suite"], "both runs' tokens are gone: {tokens}");
+}
