@@ -917,6 +917,17 @@ def test_me():\n    request = urllib.request.Request(os.environ['EXECUTOR_URL'] 
 headers={'Authorization': 'Bearer ' + os.environ['EXECUTOR_TOKEN']})\n    \
 me = json.load(urllib.request.urlopen(request))\n    assert me['username'] == 'tess', me\n";
 
+/// The names of `user`'s API tokens.
+fn token_names(app: &TestApp, user: &str) -> Vec<String> {
+    let (_, tokens) = app.request_as(user, "GET", "/api/tokens");
+    tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 #[test]
 fn a_run_s_tests_call_the_api_as_its_user_with_a_token_revoked_at_its_end() {
     let tests = TestsDir::with(&[("test_me.py", CALLS_THE_API)]);
@@ -924,14 +935,11 @@ fn a_run_s_tests_call_the_api_as_its_user_with_a_token_revoked_at_its_end() {
     let id = app.create_run("tess", 5, &["test_me.py"]);
     let run = app.wait_finished(id, SECS_30);
     assert_eq!(run["status"], "success", "{}", app.log_text(id));
-    let (_, tokens) = app.request_as("tess", "GET", "/api/tokens");
-    let names: Vec<&str> = tokens
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    assert_eq!(names, ["suite"], "the run's token is gone: {tokens}");
+    assert_eq!(
+        token_names(&app, "tess"),
+        ["suite"],
+        "the run's token is gone"
+    );
     assert!(!app.service_log().contains("te_"), "no token in the log");
 }
 
@@ -957,12 +965,9 @@ fn a_run_handed_its_environment_by_the_run_before_gets_a_token_of_its_own() {
         let run = app.wait_finished(id, SECS_30);
         assert_eq!(run["status"], "success", "{}", app.log_text(id));
     }
-    let (_, tokens) = app.request_as("tess", "GET", "/api/tokens");
-    let names: Vec<&str> = tokens
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    assert_eq!(names, ["suite"], "both runs' tokens are gone: {tokens}");
+    assert_eq!(
+        token_names(&app, "tess"),
+        ["suite"],
+        "both runs' tokens are gone"
+    );
 }
