@@ -9,7 +9,7 @@ use diesel::row::NamedRow;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
 
 use super::logs::MAX_CHUNK_BYTES;
-use super::models::{EnvironmentRow, NewCaseRow, RunRow};
+use super::models::{EnvironmentRow, NewCaseRow, NewRunRow, RunRow};
 use super::schema::{environment_locks, run_cases, run_log_chunks, test_runs};
 use shared::{CaseResult, RunStatus, RunSummary};
 
@@ -289,29 +289,126 @@ fn first_pool_run(
     Ok(found.map(|f| f.id))
 }
 
-/// Starts run `run_id`, queued by this very transaction, on its
-/// environment at once when nothing else has a claim to it or to the
-/// slot it takes: the environment is free, in rotation for this claimer,
-/// with no reservation or hold, and no older run waits anywhere except
-/// behind a busy environment (an older run of this environment or of a
-/// pool, or one waiting for a slot, goes first). The caller holds the
-/// environment's row lock (taken before the run's insert), so this
-/// statement, with a snapshot newer than the lock, sees every claim and
-/// reservation made before it. `None`: the run stays queued for the
-/// scheduler, which decides as [`claim`] does.
-pub fn start_queued_here(
+/// What [`queue_on`] did with a new run.
+#[derive(Debug)]
+pub enum Queued {
+    /// Nothing written: this many runs are queued already.
+    TooMany(i64),
+    /// Nothing written: the environment does not exist.
+    NoEnvironment,
+    /// Inserted, waiting in the environment's queue.
+    Waiting(Box<RunRow>),
+    /// Inserted running, under this claim.
+    Started(Box<Claim>),
+}
+
+/// Queues a run from the API on one environment or, given a claimer,
+/// starts it at once when nothing else has a claim to the environment or
+/// to the slot it takes (`may_start_first`: an older run of this
+/// environment or of a pool, or one waiting for a slot, goes first; a
+/// reservation, a hold or maintenance keeps it queued). One round trip,
+/// the `queue_run_on` function: the room in the queues, the environment's
+/// row lock and the insert, whose snapshot is newer than the lock, so the
+/// rule sees every claim and reservation made before. A run that waits is
+/// for the scheduler, which decides as [`claim`] does. The caller holds
+/// the catalog lock in the transaction it commits. `new` is a run as
+/// `runs::create` makes it: no rerun, group, shard or schedule.
+pub fn queue_on(
     conn: &mut PgConnection,
-    environment: &EnvironmentRow,
-    run_id: i64,
-    claimer: Claimer<'_>,
-) -> QueryResult<Option<Claim>> {
-    start(conn, environment, run_id, claimer, true)
+    environment_id: i32,
+    max_queued: i64,
+    new: &NewRunRow,
+    claimer: Option<Claimer<'_>>,
+) -> QueryResult<Queued> {
+    debug_assert!(
+        new.rerun_of.is_none()
+            && new.run_group_id.is_none()
+            && new.shard.is_none()
+            && new.schedule_id.is_none()
+            && new.environment_label.is_none(),
+        "queue_on inserts a run from the API only"
+    );
+    let secret = claimer.and_then(run_secret);
+    let secret_hash = secret.as_deref().map(crate::secrets::secret_hash);
+    let answer: QueueAnswer = super::kept_sql(
+        "SELECT s.step, s.queued_count, s.lease_fence, s.run_token_id, (s.run).*, \
+                (s.environment).id AS claimed_environment_id, \
+                (s.environment).name AS claimed_environment_name, \
+                (s.environment).description AS claimed_environment_description, \
+                (s.environment).variables AS claimed_environment_variables, \
+                (s.environment).run_timeout_secs AS claimed_environment_run_timeout_secs, \
+                (s.environment).labels AS claimed_environment_labels, \
+                (s.environment).maintenance_reason AS claimed_environment_maintenance_reason, \
+                (s.environment).maintenance_since AS claimed_environment_maintenance_since, \
+                (s.environment).maintenance_until AS claimed_environment_maintenance_until, \
+                (s.environment).protected AS claimed_environment_protected, \
+                (s.environment).allowed_users AS claimed_environment_allowed_users \
+         FROM queue_run_on($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS s",
+    )
+    .bind::<Integer, _>(environment_id)
+    .bind::<BigInt, _>(max_queued)
+    .bind::<Text, _>(&new.username)
+    .bind::<Jsonb, _>(&new.paths)
+    .bind::<Nullable<Integer>, _>(new.hold_on_failure_minutes)
+    .bind::<Nullable<Jsonb>, _>(new.selection.as_ref())
+    .bind::<Nullable<BigInt>, _>(new.token_id)
+    .bind::<Nullable<Text>, _>(claimer.map(|c| c.holder))
+    .bind::<BigInt, _>(claimer.map_or(0, |c| c.lease_secs))
+    .bind::<Nullable<Array<Text>>, _>(claimer.and_then(|c| c.runner_labels))
+    .bind::<Nullable<Text>, _>(secret_hash.as_deref())
+    .bind::<BigInt, _>(claimer.and_then(|c| c.run_tokens).unwrap_or(0))
+    .get_result(conn)?;
+    Ok(match answer {
+        QueueAnswer::TooMany(queued) => Queued::TooMany(queued),
+        QueueAnswer::NoEnvironment => Queued::NoEnvironment,
+        QueueAnswer::Waiting(run) => Queued::Waiting(run),
+        QueueAnswer::Started(started) => {
+            let (run, environment, fence, token_id) = *started;
+            Queued::Started(Box::new(Claim {
+                token: token_id
+                    .zip(secret)
+                    .map(|(id, secret)| RunToken { id, secret }),
+                run,
+                environment,
+                fence,
+            }))
+        }
+    })
+}
+
+/// `queue_run_on`'s answer, by its `step`; a start comes with its
+/// environment, its lease's fence and its token's id.
+enum QueueAnswer {
+    TooMany(i64),
+    NoEnvironment,
+    Waiting(Box<RunRow>),
+    Started(Box<(RunRow, EnvironmentRow, i64, Option<i64>)>),
+}
+
+impl QueryableByName<Pg> for QueueAnswer {
+    fn build<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Self> {
+        let step = NamedRow::get::<Text, String>(row, "step")?;
+        Ok(match step.as_str() {
+            "too many" => QueueAnswer::TooMany(NamedRow::get::<BigInt, i64>(row, "queued_count")?),
+            "no environment" => QueueAnswer::NoEnvironment,
+            "queued" => {
+                QueueAnswer::Waiting(Box::new(<RunRow as QueryableByName<Pg>>::build(row)?))
+            }
+            "started" => QueueAnswer::Started(Box::new((
+                <RunRow as QueryableByName<Pg>>::build(row)?,
+                claimed_environment(row)?,
+                NamedRow::get::<BigInt, i64>(row, "lease_fence")?,
+                NamedRow::get::<Nullable<BigInt>, Option<i64>>(row, "run_token_id")?,
+            ))),
+            other => return Err(format!("queue_run_on answered an unknown step {other:?}").into()),
+        })
+    }
 }
 
 /// A claim's last step: the run starts on the environment. A claim riding
 /// along in a finish keeps the finished run's slot, so it starts the run
 /// only when nothing else has a claim to the slot (as
-/// [`start_queued_here`] does): an older run waiting for a slot, or for a
+/// [`queue_on`] does): an older run waiting for a slot, or for a
 /// pool, goes first, through the scheduler.
 fn start_run(
     conn: &mut PgConnection,
@@ -349,7 +446,7 @@ struct StartedRun {
 /// row is locked elsewhere (a cancel under way) is not waited for, so that
 /// a claim riding along in a finish never stalls it. With
 /// `only_if_first`, the run starts only when nothing else has a claim to
-/// the environment or to the slot (see [`start_queued_here`]). `None`:
+/// the environment or to the slot (see [`queue_on`]). `None`:
 /// nothing started.
 fn start(
     conn: &mut PgConnection,
@@ -723,17 +820,17 @@ fn finish_in_one_call(
     let secret_hash = secret.as_deref().map(crate::secrets::secret_hash);
     let handed: HandOff = super::kept_sql(
         "SELECT h.finished, h.left_for_sweep, h.next_fence, h.next_token, (h.started_run).*, \
-                (h.next_environment).id AS next_environment_id, \
-                (h.next_environment).name AS next_environment_name, \
-                (h.next_environment).description AS next_environment_description, \
-                (h.next_environment).variables AS next_environment_variables, \
-                (h.next_environment).run_timeout_secs AS next_environment_run_timeout_secs, \
-                (h.next_environment).labels AS next_environment_labels, \
-                (h.next_environment).maintenance_reason AS next_environment_maintenance_reason, \
-                (h.next_environment).maintenance_since AS next_environment_maintenance_since, \
-                (h.next_environment).maintenance_until AS next_environment_maintenance_until, \
-                (h.next_environment).protected AS next_environment_protected, \
-                (h.next_environment).allowed_users AS next_environment_allowed_users \
+                (h.next_environment).id AS claimed_environment_id, \
+                (h.next_environment).name AS claimed_environment_name, \
+                (h.next_environment).description AS claimed_environment_description, \
+                (h.next_environment).variables AS claimed_environment_variables, \
+                (h.next_environment).run_timeout_secs AS claimed_environment_run_timeout_secs, \
+                (h.next_environment).labels AS claimed_environment_labels, \
+                (h.next_environment).maintenance_reason AS claimed_environment_maintenance_reason, \
+                (h.next_environment).maintenance_since AS claimed_environment_maintenance_since, \
+                (h.next_environment).maintenance_until AS claimed_environment_maintenance_until, \
+                (h.next_environment).protected AS claimed_environment_protected, \
+                (h.next_environment).allowed_users AS claimed_environment_allowed_users \
          FROM finish_and_hand_off($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
                                   $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) AS h",
     )
@@ -806,37 +903,43 @@ impl QueryableByName<Pg> for HandOff {
         };
         let token_id = NamedRow::get::<Nullable<BigInt>, Option<i64>>(row, "next_token")?;
         let run = <RunRow as QueryableByName<Pg>>::build(row)?;
-        let environment = EnvironmentRow {
-            id: NamedRow::get::<Integer, _>(row, "next_environment_id")?,
-            name: NamedRow::get::<Text, _>(row, "next_environment_name")?,
-            description: NamedRow::get::<Text, _>(row, "next_environment_description")?,
-            variables: NamedRow::get::<Jsonb, _>(row, "next_environment_variables")?,
-            run_timeout_secs: NamedRow::get::<Nullable<Integer>, _>(
-                row,
-                "next_environment_run_timeout_secs",
-            )?,
-            labels: NamedRow::get::<Array<Text>, _>(row, "next_environment_labels")?,
-            maintenance_reason: NamedRow::get::<Nullable<Text>, _>(
-                row,
-                "next_environment_maintenance_reason",
-            )?,
-            maintenance_since: NamedRow::get::<Nullable<Timestamptz>, _>(
-                row,
-                "next_environment_maintenance_since",
-            )?,
-            maintenance_until: NamedRow::get::<Nullable<Timestamptz>, _>(
-                row,
-                "next_environment_maintenance_until",
-            )?,
-            protected: NamedRow::get::<Bool, _>(row, "next_environment_protected")?,
-            allowed_users: NamedRow::get::<Array<Text>, _>(row, "next_environment_allowed_users")?,
-        };
+        let environment = claimed_environment(row)?;
         Ok(HandOff {
             finished,
             left_for_sweep,
             next: Some((run, environment, fence, token_id)),
         })
     }
+}
+
+/// The environment's row as a claim locked it, from the columns named
+/// `claimed_environment_*` (the run's own share some of their names).
+fn claimed_environment<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<EnvironmentRow> {
+    Ok(EnvironmentRow {
+        id: NamedRow::get::<Integer, _>(row, "claimed_environment_id")?,
+        name: NamedRow::get::<Text, _>(row, "claimed_environment_name")?,
+        description: NamedRow::get::<Text, _>(row, "claimed_environment_description")?,
+        variables: NamedRow::get::<Jsonb, _>(row, "claimed_environment_variables")?,
+        run_timeout_secs: NamedRow::get::<Nullable<Integer>, _>(
+            row,
+            "claimed_environment_run_timeout_secs",
+        )?,
+        labels: NamedRow::get::<Array<Text>, _>(row, "claimed_environment_labels")?,
+        maintenance_reason: NamedRow::get::<Nullable<Text>, _>(
+            row,
+            "claimed_environment_maintenance_reason",
+        )?,
+        maintenance_since: NamedRow::get::<Nullable<Timestamptz>, _>(
+            row,
+            "claimed_environment_maintenance_since",
+        )?,
+        maintenance_until: NamedRow::get::<Nullable<Timestamptz>, _>(
+            row,
+            "claimed_environment_maintenance_until",
+        )?,
+        protected: NamedRow::get::<Bool, _>(row, "claimed_environment_protected")?,
+        allowed_users: NamedRow::get::<Array<Text>, _>(row, "claimed_environment_allowed_users")?,
+    })
 }
 
 /// [`record_listed_run`] in a savepoint of the caller's transaction: a row

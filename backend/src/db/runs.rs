@@ -13,18 +13,55 @@ use super::schema::{run_cases, test_runs};
 /// run's check that its paths exist and its commit.
 const CATALOG_LOCK: i64 = 0x7465_7374_5f66_696c;
 
-/// Holds the catalog lock until the transaction ends: shared while a run is
-/// created, exclusive while a test file is deleted.
-pub fn lock_catalog(conn: &mut PgConnection, exclusive: bool) -> QueryResult<()> {
-    let take = if exclusive {
-        "SELECT pg_advisory_xact_lock($1)"
+/// Runs `f` in a transaction that holds the catalog lock from its start:
+/// shared while a run is created, exclusive while a test file is deleted.
+/// `BEGIN` and the lock go in one round trip; `f`'s error rolls back.
+/// Inside a transaction already (a schedule's fire), in a savepoint.
+pub fn in_catalog_transaction<T, E, F>(
+    conn: &mut PgConnection,
+    exclusive: bool,
+    f: F,
+) -> Result<T, E>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+    let function = if exclusive {
+        "pg_advisory_xact_lock"
     } else {
-        "SELECT pg_advisory_xact_lock_shared($1)"
+        "pg_advisory_xact_lock_shared"
     };
-    super::kept_sql(take)
-        .bind::<BigInt, _>(CATALOG_LOCK)
-        .execute(conn)?;
-    Ok(())
+    let take_lock = format!("SELECT {function}({CATALOG_LOCK})");
+    let nested = !matches!(
+        AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth(),
+        Ok(None)
+    );
+    if nested {
+        return conn.transaction(|conn| {
+            conn.batch_execute(&take_lock)?;
+            f(conn)
+        });
+    }
+    if let Err(e) =
+        AnsiTransactionManager::begin_transaction_sql(conn, &format!("BEGIN; {take_lock}"))
+    {
+        // The BEGIN may have gone through before the lock failed.
+        let _ = conn.batch_execute("ROLLBACK");
+        return Err(e.into());
+    }
+    match f(conn) {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // A connection whose rollback failed is marked broken, and the
+            // pool drops it; the error that matters is `f`'s.
+            let _ = AnsiTransactionManager::rollback_transaction(conn);
+            Err(e)
+        }
+    }
 }
 
 /// Holds the lock of pool `label` until the transaction ends: runs of one

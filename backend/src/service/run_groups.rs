@@ -158,8 +158,7 @@ pub fn create(
             token_id: caller.token_id,
         })
         .collect();
-    let id = conn.transaction(|conn| {
-        db::runs::lock_catalog(conn, false)?;
+    let id = db::runs::in_catalog_transaction(conn, false, |conn| {
         super::runs::paths_exist(tests_root, &request.paths)
             .map_err(|why| ServiceError::field("paths", why))?;
         super::runs::lock_target(conn, None, Some(&request.label))?;

@@ -12,7 +12,7 @@ use super::identity::Caller;
 use super::{missing, ServiceError};
 use crate::catalog::TestsRoot;
 use crate::db;
-use crate::db::leases::{Claim, Claimer};
+use crate::db::leases::{Claim, Claimer, Queued};
 use crate::db::models::{EnvironmentRow, NewRunRow, RunRow, Selection};
 
 /// The most failed tests a "re-run failed" names one by one.
@@ -85,10 +85,10 @@ pub(super) fn paths_exist(tests_root: &TestsRoot, paths: &[TestPath]) -> Result<
 /// lock, so a file deleted since [`check`] is refused here rather than met
 /// by the run.
 ///
-/// With `start_here`, a run that nothing is ahead of is also claimed by it
-/// in the same transaction (see [`db::leases::start_queued_here`]), so
-/// that it starts without waiting for the scheduler; the caller then
-/// starts the claim at once.
+/// With `start_here`, a run on a named environment that nothing is ahead
+/// of is also claimed by it in the same transaction (see
+/// [`db::leases::queue_on`]), so that it starts without waiting for the
+/// scheduler; the caller then starts the claim at once.
 pub fn create(
     conn: &mut PgConnection,
     tests_root: &TestsRoot,
@@ -97,38 +97,73 @@ pub fn create(
     caller: &Caller,
     start_here: Option<Claimer<'_>>,
 ) -> Result<Created, ServiceError> {
-    room_in_the_queues(conn, max_queued)?;
-    may_run_on(
-        conn,
-        caller,
-        request.target.environment_id(),
-        request.target.label(),
-    )?;
+    let environment_id = request.target.environment_id();
+    if environment_id.is_none() {
+        // A run on one environment is counted in the call that queues it.
+        room_in_the_queues(conn, max_queued)?;
+    }
+    may_run_on(conn, caller, environment_id, request.target.label())?;
     let paths: Vec<String> = request.paths.iter().map(TestPath::as_arg).collect();
-    insert_and_start(
-        conn,
-        NewRunRow {
-            username: request.username,
-            environment_id: request.target.environment_id(),
-            environment_label: request.target.label().map(str::to_string),
-            paths: Value::from(paths),
-            rerun_of: None,
-            hold_on_failure_minutes: request.hold_on_failure_minutes,
-            run_group_id: None,
-            shard: None,
-            schedule_id: None,
-            scheduled_for: None,
-            schedule_note: None,
-            selection: Selection {
-                keyword: request.keyword,
-                markers: request.markers,
-            }
-            .to_column(),
-            token_id: caller.token_id,
-        },
-        || paths_exist(tests_root, &request.paths).map_err(|why| ServiceError::field("paths", why)),
-        start_here,
-    )
+    let new = NewRunRow {
+        username: request.username,
+        environment_id: request.target.environment_id(),
+        environment_label: request.target.label().map(str::to_string),
+        paths: Value::from(paths),
+        rerun_of: None,
+        hold_on_failure_minutes: request.hold_on_failure_minutes,
+        run_group_id: None,
+        shard: None,
+        schedule_id: None,
+        scheduled_for: None,
+        schedule_note: None,
+        selection: Selection {
+            keyword: request.keyword,
+            markers: request.markers,
+        }
+        .to_column(),
+        token_id: caller.token_id,
+    };
+    let paths_exist =
+        || paths_exist(tests_root, &request.paths).map_err(|why| ServiceError::field("paths", why));
+    match environment_id {
+        Some(id) => queue_on_environment(conn, id, max_queued, new, paths_exist, start_here),
+        None => insert(conn, new, paths_exist).map(|run| Created { run, claim: None }),
+    }
+}
+
+/// Queues a run on one environment and starts it there if nothing is
+/// ahead of it, in one round trip besides the transaction's own (see
+/// `db::leases::queue_on`).
+fn queue_on_environment(
+    conn: &mut PgConnection,
+    environment_id: i32,
+    max_queued: i64,
+    new: NewRunRow,
+    paths_exist: impl FnOnce() -> Result<(), ServiceError>,
+    start_here: Option<Claimer<'_>>,
+) -> Result<Created, ServiceError> {
+    db::runs::in_catalog_transaction(conn, false, |conn| {
+        paths_exist()?;
+        match db::leases::queue_on(conn, environment_id, max_queued, &new, start_here)? {
+            Queued::TooMany(queued) => Err(too_many_queued(queued)),
+            Queued::NoEnvironment => Err(no_such_environment(environment_id)),
+            Queued::Waiting(row) => Ok(Created {
+                run: db::runs::with_queue_position(conn, *row)?,
+                claim: None,
+            }),
+            // Answered as it was asked for: queued, first in its queue
+            // (nothing was ahead of it), and started in the same commit.
+            Queued::Started(claim) => Ok(Created {
+                run: RunRow {
+                    status: RunStatus::Queued,
+                    started_at: None,
+                    ..claim.run.clone()
+                }
+                .into_run(Some(1)),
+                claim: Some(*claim),
+            }),
+        }
+    })
 }
 
 /// Refuses a run on a protected environment to whoever is neither an
@@ -168,12 +203,20 @@ pub(super) fn room_in_the_queues(
 ) -> Result<(), ServiceError> {
     let queued = db::runs::queued_count(conn)?;
     if queued >= max_queued {
-        return Err(ServiceError::TooMany(format!(
-            "{queued} runs are queued already, the most this service takes (MAX_QUEUED_RUNS); \
-             wait for some to start or cancel some"
-        )));
+        return Err(too_many_queued(queued));
     }
     Ok(())
+}
+
+fn too_many_queued(queued: i64) -> ServiceError {
+    ServiceError::TooMany(format!(
+        "{queued} runs are queued already, the most this service takes (MAX_QUEUED_RUNS); \
+         wait for some to start or cancel some"
+    ))
+}
+
+fn no_such_environment(id: i32) -> ServiceError {
+    ServiceError::field("environment_id", format!("environment {id} does not exist"))
 }
 
 /// Inserts a queued run under the catalog lock, once `paths_exist` agrees
@@ -185,7 +228,12 @@ pub(super) fn insert(
     new: NewRunRow,
     paths_exist: impl FnOnce() -> Result<(), ServiceError>,
 ) -> Result<Run, ServiceError> {
-    insert_and_start(conn, new, paths_exist, None).map(|created| created.run)
+    db::runs::in_catalog_transaction(conn, false, |conn| {
+        paths_exist()?;
+        lock_target(conn, new.environment_id, new.environment_label.as_deref())?;
+        let row = db::runs::insert(conn, &new)?;
+        Ok::<_, ServiceError>(db::runs::with_queue_position(conn, row)?)
+    })
 }
 
 /// A run just queued, and the claim on it when it started at once.
@@ -193,37 +241,6 @@ pub struct Created {
     /// As created: queued (the claim, if any, came in the same commit).
     pub run: Run,
     pub claim: Option<Claim>,
-}
-
-/// [`insert`], and with `start_here` the claim on a run of a named
-/// environment that nothing is ahead of, under the same row lock.
-fn insert_and_start(
-    conn: &mut PgConnection,
-    new: NewRunRow,
-    paths_exist: impl FnOnce() -> Result<(), ServiceError>,
-    start_here: Option<Claimer<'_>>,
-) -> Result<Created, ServiceError> {
-    conn.transaction(|conn| {
-        db::runs::lock_catalog(conn, false)?;
-        paths_exist()?;
-        let environment = lock_target(conn, new.environment_id, new.environment_label.as_deref())?;
-        let row = db::runs::insert(conn, &new)?;
-        if let (Some(claimer), Some(environment)) = (start_here, &environment) {
-            if let Some(claim) = db::leases::start_queued_here(conn, environment, row.id, claimer)?
-            {
-                // Nothing was ahead of it: first in its queue.
-                let run = row.into_run(Some(1));
-                return Ok(Created {
-                    run,
-                    claim: Some(claim),
-                });
-            }
-        }
-        Ok(Created {
-            run: db::runs::with_queue_position(conn, row)?,
-            claim: None,
-        })
-    })
 }
 
 /// Takes the lock that keeps a queue in id order while runs are inserted:
@@ -237,10 +254,7 @@ pub(super) fn lock_target(
     match (environment_id, label) {
         (Some(id), _) => {
             let Some(environment) = db::environments::lock_row(conn, id)? else {
-                return Err(ServiceError::field(
-                    "environment_id",
-                    format!("environment {id} does not exist"),
-                ));
+                return Err(no_such_environment(id));
             };
             Ok(Some(environment))
         }

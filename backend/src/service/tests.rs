@@ -38,8 +38,7 @@ pub fn upload(root: &TestsRoot, python: &str, upload: Upload) -> Result<CatalogF
 pub fn delete(conn: &mut PgConnection, root: &TestsRoot, path: &str) -> Result<(), ServiceError> {
     // 404 before 409: only a file of the catalog can be in use.
     root.test_file(path)?;
-    conn.transaction(|conn| {
-        db::runs::lock_catalog(conn, true)?;
+    db::runs::in_catalog_transaction(conn, true, |conn| {
         let file = path.trim_end_matches('/');
         if let Some(run_id) = db::runs::active_run_naming(conn, file)? {
             return Err(ServiceError::Conflict(format!(

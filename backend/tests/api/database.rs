@@ -241,28 +241,111 @@ fn queued_runs_are_capped_with_429() {
     app.post(&format!("/api/runs/{holder}/cancel"), &json!({}));
 }
 
+/// A run of `fay` on `environment_id`, as the API asks for one.
+fn new_run(environment_id: i32) -> NewRunRow {
+    NewRunRow {
+        username: "fay".into(),
+        environment_id: Some(environment_id),
+        environment_label: None,
+        paths: json!(["test_quick.py"]),
+        rerun_of: None,
+        hold_on_failure_minutes: None,
+        run_group_id: None,
+        shard: None,
+        schedule_id: None,
+        scheduled_for: None,
+        schedule_note: None,
+        selection: None,
+        token_id: None,
+    }
+}
+
 /// Queues a run of `fay` on `environment_id`; its id.
 fn queue_run(conn: &mut PgConnection, environment_id: i32) -> i64 {
-    backend::db::runs::insert(
-        conn,
-        &NewRunRow {
-            username: "fay".into(),
-            environment_id: Some(environment_id),
-            environment_label: None,
-            paths: json!(["test_quick.py"]),
-            rerun_of: None,
-            hold_on_failure_minutes: None,
-            run_group_id: None,
-            shard: None,
-            schedule_id: None,
-            scheduled_for: None,
-            schedule_note: None,
-            selection: None,
-            token_id: None,
-        },
-    )
-    .unwrap()
-    .id
+    backend::db::runs::insert(conn, &new_run(environment_id))
+        .unwrap()
+        .id
+}
+
+/// A run asked for on a free environment is inserted running, under its
+/// lease, in the call that queues it: one write of its row, and no notice
+/// to the other instances that a run is queued. Behind a busy environment,
+/// an environment in maintenance or a full queue, it waits or is refused
+/// as before, and a missing environment writes nothing.
+#[test]
+fn a_run_asked_for_on_a_free_environment_starts_in_the_call_that_queues_it() {
+    let db = TestDb::create();
+    let mut conn = db.conn();
+    backend::db::run_migrations(&mut conn).unwrap();
+    let mut listener = db.conn();
+    diesel::sql_query("LISTEN test_executor")
+        .execute(&mut listener)
+        .unwrap();
+    let queue = |conn: &mut PgConnection, environment_id: i32, max_queued: i64| {
+        backend::db::runs::in_catalog_transaction(conn, false, |conn| {
+            leases::queue_on(
+                conn,
+                environment_id,
+                max_queued,
+                &new_run(environment_id),
+                Some(claimer("me")),
+            )
+        })
+        .unwrap()
+    };
+    let leases::Queued::Started(claim) = queue(&mut conn, 10, 100) else {
+        panic!("started at once");
+    };
+    assert_eq!(claim.environment.id, 10);
+    assert_eq!(claim.run.status, RunStatus::Running);
+    assert_eq!(claim.run.started_at, Some(claim.run.created_at));
+    assert_eq!(lease_on_10(&mut conn), Some((claim.run.id, claim.fence)));
+    let stored = backend::db::runs::find(&mut conn, claim.run.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, RunStatus::Running);
+
+    let leases::Queued::Waiting(behind) = queue(&mut conn, 10, 100) else {
+        panic!("waits behind the running run");
+    };
+    assert_eq!(behind.status, RunStatus::Queued);
+    assert_eq!(lease_on_10(&mut conn), Some((claim.run.id, claim.fence)));
+
+    diesel::sql_query("UPDATE environments SET maintenance_reason = 'cables' WHERE id = 12")
+        .execute(&mut conn)
+        .unwrap();
+    let leases::Queued::Waiting(in_maintenance) = queue(&mut conn, 12, 100) else {
+        panic!("waits for the maintenance to end");
+    };
+    assert_eq!(status_of(&mut conn, in_maintenance.id), RunStatus::Queued);
+
+    let leases::Queued::TooMany(queued) = queue(&mut conn, 11, 2) else {
+        panic!("refused: the queues are full");
+    };
+    assert_eq!(queued, 2);
+    assert!(matches!(
+        queue(&mut conn, 1000, 100),
+        leases::Queued::NoEnvironment
+    ));
+    let runs: i64 = backend::db::schema::test_runs::table
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(runs, 3, "a refusal writes nothing");
+
+    diesel::sql_query("SELECT 1")
+        .execute(&mut listener)
+        .unwrap();
+    let notices: Vec<String> = listener
+        .notifications_iter()
+        .map(|notice| notice.unwrap().payload)
+        .filter(|payload| payload.starts_with("queued"))
+        .collect();
+    assert_eq!(
+        notices,
+        ["queued 10", "queued 12"],
+        "only the runs that wait"
+    );
 }
 
 fn claimer(holder: &str) -> leases::Claimer<'_> {
