@@ -1,3 +1,9 @@
+CREATE OR REPLACE FUNCTION webhook_outbox(event_name TEXT, subject BIGINT) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO webhook_deliveries (webhook_id, event, subject_id)
+    SELECT id, event_name, subject FROM webhooks WHERE event_name = ANY (events);
+$$;
+
 DROP TRIGGER test_runs_record_environment_run ON test_runs;
 CREATE TRIGGER test_runs_record_environment_run
     AFTER INSERT OR UPDATE OF finished_at ON test_runs

@@ -176,3 +176,13 @@ CREATE TRIGGER test_runs_record_environment_run
     FOR EACH ROW WHEN (NEW.finished_at IS NOT NULL AND NEW.environment_id IS NOT NULL
                        AND NEW.status IN ('success', 'failed', 'error'))
     EXECUTE FUNCTION record_environment_run();
+
+-- Every finish calls it: as plpgsql, its plan is kept for the session,
+-- where a sql function with an INSERT is planned anew on each call.
+CREATE OR REPLACE FUNCTION webhook_outbox(event_name TEXT, subject BIGINT) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO webhook_deliveries (webhook_id, event, subject_id)
+    SELECT id, event_name, subject FROM webhooks WHERE event_name = ANY (events);
+END
+$$;
