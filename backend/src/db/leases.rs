@@ -13,6 +13,49 @@ use super::models::{EnvironmentRow, NewCaseRow, NewRunRow, RunRow};
 use super::schema::{environment_locks, run_cases, run_log_chunks, test_runs};
 use shared::{CaseResult, RunStatus, RunSummary};
 
+/// The columns of an `environments` value `$source` in a query's answer,
+/// named as [`claimed_environment`] reads them: a literal, so that the
+/// query stays a fixed text (see [`super::kept_sql`]).
+macro_rules! claimed_environment_columns {
+    ($source:literal) => {
+        concat!(
+            "(",
+            $source,
+            ").id AS claimed_environment_id, ",
+            "(",
+            $source,
+            ").name AS claimed_environment_name, ",
+            "(",
+            $source,
+            ").description AS claimed_environment_description, ",
+            "(",
+            $source,
+            ").variables AS claimed_environment_variables, ",
+            "(",
+            $source,
+            ").run_timeout_secs AS claimed_environment_run_timeout_secs, ",
+            "(",
+            $source,
+            ").labels AS claimed_environment_labels, ",
+            "(",
+            $source,
+            ").maintenance_reason AS claimed_environment_maintenance_reason, ",
+            "(",
+            $source,
+            ").maintenance_since AS claimed_environment_maintenance_since, ",
+            "(",
+            $source,
+            ").maintenance_until AS claimed_environment_maintenance_until, ",
+            "(",
+            $source,
+            ").protected AS claimed_environment_protected, ",
+            "(",
+            $source,
+            ").allowed_users AS claimed_environment_allowed_users"
+        )
+    };
+}
+
 /// A run this instance has claimed, with what it needs to start it.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -330,21 +373,11 @@ pub fn queue_on(
     );
     let secret = claimer.and_then(run_secret);
     let secret_hash = secret.as_deref().map(crate::secrets::secret_hash);
-    let answer: QueueAnswer = super::kept_sql(
-        "SELECT s.step, s.queued_count, s.lease_fence, s.run_token_id, (s.run).*, \
-                (s.environment).id AS claimed_environment_id, \
-                (s.environment).name AS claimed_environment_name, \
-                (s.environment).description AS claimed_environment_description, \
-                (s.environment).variables AS claimed_environment_variables, \
-                (s.environment).run_timeout_secs AS claimed_environment_run_timeout_secs, \
-                (s.environment).labels AS claimed_environment_labels, \
-                (s.environment).maintenance_reason AS claimed_environment_maintenance_reason, \
-                (s.environment).maintenance_since AS claimed_environment_maintenance_since, \
-                (s.environment).maintenance_until AS claimed_environment_maintenance_until, \
-                (s.environment).protected AS claimed_environment_protected, \
-                (s.environment).allowed_users AS claimed_environment_allowed_users \
-         FROM queue_run_on($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS s",
-    )
+    let answer: QueueAnswer = super::kept_sql(concat!(
+        "SELECT s.step, s.queued_count, s.lease_fence, s.run_token_id, (s.run).*, ",
+        claimed_environment_columns!("s.environment"),
+        " FROM queue_run_on($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS s",
+    ))
     .bind::<Integer, _>(environment_id)
     .bind::<BigInt, _>(max_queued)
     .bind::<Text, _>(&new.username)
@@ -818,22 +851,12 @@ fn finish_in_one_call(
     ];
     let secret = claimer.and_then(run_secret);
     let secret_hash = secret.as_deref().map(crate::secrets::secret_hash);
-    let handed: HandOff = super::kept_sql(
-        "SELECT h.finished, h.left_for_sweep, h.next_fence, h.next_token, (h.started_run).*, \
-                (h.next_environment).id AS claimed_environment_id, \
-                (h.next_environment).name AS claimed_environment_name, \
-                (h.next_environment).description AS claimed_environment_description, \
-                (h.next_environment).variables AS claimed_environment_variables, \
-                (h.next_environment).run_timeout_secs AS claimed_environment_run_timeout_secs, \
-                (h.next_environment).labels AS claimed_environment_labels, \
-                (h.next_environment).maintenance_reason AS claimed_environment_maintenance_reason, \
-                (h.next_environment).maintenance_since AS claimed_environment_maintenance_since, \
-                (h.next_environment).maintenance_until AS claimed_environment_maintenance_until, \
-                (h.next_environment).protected AS claimed_environment_protected, \
-                (h.next_environment).allowed_users AS claimed_environment_allowed_users \
-         FROM finish_and_hand_off($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+    let handed: HandOff = super::kept_sql(concat!(
+        "SELECT h.finished, h.left_for_sweep, h.next_fence, h.next_token, (h.started_run).*, ",
+        claimed_environment_columns!("h.next_environment"),
+        " FROM finish_and_hand_off($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
                                   $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) AS h",
-    )
+    ))
     .bind::<BigInt, _>(claim.run.id)
     .bind::<Integer, _>(claim.environment.id)
     .bind::<BigInt, _>(claim.fence)
