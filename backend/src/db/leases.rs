@@ -66,6 +66,27 @@ pub struct Claim {
     pub token: Option<RunToken>,
 }
 
+impl Claim {
+    /// A run the database started under `fence`, with the token it issued
+    /// (`token_id`) for the secret made here, if both are there.
+    fn started(
+        run: RunRow,
+        environment: EnvironmentRow,
+        fence: i64,
+        token_id: Option<i64>,
+        secret: Option<String>,
+    ) -> Claim {
+        Claim {
+            token: token_id
+                .zip(secret)
+                .map(|(id, secret)| RunToken { id, secret }),
+            run,
+            environment,
+            fence,
+        }
+    }
+}
+
 /// An API token of a run's user for the run's tests, issued with its
 /// claim and revoked with its finish.
 #[derive(Clone)]
@@ -397,14 +418,13 @@ pub fn queue_on(
         QueueAnswer::Waiting(run) => Queued::Waiting(run),
         QueueAnswer::Started(started) => {
             let (run, environment, fence, token_id) = *started;
-            Queued::Started(Box::new(Claim {
-                token: token_id
-                    .zip(secret)
-                    .map(|(id, secret)| RunToken { id, secret }),
+            Queued::Started(Box::new(Claim::started(
                 run,
                 environment,
                 fence,
-            }))
+                token_id,
+                secret,
+            )))
         }
     })
 }
@@ -509,14 +529,7 @@ fn start(
              run,
              lease_fence,
              run_token_id,
-         }| Claim {
-            token: run_token_id
-                .zip(secret)
-                .map(|(id, secret)| RunToken { id, secret }),
-            run,
-            environment: environment.clone(),
-            fence: lease_fence,
-        },
+         }| { Claim::started(run, environment.clone(), lease_fence, run_token_id, secret) },
     ))
 }
 
@@ -890,16 +903,9 @@ fn finish_in_one_call(
             "a finished run is left for the sweep to record"
         );
     }
-    let next = handed
-        .next
-        .map(|(run, environment, fence, token_id)| Claim {
-            token: token_id
-                .zip(secret)
-                .map(|(id, secret)| RunToken { id, secret }),
-            run,
-            environment,
-            fence,
-        });
+    let next = handed.next.map(|(run, environment, fence, token_id)| {
+        Claim::started(run, environment, fence, token_id, secret)
+    });
     Ok(Some((Written::Done, next)))
 }
 
