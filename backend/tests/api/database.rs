@@ -348,6 +348,59 @@ fn a_run_asked_for_on_a_free_environment_starts_in_the_call_that_queues_it() {
     );
 }
 
+/// A session stuck holding the catalog lock (a test file's deletion
+/// frozen half way): a run asked for meanwhile gives up at the lock
+/// timeout, and its connection is left outside any transaction, clean for
+/// the pool's next request. Once the lock is free, runs start again.
+#[test]
+fn a_run_asked_for_past_a_stuck_catalog_lock_gives_up_and_leaves_its_connection_clean() {
+    let db = TestDb::create();
+    let mut conn = db.conn();
+    backend::db::run_migrations(&mut conn).unwrap();
+    let (held, is_held) = std::sync::mpsc::channel();
+    let (release, is_released) = std::sync::mpsc::channel::<()>();
+    let stuck_db = Arc::clone(&db);
+    let stuck = std::thread::spawn(move || {
+        let mut stuck = stuck_db.conn();
+        backend::db::runs::in_catalog_transaction(&mut stuck, true, |_| {
+            held.send(()).unwrap();
+            is_released.recv().unwrap();
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap();
+    });
+    is_held.recv().unwrap();
+    diesel::sql_query("SET lock_timeout = '200ms'")
+        .execute(&mut conn)
+        .unwrap();
+    let queue = |conn: &mut PgConnection| {
+        backend::db::runs::in_catalog_transaction(conn, false, |conn| {
+            leases::queue_on(conn, 10, 100, &new_run(10), Some(claimer("me")))
+        })
+    };
+    let refused = queue(&mut conn);
+    assert!(
+        matches!(refused, Err(diesel::result::Error::DatabaseError(..))),
+        "{refused:?}"
+    );
+    diesel::sql_query("SELECT 1")
+        .execute(&mut conn)
+        .expect("no transaction left open, aborted or not");
+    conn.transaction(|conn| diesel::sql_query("SELECT 1").execute(conn))
+        .expect("a transaction begins anew");
+    release.send(()).unwrap();
+    stuck.join().unwrap();
+    assert!(matches!(queue(&mut conn), Ok(leases::Queued::Started(_))));
+    assert_eq!(
+        backend::db::schema::test_runs::table
+            .count()
+            .get_result::<i64>(&mut conn)
+            .unwrap(),
+        1,
+        "the refused run left nothing"
+    );
+}
+
 fn claimer(holder: &str) -> leases::Claimer<'_> {
     leases::Claimer {
         holder,
