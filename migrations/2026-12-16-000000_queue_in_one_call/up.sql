@@ -41,7 +41,7 @@ BEGIN
            now() + make_interval(secs => coalesce(e.run_timeout_secs, token_default_secs) + 3600),
            for_run
     FROM users u LEFT JOIN environments e ON e.id = on_environment
-    WHERE u.username = for_user AND token_hash IS NOT NULL
+    WHERE u.username = for_user
     RETURNING id INTO issued;
     RETURN issued;
 END

@@ -106,7 +106,7 @@ pub fn create(
     let paths: Vec<String> = request.paths.iter().map(TestPath::as_arg).collect();
     let new = NewRunRow {
         username: request.username,
-        environment_id: request.target.environment_id(),
+        environment_id,
         environment_label: request.target.label().map(str::to_string),
         paths: Value::from(paths),
         rerun_of: None,
