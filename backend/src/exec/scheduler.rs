@@ -63,12 +63,12 @@ impl Drop for EnvironmentGuard {
 }
 
 /// A run for a run thread to go on with: its claim, its channel, when the
-/// claim began and, if a finish handed it on, the run to record.
+/// claim began and, if a finish handed it on, the run to wrap up.
 type NextRun = (
     leases::Claim,
     supervision::Channel,
     Instant,
-    Option<runner::UnrecordedRun>,
+    Option<runner::FinishedRun>,
 );
 
 /// A run's place in this process: its environment's guard, its entry in
@@ -577,7 +577,7 @@ impl Scheduler {
     /// Once a tick: if an instance went since the last look, says so to
     /// the polled views (its death changed nothing they watch otherwise),
     /// and records the finished runs left listed for longer than a lease
-    /// (see [`runner::UnrecordedRun`]): by a stopped instance, or past a
+    /// (see [`runner::FinishedRun`]): by a stopped instance, or past a
     /// stuck session's lock. A live one records its own well within a lease.
     fn once_a_tick(&self, conn: &mut db::PgConn) -> diesel::QueryResult<()> {
         let mut seen = self

@@ -212,3 +212,37 @@ assert root.is_dir() and not any(root.iterdir()), 'a fresh, empty directory'\n  
     assert_eq!((status, list), (200, json!([])));
     assert!(!plain(&app.log_text(id)).contains("artifacts:"));
 }
+
+#[test]
+fn a_finished_runs_directory_is_removed_also_when_its_finish_starts_the_next_run() {
+    // Each run prints where its directory is, and leaves a file there.
+    let leaves = "import os\nfrom pathlib import Path\n\n\
+def test_leave():\n    root = Path(os.environ['TEST_ARTIFACTS_DIR'])\n    \
+print('directory=' + str(root) + '=')\n    (root / 'left.txt').write_text('x')\n";
+    let tests = TestsDir::with(&[("test_leave.py", leaves)]);
+    let app = TestApp::spawn(&tests, &[]);
+    // Queued at once on one environment: each finish but the last hands
+    // the environment straight on to the next run.
+    let ids: Vec<i64> = (0..3)
+        .map(|_| app.create_run("art", 6, &["test_leave.py"]))
+        .collect();
+    for id in &ids {
+        let run = app.wait_finished(*id, Duration::from_secs(30));
+        assert_eq!(run["status"], "success", "{}", app.log_text(*id));
+    }
+    for id in &ids {
+        let log = plain(&app.log_text(*id));
+        let directory = log
+            .split("directory=")
+            .nth(1)
+            .and_then(|rest| rest.split('=').next())
+            .unwrap_or_else(|| panic!("run {id} printed no directory: {log}"));
+        let (_, list) = app.get(&format!("/api/runs/{id}/artifacts"));
+        assert_eq!(list.as_array().unwrap().len(), 1, "run {id}: {list}");
+        eventually(
+            Duration::from_secs(10),
+            "every run's directory is removed",
+            || !std::path::Path::new(directory).exists(),
+        );
+    }
+}

@@ -29,7 +29,7 @@ use super::log::LogBuffer;
 use super::output::{self, LineSplitter, Progress};
 use super::report::{ReporterEvent, Results};
 use super::reporter_socket::ReporterSocket;
-use super::{RunnerContext, UnrecordedRun};
+use super::{FinishedRun, RunnerContext};
 use crate::db::leases::{self, Claim, Stored, Written};
 use crate::db::logs::{self as stored_log, MAX_CHUNK_BYTES};
 use crate::sys::process;
@@ -220,9 +220,9 @@ pub struct Supervision<'a> {
     leftovers_markers: Vec<Vec<u8>>,
     /// Tells the reporter socket's reader that the run is over.
     over: Arc<AtomicBool>,
-    /// The run before this one, to record once this run's test process
+    /// The run before this one, to wrap up once this run's test process
     /// is past its start.
-    previous: Option<UnrecordedRun>,
+    previous: Option<FinishedRun>,
 }
 
 /// `NAME=value` of the variable that names the run's reporter socket, as
@@ -298,8 +298,8 @@ impl<'a> Supervision<'a> {
         })
     }
 
-    /// Records `previous` (see [`UnrecordedRun`]) while this run goes on.
-    pub fn recording(mut self, previous: Option<UnrecordedRun>) -> Supervision<'a> {
+    /// Wraps up `previous` (see [`FinishedRun`]) while this run goes on.
+    pub fn wrapping_up(mut self, previous: Option<FinishedRun>) -> Supervision<'a> {
         self.previous = previous;
         self
     }
@@ -311,9 +311,9 @@ impl<'a> Supervision<'a> {
             self.wait_for_event();
             // The first wake-up comes with the test process's first
             // output or exit, or a flush later: it is past its start, and
-            // recording the run before it is no longer in its way.
+            // wrapping up the run before it is no longer in its way.
             if let Some(previous) = self.previous.take() {
-                previous.record();
+                previous.wrap_up();
             }
             let now = Instant::now();
             self.flush_if_due(now);
