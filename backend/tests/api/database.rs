@@ -557,6 +557,27 @@ fn finish_handing_on(
 }
 
 #[test]
+fn a_finish_counts_as_one_change_of_state_whether_it_hands_on_or_not() {
+    let (_db, mut conn, first) = claimed_run("me");
+    queue_run(&mut conn, 10);
+    let version = |conn: &mut PgConnection| backend::db::state::version(conn).unwrap();
+    let before = version(&mut conn);
+    // One call writes the finished run, its log, the lease and the next run.
+    let mut outcome = succeeded();
+    outcome.log_tail = "collected 1 item\n1 passed\n".into();
+    let (written, handed) = finish_handing_on(&mut conn, &first, &outcome);
+    assert_eq!(written, Written::Done);
+    let handed = handed.expect("the next run is claimed in the finish");
+    assert_eq!(version(&mut conn), before + 1);
+
+    // The bump was that transaction's: the next finish bumps again.
+    let (written, none) = finish_handing_on(&mut conn, &handed, &outcome);
+    assert_eq!(written, Written::Done);
+    assert!(none.is_none(), "nothing left to hand on to");
+    assert_eq!(version(&mut conn), before + 2);
+}
+
+#[test]
 fn a_finish_renews_the_lease_before_anything_and_loses_to_a_reclaim() {
     let (_db, mut conn, claim) = claimed_run("me");
     // The lease expired (a slow end) but nobody took it back yet: the
