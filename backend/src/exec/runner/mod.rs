@@ -100,6 +100,49 @@ impl Drop for FinishedRun {
     }
 }
 
+/// A run's process group, with what tells it from a later group of the
+/// same number (the boot id and its leader's start time), for the
+/// recovery of a restarted instance to kill (see
+/// `Scheduler::recover_past_life`).
+pub struct ProcessGroup {
+    environment_id: i32,
+    fence: i64,
+    pgid: i32,
+    boot_id: Option<String>,
+    start_ticks: Option<u64>,
+}
+
+impl ProcessGroup {
+    /// Read right after the group's leader started, while it is alive.
+    fn of_run(claim: &Claim, pgid: i32) -> ProcessGroup {
+        let (boot_id, start_ticks) = process::group_identity(pgid);
+        ProcessGroup {
+            environment_id: claim.environment.id,
+            fence: claim.fence,
+            pgid,
+            boot_id,
+            start_ticks,
+        }
+    }
+
+    /// Records it with the run's lease. Done once the test process is
+    /// past its start, so that two round trips are not in its way. Until
+    /// then, should this instance die, the supervisor (told by its
+    /// parent-death signal, or by its heartbeat's end) kills the tree.
+    pub fn record(self, pool: &PgPool) {
+        if let Ok(mut conn) = pool.get() {
+            let _ = leases::record_pgid(
+                &mut conn,
+                self.environment_id,
+                self.fence,
+                self.pgid,
+                self.boot_id.as_deref(),
+                self.start_ticks,
+            );
+        }
+    }
+}
+
 /// Runs a claimed run to its end on the calling thread and writes its
 /// outcome. `channel` is how the scheduler reaches it (see
 /// [`supervision::channel`]); `claimed_at` is when its lease was taken;
@@ -369,18 +412,7 @@ fn run_pytest(
         }
     };
     let pgid = child.id() as i32;
-    if let Ok(mut conn) = ctx.pool.get() {
-        let (boot_id, start_ticks) = process::group_identity(pgid);
-        let (environment_id, fence) = (claim.environment.id, claim.fence);
-        let _ = leases::record_pgid(
-            &mut conn,
-            environment_id,
-            fence,
-            pgid,
-            boot_id.as_deref(),
-            start_ticks,
-        );
-    }
+    let group = ProcessGroup::of_run(claim, pgid);
     let process = TestProcess {
         child,
         output,
@@ -388,7 +420,7 @@ fn run_pytest(
         warm_marker,
     };
     let supervision = match Supervision::new(ctx, claim, channel, process, claimed_at, timeout) {
-        Ok(supervision) => supervision.wrapping_up(previous),
+        Ok(supervision) => supervision.on_first_wake_up(group, previous),
         Err(e) => {
             process::kill_group_and_wait(pgid, Duration::from_secs(5));
             let why = format!("cannot follow the test process: {e}");

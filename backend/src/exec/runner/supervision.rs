@@ -29,7 +29,7 @@ use super::log::LogBuffer;
 use super::output::{self, LineSplitter, Progress};
 use super::report::{ReporterEvent, Results};
 use super::reporter_socket::ReporterSocket;
-use super::{FinishedRun, RunnerContext};
+use super::{FinishedRun, ProcessGroup, RunnerContext};
 use crate::db::leases::{self, Claim, Stored, Written};
 use crate::db::logs::{self as stored_log, MAX_CHUNK_BYTES};
 use crate::sys::process;
@@ -220,8 +220,9 @@ pub struct Supervision<'a> {
     leftovers_markers: Vec<Vec<u8>>,
     /// Tells the reporter socket's reader that the run is over.
     over: Arc<AtomicBool>,
-    /// The run before this one, to wrap up once this run's test process
-    /// is past its start.
+    /// What waits until this run's test process is past its start: its
+    /// process group to record, and the run before it to wrap up.
+    group: Option<ProcessGroup>,
     previous: Option<FinishedRun>,
 }
 
@@ -294,12 +295,19 @@ impl<'a> Supervision<'a> {
             leftovers_killed: false,
             leftovers_markers: markers,
             over,
+            group: None,
             previous: None,
         })
     }
 
-    /// Wraps up `previous` (see [`FinishedRun`]) while this run goes on.
-    pub fn wrapping_up(mut self, previous: Option<FinishedRun>) -> Supervision<'a> {
+    /// Records `group` and wraps up `previous` (see [`FinishedRun`])
+    /// once the test process is past its start.
+    pub fn on_first_wake_up(
+        mut self,
+        group: ProcessGroup,
+        previous: Option<FinishedRun>,
+    ) -> Supervision<'a> {
+        self.group = Some(group);
         self.previous = previous;
         self
     }
@@ -311,7 +319,10 @@ impl<'a> Supervision<'a> {
             self.wait_for_event();
             // The first wake-up comes with the test process's first
             // output or exit, or a flush later: it is past its start, and
-            // wrapping up the run before it is no longer in its way.
+            // two round trips to the database are no longer in its way.
+            if let Some(group) = self.group.take() {
+                group.record(&self.ctx.pool);
+            }
             if let Some(previous) = self.previous.take() {
                 previous.wrap_up();
             }
