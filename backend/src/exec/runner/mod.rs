@@ -69,14 +69,6 @@ pub struct FinishedRun {
 }
 
 impl FinishedRun {
-    fn new(pool: &PgPool, run_id: i64) -> FinishedRun {
-        FinishedRun {
-            pool: pool.clone(),
-            run_id,
-            artifacts: None,
-        }
-    }
-
     /// Does what is left now: dropping it does.
     pub fn wrap_up(self) {
         drop(self);
@@ -96,49 +88,6 @@ impl Drop for FinishedRun {
             });
         if let Err(e) = recorded {
             tracing::warn!(run_id, error = %e, "a finished run is not in insights yet; a sweep will record it");
-        }
-    }
-}
-
-/// A run's process group, with what tells it from a later group of the
-/// same number (the boot id and its leader's start time), for the
-/// recovery of a restarted instance to kill (see
-/// `Scheduler::recover_past_life`).
-pub struct ProcessGroup {
-    environment_id: i32,
-    fence: i64,
-    pgid: i32,
-    boot_id: Option<String>,
-    start_ticks: Option<u64>,
-}
-
-impl ProcessGroup {
-    /// Read right after the group's leader started, while it is alive.
-    fn of_run(claim: &Claim, pgid: i32) -> ProcessGroup {
-        let (boot_id, start_ticks) = process::group_identity(pgid);
-        ProcessGroup {
-            environment_id: claim.environment.id,
-            fence: claim.fence,
-            pgid,
-            boot_id,
-            start_ticks,
-        }
-    }
-
-    /// Records it with the run's lease. Done once the test process is
-    /// past its start, so that two round trips are not in its way. Until
-    /// then, should this instance die, the supervisor (told by its
-    /// parent-death signal, or by its heartbeat's end) kills the tree.
-    pub fn record(self, pool: &PgPool) {
-        if let Ok(mut conn) = pool.get() {
-            let _ = leases::record_pgid(
-                &mut conn,
-                self.environment_id,
-                self.fence,
-                self.pgid,
-                self.boot_id.as_deref(),
-                self.start_ticks,
-            );
         }
     }
 }
@@ -207,9 +156,14 @@ pub fn execute(
         token.revoked();
         metrics::global().run_finished(status, started.elapsed());
     }
-    // Removed once the next run has started, if there is one; else now.
-    next.map(|(next, claimed_at, mut finished)| {
-        finished.artifacts = artifacts_dir;
+    // The directory is removed once the next run has started, if there
+    // is one; else now.
+    next.map(|(next, claimed_at)| {
+        let finished = FinishedRun {
+            pool: ctx.pool.clone(),
+            run_id,
+            artifacts: artifacts_dir,
+        };
         (next, claimed_at, finished)
     })
 }
@@ -412,7 +366,6 @@ fn run_pytest(
         }
     };
     let pgid = child.id() as i32;
-    let group = ProcessGroup::of_run(claim, pgid);
     let process = TestProcess {
         child,
         output,
@@ -420,7 +373,7 @@ fn run_pytest(
         warm_marker,
     };
     let supervision = match Supervision::new(ctx, claim, channel, process, claimed_at, timeout) {
-        Ok(supervision) => supervision.on_first_wake_up(group, previous),
+        Ok(supervision) => supervision.wrapping_up(previous),
         Err(e) => {
             process::kill_group_and_wait(pgid, Duration::from_secs(5));
             let why = format!("cannot follow the test process: {e}");
@@ -755,14 +708,15 @@ fn summary_of(cases: &[CaseResult]) -> RunSummary {
 /// Writes the outcome, retrying while the database is away, for as long as
 /// the lease could still be ours; after that a sweeper finishes the run.
 /// True if this writer finished the run; with it, the next run on the
-/// environment if `hand_off` claimed one in the same transaction.
+/// environment if `hand_off` claimed one in the same transaction, and
+/// when that claim began.
 fn write_outcome(
     ctx: &RunnerContext,
     claim: &Claim,
     mut outcome: Outcome,
     mut stored: Stored,
     mut hand_off: Option<leases::Claimer<'_>>,
-) -> (bool, Option<HandedOff>) {
+) -> (bool, Option<(Claim, Instant)>) {
     let give_up = Instant::now() + ctx.config.lease();
     loop {
         let shutting_down = ctx.shutdown_at.lock().map_or(true, |at| at.is_some());
@@ -781,11 +735,7 @@ fn write_outcome(
             });
         match written {
             Ok((Written::Done, next)) => {
-                let handed = next.map(|next| {
-                    let finished = FinishedRun::new(&ctx.pool, claim.run.id);
-                    (next, claimed_at, finished)
-                });
-                return (true, handed);
+                return (true, next.map(|next| (next, claimed_at)));
             }
             Ok((Written::Lost, _)) => {
                 tracing::warn!("outcome not written: the run was finished by someone else");

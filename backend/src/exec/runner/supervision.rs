@@ -29,7 +29,7 @@ use super::log::LogBuffer;
 use super::output::{self, LineSplitter, Progress};
 use super::report::{ReporterEvent, Results};
 use super::reporter_socket::ReporterSocket;
-use super::{FinishedRun, ProcessGroup, RunnerContext};
+use super::{FinishedRun, RunnerContext};
 use crate::db::leases::{self, Claim, Stored, Written};
 use crate::db::logs::{self as stored_log, MAX_CHUNK_BYTES};
 use crate::sys::process;
@@ -48,6 +48,10 @@ const OUTPUT_BACKLOG: usize = 64;
 /// Cases stored per write: a huge parametrized file is stored over
 /// several writes, each of a bounded size.
 const MAX_CASES_PER_WRITE: usize = 2000;
+
+/// What tells a process group from a later one of the same number: the
+/// boot id and its leader's start time (see [`process::group_identity`]).
+type GroupIdentity = (Option<String>, Option<u64>);
 
 /// What wakes the loop.
 pub enum Event {
@@ -221,8 +225,9 @@ pub struct Supervision<'a> {
     /// Tells the reporter socket's reader that the run is over.
     over: Arc<AtomicBool>,
     /// What waits until this run's test process is past its start: its
-    /// process group to record, and the run before it to wrap up.
-    group: Option<ProcessGroup>,
+    /// process group's identity to record (see [`Supervision::record_group`]),
+    /// and the run before it to wrap up.
+    unrecorded_group: Option<GroupIdentity>,
     previous: Option<FinishedRun>,
 }
 
@@ -250,6 +255,9 @@ impl<'a> Supervision<'a> {
             warm_marker,
         } = process;
         let pgid = child.id() as i32;
+        // Read before the exit's thread can reap the group's leader, while
+        // its start time is still there to read.
+        let group_identity = process::group_identity(pgid);
         let heartbeat = child.stdin.take();
         let run_id = claim.run.id;
         let over = Arc::new(AtomicBool::new(false));
@@ -295,21 +303,37 @@ impl<'a> Supervision<'a> {
             leftovers_killed: false,
             leftovers_markers: markers,
             over,
-            group: None,
+            unrecorded_group: Some(group_identity),
             previous: None,
         })
     }
 
-    /// Records `group` and wraps up `previous` (see [`FinishedRun`])
-    /// once the test process is past its start.
-    pub fn on_first_wake_up(
-        mut self,
-        group: ProcessGroup,
-        previous: Option<FinishedRun>,
-    ) -> Supervision<'a> {
-        self.group = Some(group);
+    /// Wraps up `previous` (see [`FinishedRun`]) once the test process
+    /// is past its start.
+    pub fn wrapping_up(mut self, previous: Option<FinishedRun>) -> Supervision<'a> {
         self.previous = previous;
         self
+    }
+
+    /// Records the run's process group with its lease, for a restarted
+    /// instance to kill (see `Scheduler::recover_past_life`), with what
+    /// tells it from a later group of the same number. Until then, should
+    /// this instance die, the supervisor (told by its parent-death signal,
+    /// or by its heartbeat's end) kills the tree.
+    fn record_group(&mut self) {
+        let Some((boot_id, start_ticks)) = self.unrecorded_group.take() else {
+            return;
+        };
+        if let Ok(mut conn) = self.ctx.pool.get() {
+            let _ = leases::record_pgid(
+                &mut conn,
+                self.claim.environment.id,
+                self.claim.fence,
+                self.pgid,
+                boot_id.as_deref(),
+                start_ticks,
+            );
+        }
     }
 
     /// Runs to the end: the test process exited and its output is read,
@@ -320,9 +344,7 @@ impl<'a> Supervision<'a> {
             // The first wake-up comes with the test process's first
             // output or exit, or a flush later: it is past its start, and
             // two round trips to the database are no longer in its way.
-            if let Some(group) = self.group.take() {
-                group.record(&self.ctx.pool);
-            }
+            self.record_group();
             if let Some(previous) = self.previous.take() {
                 previous.wrap_up();
             }
