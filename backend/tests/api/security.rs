@@ -768,6 +768,44 @@ fn start_ticks(pid: u32) -> i64 {
     fields[19].parse().unwrap()
 }
 
+/// What a lease says of its run's process group.
+#[derive(QueryableByName)]
+struct RecordedGroup {
+    #[diesel(sql_type = Nullable<Integer>)]
+    pgid: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    boot_id: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    start_ticks: Option<i64>,
+}
+
+#[test]
+fn a_running_runs_process_group_is_recorded_as_the_one_it_started() {
+    let tests = slow_tests();
+    let db = TestDb::create();
+    let app = TestApp::spawn_on(Arc::clone(&db), &tests, &[("INSTANCE_ID", "recorder")]);
+    let id = app.create_run("recorder", 26, &["test_slow.py"]);
+    let recorded = || {
+        diesel::sql_query(
+            "SELECT pgid, boot_id, start_ticks FROM environment_locks WHERE run_id = $1",
+        )
+        .bind::<BigInt, _>(id)
+        .get_result::<RecordedGroup>(&mut db.conn())
+        .ok()
+        .filter(|group| group.pgid.is_some())
+    };
+    eventually(SECS_30, "the run's process group recorded", || {
+        recorded().is_some()
+    });
+    let group = recorded().unwrap();
+    let pgid = group.pgid.unwrap();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(group.boot_id.as_deref(), Some(boot.trim()));
+    // Its leader's own start time: what a restart checks before it kills.
+    assert_eq!(group.start_ticks, Some(start_ticks(pgid as u32)));
+    assert_eq!(app.run(id)["status"], "running");
+}
+
 #[test]
 fn a_restart_kills_only_process_groups_that_are_still_its_own() {
     let tests = slow_tests();
