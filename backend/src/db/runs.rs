@@ -93,6 +93,22 @@ pub fn queued_count(conn: &mut PgConnection) -> QueryResult<i64> {
         .get_result(conn)
 }
 
+/// The oldest run queued on `environment_id` (its own queue, not a
+/// pool's): the one its next hand-off starts, unless something changes
+/// first. Its id and paths.
+pub fn first_queued_on(
+    conn: &mut PgConnection,
+    environment_id: i32,
+) -> QueryResult<Option<(i64, serde_json::Value)>> {
+    test_runs::table
+        .filter(test_runs::environment_id.eq(environment_id))
+        .filter(test_runs::status.eq(RunStatus::Queued))
+        .order(test_runs::id)
+        .select((test_runs::id, test_runs::paths))
+        .first(conn)
+        .optional()
+}
+
 pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<RunRow>> {
     test_runs::table
         .find(id)

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::events::{FinishedRuns, RunEvents};
+use super::runner::setup::RunSetup;
 use super::runner::supervision::{self, RunControl};
 use super::runner::{self, RunnerContext};
 use crate::db::{self, leases};
@@ -63,12 +64,14 @@ impl Drop for EnvironmentGuard {
 }
 
 /// A run for a run thread to go on with: its claim, its channel, when the
-/// claim began and, if a finish handed it on, the run to wrap up.
+/// claim began and, if a finish handed it on, the run to wrap up and the
+/// setup made ahead of that finish.
 type NextRun = (
     leases::Claim,
     supervision::Channel,
     Instant,
     Option<runner::FinishedRun>,
+    Option<RunSetup>,
 );
 
 /// A run's place in this process: its environment's guard, its entry in
@@ -85,7 +88,13 @@ impl RunSlot {
     /// Passes the slot and the environment's guard on to the run that the
     /// finish of this one claimed, and tells whoever waits for this one
     /// that it ended.
-    fn hand_over(&mut self, (claim, claimed_at, previous): runner::HandedOff) -> NextRun {
+    fn hand_over(&mut self, handed: runner::HandedOff) -> NextRun {
+        let runner::HandedOff {
+            claim,
+            claimed_at,
+            previous,
+            setup,
+        } = handed;
         let scheduler = &self.scheduler;
         let channel = supervision::channel();
         if let Ok(mut runs) = scheduler.runs.lock() {
@@ -94,7 +103,7 @@ impl RunSlot {
         }
         scheduler.events.finished(self.run_id);
         self.run_id = claim.run.id;
-        (claim, channel, claimed_at, Some(previous))
+        (claim, channel, claimed_at, Some(previous), setup)
     }
 }
 
@@ -621,16 +630,16 @@ impl Scheduler {
             .spawn(move || {
                 // Given back when this thread ends, whichever way it does.
                 let mut slot = slot;
-                let mut next = Some((claim, channel, claimed_at, None));
+                let mut next = Some((claim, channel, claimed_at, None, None));
                 // Each run's finish may claim the next on its environment:
                 // that run goes on here, in the same slot and guard.
-                while let Some((claim, channel, claimed_at, previous)) = next.take() {
+                while let Some((claim, channel, claimed_at, previous, setup)) = next.take() {
                     let scheduler = Arc::clone(&slot.scheduler);
                     let ctx = &scheduler.ctx;
                     let kept = claim.clone();
                     let hand_off = scheduler.hand_off_claimer();
                     let ran = panic::catch_unwind(AssertUnwindSafe(|| {
-                        runner::execute(ctx, claim, channel, claimed_at, previous, hand_off)
+                        runner::execute(ctx, claim, channel, claimed_at, previous, setup, hand_off)
                     }));
                     match ran {
                         Ok(handed) => next = handed.map(|handed| slot.hand_over(handed)),

@@ -2,6 +2,7 @@
 //! run, up to `ARTIFACTS_MAX_BYTES`, and served as attachments.
 
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::io::Read;
 use std::time::Duration;
 
@@ -245,4 +246,130 @@ print('directory=' + str(root) + '=')\n    (root / 'left.txt').write_text('x')\n
             || !std::path::Path::new(directory).exists(),
         );
     }
+}
+
+/// Names in `runtime` (the service's runtime directory) of run `id`'s
+/// setup: its artifacts directory, its socket and its files.
+fn setup_names(runtime: &std::path::Path, id: i64) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(runtime) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| {
+            name.starts_with(&format!("artifacts-{id}-")) || name.starts_with(&format!("run-{id}-"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_next_run_is_set_up_while_the_one_before_exits_and_a_wrong_guess_leaves_nothing() {
+    // A lingering run's interpreter waits after pytest is done (an atexit
+    // handler) until the flag its test names exists; every run prints
+    // where its directory is.
+    let prints = "import os\n\ndef test_where():\n    \
+print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '=')\n";
+    let lingers = |flag: &str| {
+        format!(
+            "import atexit, os, time\nfrom pathlib import Path\n\n\
+FLAG = Path(__file__).parent / '{flag}'\n\n\
+def linger():\n    for _ in range(2400):\n        if FLAG.exists():\n            return\n        \
+time.sleep(0.05)\n\natexit.register(linger)\n\n\
+def test_where():\n    print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '=')\n"
+        )
+    };
+    let tests = TestsDir::with(&[
+        ("test_first.py", &lingers("first-go")),
+        ("test_second.py", &lingers("second-go")),
+        ("test_print.py", prints),
+    ]);
+    let app = TestApp::spawn(&tests, &[]);
+    let directory_of = |id: i64| {
+        let log = plain(&app.log_text(id));
+        log.split("directory=")
+            .nth(1)
+            .and_then(|rest| rest.split('=').next())
+            .map(std::path::PathBuf::from)
+    };
+    let first = app.create_run("art", 8, &["test_first.py"]);
+    let cancelled = app.create_run("art", 8, &["test_print.py"]);
+    let second = app.create_run("art", 8, &["test_second.py"]);
+    let last = app.create_run("art", 8, &["test_print.py"]);
+
+    let first_directory = RefCell::new(None);
+    eventually(
+        Duration::from_secs(30),
+        "the first run prints its directory",
+        || {
+            *first_directory.borrow_mut() = directory_of(first);
+            first_directory.borrow().is_some()
+        },
+    );
+    let runtime = first_directory
+        .take()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // pytest is done, its interpreter waits: the run queued next is set up.
+    eventually(
+        Duration::from_secs(30),
+        "the run queued next is set up before the first one exits",
+        || setup_names(&runtime, cancelled).len() >= 2,
+    );
+    assert_eq!(app.run(first)["status"], "running");
+    // It is cancelled before the finish: the finish hands on past it.
+    let (status, run) = app.post(&format!("/api/runs/{cancelled}/cancel"), &json!({}));
+    assert_eq!((status, run["status"].as_str()), (200, Some("cancelled")));
+    tests.write("first-go", "");
+    eventually(
+        Duration::from_secs(30),
+        "the second run prints its directory",
+        || directory_of(second).is_some(),
+    );
+    assert_eq!(
+        app.run(first)["status"],
+        "success",
+        "{}",
+        app.log_text(first)
+    );
+    eventually(
+        Duration::from_secs(10),
+        "what was set up for the cancelled run is removed",
+        || setup_names(&runtime, cancelled).is_empty(),
+    );
+    // This time the guess holds: the directory made ahead is the one the
+    // last run is given.
+    let made_ahead = RefCell::new(Vec::new());
+    eventually(
+        Duration::from_secs(30),
+        "the last run is set up before the second one exits",
+        || {
+            *made_ahead.borrow_mut() = setup_names(&runtime, last);
+            made_ahead
+                .borrow()
+                .iter()
+                .any(|name| name.starts_with("artifacts-"))
+        },
+    );
+    let made_ahead = made_ahead
+        .take()
+        .into_iter()
+        .find(|name| name.starts_with("artifacts-"))
+        .unwrap();
+    tests.write("second-go", "");
+    let run = app.wait_finished(last, Duration::from_secs(30));
+    assert_eq!(run["status"], "success", "{}", app.log_text(last));
+    assert_eq!(app.run(second)["status"], "success");
+    assert_eq!(directory_of(last), Some(runtime.join(made_ahead)));
+    assert_eq!(app.run(cancelled)["status"], "cancelled");
+    eventually(
+        Duration::from_secs(10),
+        "nothing of any run is left",
+        || {
+            [first, cancelled, second, last]
+                .iter()
+                .all(|id| setup_names(&runtime, *id).is_empty())
+        },
+    );
 }

@@ -28,10 +28,11 @@ pub struct ArtifactsDir {
 }
 
 impl ArtifactsDir {
-    /// A fresh, empty directory for run `run_id` under `parent`: writable by
-    /// a `RUN_AS_USER`, whom the parent lets through but not list.
-    pub fn create(parent: &Path, run_id: i64) -> io::Result<ArtifactsDir> {
-        let path = parent.join(format!("artifacts-{run_id}"));
+    /// A fresh, empty directory `artifacts-<stem>` under `parent` (see
+    /// `setup::RunSetup` for the stem): writable by a `RUN_AS_USER`, whom
+    /// the parent lets through but not list.
+    pub fn create(parent: &Path, stem: &str) -> io::Result<ArtifactsDir> {
+        let path = parent.join(format!("artifacts-{stem}"));
         if path.exists() {
             std::fs::remove_dir_all(&path)?;
         }
@@ -315,10 +316,10 @@ mod tests {
     #[test]
     fn the_directory_is_fresh_and_removed_after() {
         let parent = tempfile::tempdir().unwrap();
-        let stale = parent.path().join("artifacts-7");
+        let stale = parent.path().join("artifacts-7-1");
         std::fs::create_dir(&stale).unwrap();
         std::fs::write(stale.join("old.txt"), "old").unwrap();
-        let dir = ArtifactsDir::create(parent.path(), 7).unwrap();
+        let dir = ArtifactsDir::create(parent.path(), "7-1").unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         let path = dir.path().to_path_buf();
         drop(dir);

@@ -8,11 +8,12 @@ pub mod output;
 pub mod plugin;
 pub mod report;
 pub mod reporter_socket;
+pub mod setup;
 pub mod supervision;
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,7 @@ use crate::sys::process;
 use crate::sys::supervisor::Program;
 use crate::telemetry::metrics;
 use plugin::RuntimeDir;
-use reporter_socket::ReporterSocket;
+use setup::{RunFiles, RunSetup};
 use supervision::{Ended, StopReason, Supervision, TestProcess};
 
 /// A JUnit report larger than this is parsed into cases but not kept.
@@ -49,9 +50,15 @@ pub struct RunnerContext {
 }
 
 /// A run claimed by the finish of the one before it on the same
-/// environment, when its claim began, and the run before it, whose last
-/// chores wait.
-pub type HandedOff = (Claim, Instant, FinishedRun);
+/// environment, when its claim began, the run before it, whose last
+/// chores wait, and the setup made ahead for the run thought next (see
+/// [`RunSetup::for_next_on`]), which `execute` uses if it is this one's.
+pub struct HandedOff {
+    pub claim: Claim,
+    pub claimed_at: Instant,
+    pub previous: FinishedRun,
+    pub setup: Option<RunSetup>,
+}
 
 /// What is left to do for a finished run whose finish handed the
 /// environment on to the next run, held by that next run: record it in
@@ -95,15 +102,17 @@ impl Drop for FinishedRun {
 /// Runs a claimed run to its end on the calling thread and writes its
 /// outcome. `channel` is how the scheduler reaches it (see
 /// [`supervision::channel`]); `claimed_at` is when its lease was taken;
-/// `previous`, the run whose finish claimed this one, to be wrapped up.
-/// With `hand_off`, the finish also claims what comes next on the
-/// environment, for the caller to run.
+/// `previous`, the run whose finish claimed this one, to be wrapped up;
+/// `ready`, a setup made ahead, used if it is this run's. With
+/// `hand_off`, the finish also claims what comes next on the environment,
+/// for the caller to run.
 pub fn execute(
     ctx: &RunnerContext,
     claim: Claim,
     channel: supervision::Channel,
     claimed_at: Instant,
     previous: Option<FinishedRun>,
+    ready: Option<RunSetup>,
     hand_off: Option<leases::Claimer<'_>>,
 ) -> Option<HandedOff> {
     let run_id = claim.run.id;
@@ -112,28 +121,32 @@ pub fn execute(
     tracing::info!(fence = claim.fence, "run started");
     let started = Instant::now();
     let mut token = TokenGuard::new(ctx, &claim);
-    let prepared = prepare(ctx, &claim).and_then(|paths| {
-        artifacts::ArtifactsDir::create(ctx.runtime.path(), run_id)
-            .map(|dir| (paths, dir))
-            .map_err(|e| format!("cannot create the artifacts directory: {e}"))
-    });
-    let (mut outcome, stored, artifacts_dir) = match prepared {
-        Ok((paths, artifacts_dir)) => {
+    let setup = match ready.filter(|setup| setup.run_id == run_id) {
+        Some(setup) => Ok(setup),
+        None => RunSetup::create(ctx, run_id, &claim.run.paths()),
+    };
+    let (mut outcome, stored, artifacts_dir, next_setup) = match setup {
+        Ok(setup) => {
             let started = (channel, claimed_at, previous);
-            match run_pytest(ctx, &claim, &paths, started, &artifacts_dir) {
-                Some((mut outcome, stored)) => {
+            match run_pytest(ctx, &claim, setup, started, hand_off.is_some()) {
+                Some(Ran {
+                    mut outcome,
+                    stored,
+                    artifacts,
+                    next_setup,
+                }) => {
                     // The process tree is gone: what it left is complete.
                     for line in artifacts::keep(
                         &ctx.pool,
                         run_id,
                         claim.fence,
-                        artifacts_dir.path(),
+                        artifacts.path(),
                         ctx.config.artifacts_max_bytes,
                     ) {
                         outcome.log_tail.push_str(&line);
                         outcome.log_tail.push('\n');
                     }
-                    (outcome, stored, Some(artifacts_dir))
+                    (outcome, stored, Some(artifacts), next_setup)
                 }
                 None => {
                     tracing::warn!("the lease was lost before the tests started; nothing ran");
@@ -145,7 +158,7 @@ pub fn execute(
             if let Some(previous) = previous {
                 previous.wrap_up();
             }
-            (early_error(reason), Stored::default(), None)
+            (early_error(reason), Stored::default(), None, None)
         }
     };
     relative_attachments(&mut outcome.cases);
@@ -158,13 +171,15 @@ pub fn execute(
     }
     // The directory is removed once the next run has started, if there
     // is one; else now.
-    next.map(|(next, claimed_at)| {
-        let finished = FinishedRun {
+    next.map(|(claim, claimed_at)| HandedOff {
+        claim,
+        claimed_at,
+        previous: FinishedRun {
             pool: ctx.pool.clone(),
             run_id,
             artifacts: artifacts_dir,
-        };
-        (next, claimed_at, finished)
+        },
+        setup: next_setup,
     })
 }
 
@@ -186,11 +201,6 @@ fn relative_attachments(cases: &mut [CaseResult]) {
     }
 }
 
-/// A run whose tests could not start, and why.
-fn not_started(reason: String) -> Option<(Outcome, Stored)> {
-    Some((early_error(reason), Stored::default()))
-}
-
 fn early_error(reason: String) -> Outcome {
     Outcome {
         status: RunStatus::Error,
@@ -200,69 +210,6 @@ fn early_error(reason: String) -> Outcome {
         summary: RunSummary::default(),
         cases: Vec::new(),
         junit_xml: None,
-    }
-}
-
-/// The run's paths, after checking that each still exists.
-fn prepare(ctx: &RunnerContext, claim: &Claim) -> Result<Vec<TestPath>, String> {
-    claim
-        .run
-        .paths()
-        .iter()
-        .map(|raw| {
-            let path = TestPath::parse(raw).map_err(|why| format!("test path {raw:?} {why}"))?;
-            ctx.tests_root.entry(&path).map_err(|why| {
-                format!("cannot run: {why} (was it deleted after the run was queued?)")
-            })?;
-            Ok(path)
-        })
-        .collect()
-}
-
-/// Files of this run in the runtime directory, removed when dropped.
-struct RunFiles {
-    junit: PathBuf,
-    selection: Option<PathBuf>,
-}
-
-impl RunFiles {
-    fn new(runtime: &RuntimeDir, run_id: i64) -> RunFiles {
-        RunFiles {
-            junit: runtime.path().join(format!("run-{run_id}.xml")),
-            selection: None,
-        }
-    }
-
-    /// When the run names single tests: every path it names, one per
-    /// line, for the plugin to select from. The command line then names
-    /// only their files, so that any number of node ids fits.
-    fn write_selection(
-        &mut self,
-        runtime: &RuntimeDir,
-        run_id: i64,
-        paths: &[TestPath],
-    ) -> std::io::Result<()> {
-        if paths.iter().all(|p| p.node_suffix.is_none()) {
-            return Ok(());
-        }
-        let file = runtime.path().join(format!("run-{run_id}.selection"));
-        let mut lines = String::new();
-        for path in paths {
-            lines.push_str(&path.as_arg());
-            lines.push('\n');
-        }
-        std::fs::write(&file, lines)?;
-        self.selection = Some(file);
-        Ok(())
-    }
-}
-
-impl Drop for RunFiles {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.junit);
-        if let Some(selection) = &self.selection {
-            let _ = std::fs::remove_file(selection);
-        }
     }
 }
 
@@ -299,41 +246,55 @@ impl Drop for TokenGuard {
     }
 }
 
-/// Runs pytest to its end (or stop) and says how the run ended, and what
-/// of it is already stored; `None` if the lease was lost before pytest
-/// started (the run is someone else's to finish).
+/// A run's tests, over: how the run ended, what of it is already stored,
+/// its artifacts directory, and the setup made ahead for the run thought
+/// next on its environment.
+struct Ran {
+    outcome: Outcome,
+    stored: Stored,
+    artifacts: artifacts::ArtifactsDir,
+    next_setup: Option<RunSetup>,
+}
+
+/// Runs pytest to its end (or stop) and says how the run ended; `None`
+/// if the lease was lost before pytest started (the run is someone
+/// else's to finish). With `hand_off`, the run thought next is set up
+/// ahead of the finish.
 fn run_pytest(
     ctx: &RunnerContext,
     claim: &Claim,
-    paths: &[TestPath],
+    setup: RunSetup,
     (channel, claimed_at, previous): (supervision::Channel, Instant, Option<FinishedRun>),
-    artifacts_dir: &artifacts::ArtifactsDir,
-) -> Option<(Outcome, Stored)> {
+    hand_off: bool,
+) -> Option<Ran> {
     let config = &ctx.config;
-    let run_id = claim.run.id;
     let timeout = claim
         .environment
         .run_timeout_secs
         .and_then(|secs| u64::try_from(secs).ok())
         .map_or(config.run_timeout, Duration::from_secs);
-    let mut files = RunFiles::new(&ctx.runtime, run_id);
-    let _ = std::fs::remove_file(&files.junit);
-    if let Err(e) = files.write_selection(&ctx.runtime, run_id, paths) {
-        return not_started(format!("cannot write the test selection: {e}"));
-    }
-    let reporter = match ReporterSocket::bind(ctx.runtime.path(), run_id) {
-        Ok(socket) => socket,
-        Err(e) => {
-            return not_started(format!("cannot open the reporter socket: {e}"));
-        }
+    let RunSetup {
+        paths,
+        files,
+        reporter,
+        artifacts,
+        ..
+    } = setup;
+    let not_started = |artifacts, reason| {
+        Some(Ran {
+            outcome: early_error(reason),
+            stored: Stored::default(),
+            artifacts,
+            next_setup: None,
+        })
     };
     let (args, mut env) = pytest_command(
         ctx,
         claim,
         &files,
         reporter.path(),
-        paths,
-        artifacts_dir.path(),
+        &paths,
+        artifacts.path(),
     );
     // Tests that call this service's own API do so as the run's user.
     if let Some(token) = &claim.token {
@@ -362,7 +323,7 @@ fn run_pytest(
         Ok(started) => started,
         Err(e) => {
             let why = format!("cannot start {} -m pytest: {e}", config.python);
-            return not_started(why);
+            return not_started(artifacts, why);
         }
     };
     let pgid = child.id() as i32;
@@ -373,16 +334,22 @@ fn run_pytest(
         warm_marker,
     };
     let supervision = match Supervision::new(ctx, claim, channel, process, claimed_at, timeout) {
-        Ok(supervision) => supervision.wrapping_up(previous),
+        Ok(supervision) => supervision.wrapping_up(previous).setting_up_next(hand_off),
         Err(e) => {
             process::kill_group_and_wait(pgid, Duration::from_secs(5));
             let why = format!("cannot follow the test process: {e}");
-            return not_started(why);
+            return not_started(artifacts, why);
         }
     };
-    let ended = supervision.run();
+    let mut ended = supervision.run();
     let stored = ended.stored;
-    Some((outcome_of(ended, &files.junit, timeout), stored))
+    let next_setup = ended.next_setup.take();
+    Some(Ran {
+        outcome: outcome_of(ended, &files.junit, timeout),
+        stored,
+        artifacts,
+        next_setup,
+    })
 }
 
 /// What every test process's supervisor starts with: the watchdog a

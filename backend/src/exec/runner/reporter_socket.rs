@@ -31,9 +31,11 @@ pub struct ReporterSocket {
 }
 
 impl ReporterSocket {
-    pub fn bind(dir: &Path, run_id: i64) -> io::Result<ReporterSocket> {
-        let path = dir.join(format!("run-{run_id}.sock"));
-        // Left by a past run of this number (another service life).
+    /// Binds `run-<stem>.sock` in `dir` (see `setup::RunSetup`).
+    pub fn bind(dir: &Path, stem: &str) -> io::Result<ReporterSocket> {
+        let path = dir.join(format!("run-{stem}.sock"));
+        // Each setup's name is new in the process's own directory; should
+        // anything be there all the same, it goes.
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)?;
         // Tests may run as another user (RUN_AS_USER); who may send is

@@ -29,6 +29,7 @@ use super::log::LogBuffer;
 use super::output::{self, LineSplitter, Progress};
 use super::report::{ReporterEvent, Results};
 use super::reporter_socket::ReporterSocket;
+use super::setup::RunSetup;
 use super::{FinishedRun, RunnerContext};
 use crate::db::leases::{self, Claim, Stored, Written};
 use crate::db::logs::{self as stored_log, MAX_CHUNK_BYTES};
@@ -150,6 +151,8 @@ pub struct Ended {
     /// What is stored of the run, and the cases not stored yet.
     pub stored: Stored,
     pub unstored_cases: Vec<CaseResult>,
+    /// The setup made ahead for the run thought next on the environment.
+    pub next_setup: Option<RunSetup>,
 }
 
 /// The lease, from the runner's side: renewed every third of its length,
@@ -229,6 +232,10 @@ pub struct Supervision<'a> {
     /// and the run before it to wrap up.
     unrecorded_group: Option<GroupIdentity>,
     previous: Option<FinishedRun>,
+    /// Whether the run thought next is still to be set up ahead of the
+    /// finish (see [`Supervision::set_up_next`]), and its setup.
+    next_to_set_up: bool,
+    next_setup: Option<RunSetup>,
 }
 
 /// `NAME=value` of the variable that names the run's reporter socket, as
@@ -305,6 +312,8 @@ impl<'a> Supervision<'a> {
             over,
             unrecorded_group: Some(group_identity),
             previous: None,
+            next_to_set_up: false,
+            next_setup: None,
         })
     }
 
@@ -313,6 +322,26 @@ impl<'a> Supervision<'a> {
     pub fn wrapping_up(mut self, previous: Option<FinishedRun>) -> Supervision<'a> {
         self.previous = previous;
         self
+    }
+
+    /// With `hand_off` (the finish may start the environment's next run),
+    /// sets that run up while this one's interpreter exits.
+    pub fn setting_up_next(mut self, hand_off: bool) -> Supervision<'a> {
+        self.next_to_set_up = hand_off;
+        self
+    }
+
+    /// Once pytest has hung up and only its interpreter's exit is left
+    /// (tens of milliseconds), sets up the run waiting first on the
+    /// environment, the one the finish most likely hands it on to: its
+    /// files, directory and socket are then not made while the
+    /// environment waits between two runs.
+    fn set_up_next(&mut self) {
+        if !self.next_to_set_up || !self.report_done || self.exit.is_some() {
+            return;
+        }
+        self.next_to_set_up = false;
+        self.next_setup = RunSetup::for_next_on(self.ctx, self.claim.environment.id);
     }
 
     /// Records the run's process group with its lease, for a restarted
@@ -356,6 +385,7 @@ impl<'a> Supervision<'a> {
             self.check_shutdown(now);
             self.clean_up_after_exit();
             self.escalate();
+            self.set_up_next();
         }
         self.over.store(true, Ordering::SeqCst);
         // Nothing of the tree may outlive the run.
@@ -390,6 +420,7 @@ impl<'a> Supervision<'a> {
             progress: self.progress,
             results: self.results,
             unstored_cases: self.unstored_cases,
+            next_setup: self.next_setup,
         }
     }
 
