@@ -232,20 +232,25 @@ print('directory=' + str(root) + '=')\n    (root / 'left.txt').write_text('x')\n
         assert_eq!(run["status"], "success", "{}", app.log_text(*id));
     }
     for id in &ids {
-        let log = plain(&app.log_text(*id));
-        let directory = log
-            .split("directory=")
-            .nth(1)
-            .and_then(|rest| rest.split('=').next())
-            .unwrap_or_else(|| panic!("run {id} printed no directory: {log}"));
+        let directory = printed_directory(&app, *id)
+            .unwrap_or_else(|| panic!("run {id} printed no directory: {}", app.log_text(*id)));
         let (_, list) = app.get(&format!("/api/runs/{id}/artifacts"));
         assert_eq!(list.as_array().unwrap().len(), 1, "run {id}: {list}");
         eventually(
             Duration::from_secs(10),
             "every run's directory is removed",
-            || !std::path::Path::new(directory).exists(),
+            || !directory.exists(),
         );
     }
+}
+
+/// The directory run `id` printed as `directory=<path>=`, if it did.
+fn printed_directory(app: &TestApp, id: i64) -> Option<std::path::PathBuf> {
+    let log = plain(&app.log_text(id));
+    log.split("directory=")
+        .nth(1)
+        .and_then(|rest| rest.split('=').next())
+        .map(std::path::PathBuf::from)
 }
 
 /// Names in `runtime` (the service's runtime directory) of run `id`'s
@@ -284,13 +289,6 @@ def test_where():\n    print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '
         ("test_print.py", prints),
     ]);
     let app = TestApp::spawn(&tests, &[]);
-    let directory_of = |id: i64| {
-        let log = plain(&app.log_text(id));
-        log.split("directory=")
-            .nth(1)
-            .and_then(|rest| rest.split('=').next())
-            .map(std::path::PathBuf::from)
-    };
     let first = app.create_run("art", 8, &["test_first.py"]);
     let cancelled = app.create_run("art", 8, &["test_print.py"]);
     let second = app.create_run("art", 8, &["test_second.py"]);
@@ -301,7 +299,7 @@ def test_where():\n    print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '
         Duration::from_secs(30),
         "the first run prints its directory",
         || {
-            *first_directory.borrow_mut() = directory_of(first);
+            *first_directory.borrow_mut() = printed_directory(&app, first);
             first_directory.borrow().is_some()
         },
     );
@@ -325,7 +323,7 @@ def test_where():\n    print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '
     eventually(
         Duration::from_secs(30),
         "the second run prints its directory",
-        || directory_of(second).is_some(),
+        || printed_directory(&app, second).is_some(),
     );
     assert_eq!(
         app.run(first)["status"],
@@ -361,7 +359,10 @@ def test_where():\n    print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '
     let run = app.wait_finished(last, Duration::from_secs(30));
     assert_eq!(run["status"], "success", "{}", app.log_text(last));
     assert_eq!(app.run(second)["status"], "success");
-    assert_eq!(directory_of(last), Some(runtime.join(made_ahead)));
+    assert_eq!(
+        printed_directory(&app, last),
+        Some(runtime.join(made_ahead))
+    );
     assert_eq!(app.run(cancelled)["status"], "cancelled");
     eventually(
         Duration::from_secs(10),

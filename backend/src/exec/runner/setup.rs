@@ -44,7 +44,7 @@ impl RunSetup {
             .map_err(|e| format!("cannot create the artifacts directory: {e}"))?;
         let mut files = RunFiles::new(&ctx.runtime, &stem);
         files
-            .write_selection(&paths)
+            .write_selection(&ctx.runtime, &stem, &paths)
             .map_err(|e| format!("cannot write the test selection: {e}"))?;
         let reporter = ReporterSocket::bind(ctx.runtime.path(), &stem)
             .map_err(|e| format!("cannot open the reporter socket: {e}"))?;
@@ -89,8 +89,6 @@ fn checked_paths(ctx: &RunnerContext, raw_paths: &[String]) -> Result<Vec<TestPa
 pub struct RunFiles {
     pub junit: PathBuf,
     pub selection: Option<PathBuf>,
-    runtime: PathBuf,
-    stem: String,
 }
 
 impl RunFiles {
@@ -100,19 +98,22 @@ impl RunFiles {
         RunFiles {
             junit,
             selection: None,
-            runtime: runtime.path().to_path_buf(),
-            stem: stem.to_string(),
         }
     }
 
     /// When the run names single tests: every path it names, one per
     /// line, for the plugin to select from. The command line then names
     /// only their files, so that any number of node ids fits.
-    fn write_selection(&mut self, paths: &[TestPath]) -> std::io::Result<()> {
+    fn write_selection(
+        &mut self,
+        runtime: &RuntimeDir,
+        stem: &str,
+        paths: &[TestPath],
+    ) -> std::io::Result<()> {
         if paths.iter().all(|p| p.node_suffix.is_none()) {
             return Ok(());
         }
-        let file = self.runtime.join(format!("run-{}.selection", self.stem));
+        let file = runtime.path().join(format!("run-{stem}.selection"));
         let mut lines = String::new();
         for path in paths {
             lines.push_str(&path.as_arg());
