@@ -267,6 +267,19 @@ fn setup_names(runtime: &std::path::Path, id: i64) -> Vec<String> {
         .collect()
 }
 
+/// A test file whose interpreter, once pytest is done, waits (an atexit
+/// handler) until file `flag` exists next to it; its test prints where
+/// its run's directory is.
+fn lingers(flag: &str) -> String {
+    format!(
+        "import atexit, os, time\nfrom pathlib import Path\n\n\
+FLAG = Path(__file__).parent / '{flag}'\n\n\
+def linger():\n    for _ in range(2400):\n        if FLAG.exists():\n            return\n        \
+time.sleep(0.05)\n\natexit.register(linger)\n\n\
+def test_where():\n    print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '=')\n"
+    )
+}
+
 #[test]
 fn the_next_run_is_set_up_while_the_one_before_exits_and_a_wrong_guess_leaves_nothing() {
     // A lingering run's interpreter waits after pytest is done (an atexit
@@ -274,15 +287,6 @@ fn the_next_run_is_set_up_while_the_one_before_exits_and_a_wrong_guess_leaves_no
     // where its directory is.
     let prints = "import os\n\ndef test_where():\n    \
 print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '=')\n";
-    let lingers = |flag: &str| {
-        format!(
-            "import atexit, os, time\nfrom pathlib import Path\n\n\
-FLAG = Path(__file__).parent / '{flag}'\n\n\
-def linger():\n    for _ in range(2400):\n        if FLAG.exists():\n            return\n        \
-time.sleep(0.05)\n\natexit.register(linger)\n\n\
-def test_where():\n    print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '=')\n"
-        )
-    };
     let tests = TestsDir::with(&[
         ("test_first.py", &lingers("first-go")),
         ("test_second.py", &lingers("second-go")),
@@ -372,5 +376,54 @@ def test_where():\n    print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '
                 .iter()
                 .all(|id| setup_names(&runtime, *id).is_empty())
         },
+    );
+}
+
+#[test]
+fn a_file_deleted_after_its_run_was_set_up_ahead_ends_that_run_as_an_error() {
+    let tests = TestsDir::with(&[
+        ("test_first.py", &lingers("first-go")),
+        ("test_gone.py", "def test_gone():\n    pass\n"),
+    ]);
+    let app = TestApp::spawn(&tests, &[]);
+    let first = app.create_run("art", 9, &["test_first.py"]);
+    let doomed = app.create_run("art", 9, &["test_gone.py"]);
+    let first_directory = RefCell::new(None);
+    eventually(
+        Duration::from_secs(30),
+        "the first run prints its directory",
+        || {
+            *first_directory.borrow_mut() = printed_directory(&app, first);
+            first_directory.borrow().is_some()
+        },
+    );
+    let runtime = first_directory
+        .take()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    eventually(
+        Duration::from_secs(30),
+        "the run queued next is set up before the first one exits",
+        || setup_names(&runtime, doomed).len() >= 2,
+    );
+    // Its file goes after its paths were checked ahead: the run still
+    // ends as one whose file was deleted after it was queued.
+    std::fs::remove_file(tests.path().join("test_gone.py")).unwrap();
+    tests.write("first-go", "");
+    let run = app.wait_finished(doomed, Duration::from_secs(30));
+    assert_eq!(run["status"], "error");
+    assert!(
+        run["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("test_gone.py") && r.contains("deleted")),
+        "{run}"
+    );
+    assert_eq!(app.run(first)["status"], "success");
+    eventually(
+        Duration::from_secs(10),
+        "nothing of the doomed run is left",
+        || setup_names(&runtime, doomed).is_empty(),
     );
 }

@@ -122,7 +122,7 @@ pub fn execute(
     let started = Instant::now();
     let mut token = TokenGuard::new(ctx, &claim);
     let setup = match ready.filter(|setup| setup.run_id == run_id) {
-        Some(setup) => Ok(setup),
+        Some(setup) => setup.claimed(ctx),
         None => RunSetup::create(ctx, run_id, &claim.run.paths()),
     };
     let (mut outcome, stored, artifacts_dir, next_setup) = match setup {

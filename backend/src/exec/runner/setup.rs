@@ -57,6 +57,16 @@ impl RunSetup {
         })
     }
 
+    /// This setup, made ahead, for its run now claimed: its paths were
+    /// checked a moment ago, and are checked again, as a setup made at
+    /// the claim would have them checked.
+    pub fn claimed(self, ctx: &RunnerContext) -> Result<RunSetup, String> {
+        for path in &self.paths {
+            still_there(ctx, path)?;
+        }
+        Ok(self)
+    }
+
     /// Ahead of a finish that may hand `environment_id` on: the setup of
     /// the run waiting first there, the one the hand-off starts unless a
     /// cancel, a reservation or maintenance comes first. `None` when
@@ -77,12 +87,17 @@ fn checked_paths(ctx: &RunnerContext, raw_paths: &[String]) -> Result<Vec<TestPa
         .iter()
         .map(|raw| {
             let path = TestPath::parse(raw).map_err(|why| format!("test path {raw:?} {why}"))?;
-            ctx.tests_root.entry(&path).map_err(|why| {
-                format!("cannot run: {why} (was it deleted after the run was queued?)")
-            })?;
+            still_there(ctx, &path)?;
             Ok(path)
         })
         .collect()
+}
+
+fn still_there(ctx: &RunnerContext, path: &TestPath) -> Result<(), String> {
+    ctx.tests_root
+        .entry(path)
+        .map(drop)
+        .map_err(|why| format!("cannot run: {why} (was it deleted after the run was queued?)"))
 }
 
 /// Files of a run in the runtime directory, removed when dropped.
