@@ -267,6 +267,28 @@ fn setup_names(runtime: &std::path::Path, id: i64) -> Vec<String> {
         .collect()
 }
 
+/// The service's runtime directory, once run `next` is set up there
+/// ahead of its claim, while run `lingering` (of [`lingers`]) waits to
+/// exit: the directory is where `lingering`'s own one is.
+fn runtime_once_set_up_ahead(app: &TestApp, lingering: i64, next: i64) -> std::path::PathBuf {
+    let directory = RefCell::new(None);
+    eventually(
+        Duration::from_secs(30),
+        "the lingering run prints its directory",
+        || {
+            *directory.borrow_mut() = printed_directory(app, lingering);
+            directory.borrow().is_some()
+        },
+    );
+    let runtime = directory.take().unwrap().parent().unwrap().to_path_buf();
+    eventually(
+        Duration::from_secs(30),
+        "the run queued next is set up before the lingering one exits",
+        || setup_names(&runtime, next).len() >= 2,
+    );
+    runtime
+}
+
 /// A test file whose interpreter, once pytest is done, waits (an atexit
 /// handler) until file `flag` exists next to it; its test prints where
 /// its run's directory is.
@@ -298,27 +320,8 @@ print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '=')\n";
     let second = app.create_run("art", 8, &["test_second.py"]);
     let last = app.create_run("art", 8, &["test_print.py"]);
 
-    let first_directory = RefCell::new(None);
-    eventually(
-        Duration::from_secs(30),
-        "the first run prints its directory",
-        || {
-            *first_directory.borrow_mut() = printed_directory(&app, first);
-            first_directory.borrow().is_some()
-        },
-    );
-    let runtime = first_directory
-        .take()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
     // pytest is done, its interpreter waits: the run queued next is set up.
-    eventually(
-        Duration::from_secs(30),
-        "the run queued next is set up before the first one exits",
-        || setup_names(&runtime, cancelled).len() >= 2,
-    );
+    let runtime = runtime_once_set_up_ahead(&app, first, cancelled);
     assert_eq!(app.run(first)["status"], "running");
     // It is cancelled before the finish: the finish hands on past it.
     let (status, run) = app.post(&format!("/api/runs/{cancelled}/cancel"), &json!({}));
@@ -388,26 +391,7 @@ fn a_file_deleted_after_its_run_was_set_up_ahead_ends_that_run_as_an_error() {
     let app = TestApp::spawn(&tests, &[]);
     let first = app.create_run("art", 9, &["test_first.py"]);
     let doomed = app.create_run("art", 9, &["test_gone.py"]);
-    let first_directory = RefCell::new(None);
-    eventually(
-        Duration::from_secs(30),
-        "the first run prints its directory",
-        || {
-            *first_directory.borrow_mut() = printed_directory(&app, first);
-            first_directory.borrow().is_some()
-        },
-    );
-    let runtime = first_directory
-        .take()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    eventually(
-        Duration::from_secs(30),
-        "the run queued next is set up before the first one exits",
-        || setup_names(&runtime, doomed).len() >= 2,
-    );
+    let runtime = runtime_once_set_up_ahead(&app, first, doomed);
     // Its file goes after its paths were checked ahead: the run still
     // ends as one whose file was deleted after it was queued.
     std::fs::remove_file(tests.path().join("test_gone.py")).unwrap();
