@@ -3,7 +3,7 @@
 # backend, then bench/bench.py starts its own databases (in the Postgres
 # server of DATABASE_URL, else the project-local cluster of scripts/pg.sh),
 # backends and load, and prints one table of figures next to their targets.
-# BENCHMARKS.md explains every figure. It takes about 6 minutes on 2 cores.
+# BENCHMARKS.md explains every figure. It takes about 17 minutes on 2 cores.
 #
 #   BENCH_QUICK=1     fewer repetitions and runs (about 2 minutes), for a
 #                     quick look; not for BENCHMARKS.md
@@ -11,7 +11,7 @@
 #                     dispatch,overhead,runlist,drain,biglog,insights,
 #                     browsers,flood,instances,browser,spa (the default),
 #                     or scale (1 000 000 runs, 20 000 000 case rows: a
-#                     phase of its own, about half an hour)
+#                     phase of its own, about 20 minutes)
 #   BENCH_STRICT=1    exit 1 when a target is missed
 #   BENCH_KEEP=1      keep the scratch directory (backend logs, stamps)
 #   BENCH_PYTHON      the interpreter that runs pytest (default: the real
