@@ -75,7 +75,12 @@ impl Selection {
 
 impl RunRow {
     pub fn paths(&self) -> Vec<String> {
-        serde_json::from_value(self.paths.clone()).unwrap_or_default()
+        RunRow::paths_of(self.paths.clone())
+    }
+
+    /// A run's `paths` column as the list it was written from.
+    pub fn paths_of(column: serde_json::Value) -> Vec<String> {
+        serde_json::from_value(column).unwrap_or_default()
     }
 
     pub fn selection(&self) -> Selection {

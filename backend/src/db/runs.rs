@@ -99,14 +99,15 @@ pub fn queued_count(conn: &mut PgConnection) -> QueryResult<i64> {
 pub fn first_queued_on(
     conn: &mut PgConnection,
     environment_id: i32,
-) -> QueryResult<Option<(i64, serde_json::Value)>> {
-    test_runs::table
+) -> QueryResult<Option<(i64, Vec<String>)>> {
+    let first: Option<(i64, serde_json::Value)> = test_runs::table
         .filter(test_runs::environment_id.eq(environment_id))
         .filter(test_runs::status.eq(RunStatus::Queued))
         .order(test_runs::id)
         .select((test_runs::id, test_runs::paths))
         .first(conn)
-        .optional()
+        .optional()?;
+    Ok(first.map(|(id, paths)| (id, RunRow::paths_of(paths))))
 }
 
 pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<RunRow>> {

@@ -76,7 +76,6 @@ impl RunSetup {
         let mut conn = ctx.pool.get().ok()?;
         let (run_id, paths) = runs::first_queued_on(&mut conn, environment_id).ok()??;
         drop(conn);
-        let paths: Vec<String> = serde_json::from_value(paths).unwrap_or_default();
         RunSetup::create(ctx, run_id, &paths).ok()
     }
 }
