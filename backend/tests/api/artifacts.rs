@@ -289,16 +289,19 @@ fn runtime_once_set_up_ahead(app: &TestApp, lingering: i64, next: i64) -> std::p
     runtime
 }
 
+/// A test file whose test prints where its run's directory is.
+const PRINTS_DIRECTORY: &str = "import os\n\ndef test_where():\n    \
+print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '=')\n";
+
 /// A test file whose interpreter, once pytest is done, waits (an atexit
 /// handler) until file `flag` exists next to it; its test prints where
 /// its run's directory is.
 fn lingers(flag: &str) -> String {
     format!(
-        "import atexit, os, time\nfrom pathlib import Path\n\n\
+        "import atexit, time\nfrom pathlib import Path\n\n\
 FLAG = Path(__file__).parent / '{flag}'\n\n\
 def linger():\n    for _ in range(2400):\n        if FLAG.exists():\n            return\n        \
-time.sleep(0.05)\n\natexit.register(linger)\n\n\
-def test_where():\n    print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '=')\n"
+time.sleep(0.05)\n\natexit.register(linger)\n\n{PRINTS_DIRECTORY}"
     )
 }
 
@@ -307,12 +310,10 @@ fn the_next_run_is_set_up_while_the_one_before_exits_and_a_wrong_guess_leaves_no
     // A lingering run's interpreter waits after pytest is done (an atexit
     // handler) until the flag its test names exists; every run prints
     // where its directory is.
-    let prints = "import os\n\ndef test_where():\n    \
-print('directory=' + os.environ['TEST_ARTIFACTS_DIR'] + '=')\n";
     let tests = TestsDir::with(&[
         ("test_first.py", &lingers("first-go")),
         ("test_second.py", &lingers("second-go")),
-        ("test_print.py", prints),
+        ("test_print.py", PRINTS_DIRECTORY),
     ]);
     let app = TestApp::spawn(&tests, &[]);
     let first = app.create_run("art", 8, &["test_first.py"]);
